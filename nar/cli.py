@@ -1,0 +1,121 @@
+"""``nar``: the command-line entry points that dvc.yaml runs.
+
+Each command loads and validates params.yaml first (bad configuration stops it before any
+work, with one line naming the key), then calls one library function. Heavy imports (torch,
+mlflow) happen inside the command that needs them, so ``nar generate`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zlib
+from pathlib import Path
+
+from nar.config import load_params
+from nar.errors import NarError, UserError
+
+
+def inside_workspace(path: str | Path, what: str) -> Path:
+    """Resolve ``path`` and refuse it if it points outside the current workspace."""
+    root = Path.cwd().resolve()
+    resolved = (root / path).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UserError(f"{what} {str(path)!r} resolves to {resolved}, outside the workspace {root}")
+    return resolved
+
+
+def split_seed(seed: int, algorithm: str, split: str) -> int:
+    """A distinct, stable seed per (algorithm, split), so splits never share graphs by accident."""
+    return (seed * 1_000_003 + zlib.crc32(f"{algorithm}/{split}".encode())) % 2**63
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from nar.data.generate import generate_split
+    from nar.data.samplers import GraphSamplerConfig
+    from nar.data.summary import summarize
+
+    params = load_params(args.params).generate
+    algorithms = [args.algorithm] if args.algorithm else list(params.algorithms)
+    from nar.algorithms import ALGORITHMS
+
+    for name in algorithms:
+        if name not in ALGORITHMS:
+            raise UserError(f"--algorithm {name!r} is unknown; available: {sorted(ALGORITHMS)}")
+    splits = dict(params.splits)
+    if args.split:
+        if args.split not in splits and (args.count is None or not args.size):
+            raise UserError(
+                f"--split {args.split!r} is not in params.yaml (splits: {sorted(splits)}); "
+                "give --count and --size to define it"
+            )
+        splits = {args.split: splits.get(args.split)}
+    seed = params.seed if args.seed is None else args.seed
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    if args.count is not None and args.count < 1:
+        raise UserError(f"--count must be >= 1, got {args.count}")
+    if args.size and min(args.size) < 1:
+        raise UserError(f"--size values must be >= 1, got {args.size}")
+    sampler = GraphSamplerConfig(
+        kind=params.sampler.kind,
+        p_range=params.sampler.p_range,
+        weighted=params.sampler.weighted,
+        directed=params.sampler.directed,
+    )
+    out_root = inside_workspace(args.out, "--out")
+    for name in algorithms:
+        for split, split_params in splits.items():
+            count = args.count if args.count is not None else split_params.count
+            sizes = tuple(args.size) if args.size else split_params.sizes
+            out_dir = out_root / name / split
+            print(f"generate {name}/{split}: {count} graphs, sizes {list(sizes)} -> {out_dir}", file=sys.stderr)
+            generate_split(
+                algorithm=name,
+                count=count,
+                sizes=sizes,
+                seed=split_seed(seed, name, split),
+                out_dir=out_dir,
+                sampler=sampler,
+                shard_size=params.shard_size,
+                progress=not args.no_progress,
+                split=split,
+            )
+        print(summarize(out_root / name).to_string(), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nar", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="configuration file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate synthetic algorithm traces (inputs, hints, outputs)")
+    gen.add_argument("--algorithm", help="one algorithm (default: all of generate.algorithms)")
+    gen.add_argument("--split", help="one split (default: all of generate.splits)")
+    gen.add_argument("--count", type=int, help="number of graphs per split (overrides params)")
+    gen.add_argument("--size", type=int, action="append", help="node count; repeat for a list (overrides params)")
+    gen.add_argument("--seed", type=int, help="base seed (overrides generate.seed)")
+    gen.add_argument("--out", default="data/synthetic", help="output root inside the workspace")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except NarError as exc:
+        print(f"nar {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

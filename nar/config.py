@@ -1,0 +1,221 @@
+"""params.yaml, validated into typed, frozen objects before any work starts.
+
+One dataclass per section. ``load_params`` checks every key against the dataclass fields and
+their type hints (unknown keys, wrong types, empty lists), then each class's ``check`` method
+checks ranges and names. Any problem raises :class:`ConfigError` naming the key (as a dotted
+path), the value found and what is allowed; the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nar.errors import NarError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(NarError, ValueError):
+    """A value in params.yaml (or a CLI override) is not allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}: got {value!r}; allowed: {allowed}")
+
+
+# --------------------------------------------------------------------------- generic checking
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin in (dict, Mapping):
+        return f"a mapping of name to {_type_name(typing.get_args(tp)[1])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {[f.name for f in dataclasses.fields(tp)]}"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against type hint ``tp`` and convert lists to tuples, dicts to dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(key, value, _type_name(tp))
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(key, value, _type_name(tp))
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(key, value, "null")
+        return None
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, value, _type_name(tp))
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(key, value, f"a list of exactly {len(args)} values")
+            return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        if not value:
+            raise ConfigError(key, value, "a non-empty list")
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping) or not value:
+            raise ConfigError(key, value, "a non-empty " + _type_name(tp))
+        _, val_tp = typing.get_args(tp)
+        # read-only view: Params are frozen all the way down
+        return types.MappingProxyType({str(k): _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()})
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "true/false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, value, "an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, value, "a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(key, value, "a non-empty string")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def build(cls: type, data: Any, key: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys; then run ``cls.check``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(key, data, _type_name(cls))
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(_join(key, unknown[0]), data[unknown[0]], f"one of the keys {sorted(names)}")
+    kwargs = {name: _coerce(hints[name], data[name], _join(key, name)) for name in names if name in data}
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(key)
+    return obj
+
+
+def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(key, value, allowed)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    count: int
+    sizes: tuple[int, ...]
+
+    def check(self, key: str) -> None:
+        _require(self.count > 0, f"{key}.count", self.count, "an integer >= 1")
+        for i, n in enumerate(self.sizes):
+            _require(1 <= n <= 1024, f"{key}.sizes[{i}]", n, "node counts from 1 to 1024")
+
+
+@dataclass(frozen=True)
+class SamplerParams:
+    kind: Literal["er", "grid", "geometric"] = "er"
+    p_range: tuple[float, float] = (0.1, 0.9)  # Erdős–Rényi edge probability, drawn per graph
+    weighted: bool | None = None  # None: what the algorithm's spec asks for
+    directed: bool | None = None
+
+    def check(self, key: str) -> None:
+        lo, hi = self.p_range
+        _require(0 < lo <= hi <= 1, f"{key}.p_range", list(self.p_range), "two probabilities 0 < low <= high <= 1")
+
+
+def _default_splits() -> Mapping[str, SplitParams]:
+    return types.MappingProxyType(
+        {
+            "train": SplitParams(count=10000, sizes=(4, 7, 11, 13, 16)),
+            "val": SplitParams(count=64, sizes=(16,)),
+            "test": SplitParams(count=32, sizes=(64,)),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    seed: int = 42
+    algorithms: tuple[str, ...] = ("bfs", "bellman_ford")
+    shard_size: int = 2000
+    sampler: SamplerParams = field(default_factory=SamplerParams)
+    splits: Mapping[str, SplitParams] = field(default_factory=_default_splits)
+
+    def check(self, key: str) -> None:
+        from nar.algorithms import ALGORITHMS
+
+        _require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
+        _require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
+        for i, name in enumerate(self.algorithms):
+            _require(name in ALGORITHMS, f"{key}.algorithms[{i}]", name, f"one of {sorted(ALGORITHMS)}")
+        _require(
+            len(set(self.algorithms)) == len(self.algorithms), f"{key}.algorithms", list(self.algorithms), "no repeats"
+        )
+        for split in self.splits:
+            _require(split.replace("_", "").isalnum(), f"{key}.splits", split, "split names of letters, digits and _")
+
+
+@dataclass(frozen=True)
+class Params:
+    generate: GenerateParams = field(default_factory=GenerateParams)
+
+
+SECTIONS = {f.name for f in dataclasses.fields(Params)}
+
+
+def parse_params(data: Any) -> Params:
+    """Validate an already-parsed params mapping (keys in errors read like ``generate.seed``)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("params", data, f"a mapping with sections {sorted(SECTIONS)}")
+    return build(Params, data, "")
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml. Raises ConfigError for any bad key or value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    return parse_params(data)
