@@ -123,6 +123,13 @@ def build(cls: type, data: Any, key: str) -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(_join(key, unknown[0]), data[unknown[0]], f"one of the keys {sorted(names)}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(_join(key, missing[0]), "missing", f"{_type_name(hints[missing[0]])} (required)")
     kwargs = {name: _coerce(hints[name], data[name], _join(key, name)) for name in names if name in data}
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)

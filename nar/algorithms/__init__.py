@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nar.algorithms import bellman_ford
+from nar.algorithms import bellman_ford, bfs, dfs, dijkstra, floyd_warshall, mst_prim, topological_sort
 from nar.algorithms.base import Algorithm, BatchTrace, Graphs
 from nar.algorithms.spec import (
     AlgorithmSpec,
@@ -24,7 +24,7 @@ from nar.algorithms.spec import (
 
 ALGORITHMS: dict[str, Algorithm] = {
     m.SPEC.name: Algorithm(spec=m.SPEC, run=m.run)
-    for m in (bellman_ford,)
+    for m in (bfs, dfs, topological_sort, bellman_ford, dijkstra, mst_prim, floyd_warshall)
 }
 
 

@@ -167,9 +167,7 @@ def validate_trajectory(spec: AlgorithmSpec, traj: Trajectory) -> None:
     for stage, group in ((Stage.INPUT, traj.inputs), (Stage.HINT, traj.hints), (Stage.OUTPUT, traj.outputs)):
         expected = {f.name for f in spec.by_stage(stage)}
         if set(group) != expected:
-            raise SpecError(
-                f"{spec.name}: {stage} fields are {sorted(group)}, the spec says {sorted(expected)}"
-            )
+            raise SpecError(f"{spec.name}: {stage} fields are {sorted(group)}, the spec says {sorted(expected)}")
         for f in spec.by_stage(stage):
             value = np.asarray(group[f.name])
             shape = f.shape(n)

@@ -1,0 +1,76 @@
+"""params.yaml validation: every bad value stops with one message naming key, value and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nar.config import ConfigError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert "bellman_ford" in params.generate.algorithms
+    assert params.generate.splits["test"].sizes == (64,)
+
+
+def test_defaults_fill_missing_sections():
+    params = parse_params({})
+    assert params.generate.seed == 42
+
+
+def test_params_are_frozen():
+    params = parse_params({})
+    with pytest.raises(AttributeError):
+        params.generate.seed = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        params.generate.splits["train"] = None  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "allowed"),
+    [
+        ({"generate": {"seed": -1}}, "generate.seed", ">= 0"),
+        ({"generate": {"seed": "a"}}, "generate.seed", "an integer"),
+        ({"generate": {"seed": 1.5}}, "generate.seed", "an integer"),
+        ({"generate": {"seed": True}}, "generate.seed", "an integer"),
+        ({"generate": {"colour": 1}}, "generate.colour", "one of the keys"),
+        ({"generat": {}}, "generat", "one of the keys"),
+        ({"generate": {"algorithms": ["quicksort"]}}, "generate.algorithms[0]", "bellman_ford"),
+        ({"generate": {"algorithms": []}}, "generate.algorithms", "non-empty"),
+        ({"generate": {"algorithms": "bfs"}}, "generate.algorithms", "a list"),
+        ({"generate": {"algorithms": ["bellman_ford", "bellman_ford"]}}, "generate.algorithms", "no repeats"),
+        ({"generate": {"sampler": {"p_range": [0, 0.5]}}}, "generate.sampler.p_range", "0 < low"),
+        ({"generate": {"sampler": {"p_range": [0.5, 1.5]}}}, "generate.sampler.p_range", "<= 1"),
+        ({"generate": {"sampler": {"p_range": [0.5]}}}, "generate.sampler.p_range", "exactly 2"),
+        ({"generate": {"sampler": {"kind": "torus"}}}, "generate.sampler.kind", "'er'"),
+        ({"generate": {"splits": {"train": {"count": 0, "sizes": [4]}}}}, "generate.splits.train.count", ">= 1"),
+        ({"generate": {"splits": {"train": {"count": 5, "sizes": [-4]}}}}, "generate.splits.train.sizes[0]", "1 to"),
+        ({"generate": {"splits": {"train": {"count": 5}}}}, "generate.splits.train.sizes", "missing"),
+        ({"generate": {"splits": {}}}, "generate.splits", "non-empty"),
+        ({"generate": {"shard_size": 0}}, "generate.shard_size", ">= 1"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(data, key, allowed):
+    with pytest.raises(ConfigError) as info:
+        parse_params(data)
+    message = str(info.value)
+    assert message.startswith(f"{key}:"), message
+    assert allowed in message, message
+
+
+def test_unparsable_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="params.yaml"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("generate: [unclosed\n")
+    with pytest.raises(ConfigError, match="valid YAML"):
+        load_params(bad)
+
+
+def test_load_round_trip(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"generate": {"seed": 7, "algorithms": ["bellman_ford"]}}))
+    assert load_params(path).generate.seed == 7
