@@ -1,0 +1,285 @@
+"""Seeded graph samplers: batches of B random graphs with n nodes each, as ``Graphs``.
+
+Three families (``GraphSamplerConfig.kind``):
+
+``er``
+    Erdős–Rényi, the CLRS-30 distribution: each graph draws its own edge probability p
+    uniformly from ``p_range`` (default (0.1, 0.9), as Ibarz et al. 2022), then every pair
+    (undirected) or ordered pair (directed) is an edge with probability p.
+``grid``
+    A 2-D lattice with 4-neighbour bidirectional edges, in a random k×m shape: a shape with
+    k·m = n exactly if n has a factor 2 <= k <= sqrt(n), else the nearest shape, k rows of
+    m = ceil(n/k) cells with a shorter last row. Node labels are randomly permuted so the
+    index carries no position. The sparse, planar, long-path structure of ``digit_grid``.
+``geometric``
+    A random geometric graph: n points uniform in the unit square, an edge between points
+    closer than a radius chosen so the expected degree (with the square's boundary effect)
+    is ``mean_degree``, plus each point's ``knn`` nearest neighbours and (``connect``) the
+    Euclidean minimum spanning tree, so every graph is connected (radius and kNN alone leave
+    most n = 64 graphs in pieces). Road-network-like: sparse, near-planar, long shortest paths.
+
+Common to all families (what the algorithm's ``GraphKind`` asks for, unless the config
+overrides ``weighted`` / ``directed``):
+
+* weights: ER and grid weights are uniform in [0, 1); geometric weights are the Euclidean
+  distance times a noise factor uniform in [1 - weight_noise, 1 + weight_noise). Undirected
+  graphs get one weight per edge (the upper triangle mirrored), directed graphs one weight
+  per direction. Unweighted graphs have ``A = adj`` as 1.0. Weights and positions are
+  float32-representable (drawn in float32, held as float64), so the float32 narrowing on
+  disk is exact for every input.
+* directed ER graphs draw each ordered pair independently; directed grid and geometric
+  graphs keep both directions of every edge with independent weights (two-way streets with
+  different travel times).
+* acyclic (DAG) graphs: the undirected structure is oriented forward along a random
+  permutation of the nodes (the CLRS recipe: upper-triangular, then relabelled).
+* the source node is uniform over the nodes (drawn even when an algorithm ignores it);
+* ``pos`` is sorted uniform random in [0, 1) (CLRS's randomised positions).
+
+Everything is vectorised over the batch on (B, n, n) arrays, and all randomness comes from
+the ``numpy.random.Generator`` passed in: the same generator state gives the same graphs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+from nar.algorithms.base import Graphs
+from nar.algorithms.spec import GraphKind
+
+KINDS = ("er", "grid", "geometric")
+
+
+@dataclass(frozen=True)
+class GraphSamplerConfig:
+    """Which random graphs to draw. ``None`` for weighted/directed: the algorithm's ``GraphKind``."""
+
+    kind: Literal["er", "grid", "geometric"] = "er"
+    p_range: tuple[float, float] = (0.1, 0.9)  # er: edge probability, uniform per graph
+    weighted: bool | None = None
+    directed: bool | None = None
+    mean_degree: float = 4.0  # geometric: target expected degree of the radius graph
+    knn: int = 2  # geometric: each node also links to its knn nearest neighbours
+    connect: bool = True  # geometric: add the Euclidean minimum spanning tree (always connected)
+    weight_noise: float = 0.2  # geometric: weight = distance * U[1 - noise, 1 + noise)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"sampler kind {self.kind!r} is unknown; allowed: {list(KINDS)}")
+        p = tuple(float(x) for x in self.p_range)
+        if len(p) != 2 or not (0.0 <= p[0] <= p[1] <= 1.0):
+            raise ValueError(f"sampler p_range {self.p_range!r}: need two probabilities 0 <= low <= high <= 1")
+        object.__setattr__(self, "p_range", p)
+        for name in ("weighted", "directed"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"sampler {name} must be true, false or null (the algorithm's choice), got {value!r}")
+        if not self.mean_degree > 0:
+            raise ValueError(f"sampler mean_degree must be > 0, got {self.mean_degree}")
+        if not (isinstance(self.knn, int) and self.knn >= 0):
+            raise ValueError(f"sampler knn must be an integer >= 0, got {self.knn!r}")
+        if not isinstance(self.connect, bool):
+            raise ValueError(f"sampler connect must be true or false, got {self.connect!r}")
+        if not 0 <= self.weight_noise < 1:
+            raise ValueError(f"sampler weight_noise must be in [0, 1), got {self.weight_noise}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["p_range"] = list(self.p_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GraphSamplerConfig:
+        d = dict(d)
+        if "p_range" in d:
+            d["p_range"] = tuple(d["p_range"])
+        return cls(**d)
+
+    def resolve(self, graph: GraphKind) -> tuple[bool, bool, bool]:
+        """(weighted, directed, acyclic) after applying the overrides to the algorithm's kind."""
+        weighted = graph.weighted if self.weighted is None else self.weighted
+        directed = graph.directed if self.directed is None else self.directed
+        if graph.acyclic:
+            if self.directed is False:
+                raise ValueError("the algorithm needs a DAG: sampler directed=false is not possible")
+            directed = True
+        return weighted, directed, graph.acyclic
+
+
+def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: int, rng: np.random.Generator) -> Graphs:
+    """Draw ``batch`` graphs with ``n`` nodes each for an algorithm defined on ``graph``."""
+    if n < 1 or batch < 0:
+        raise ValueError(f"need n >= 1 and batch >= 0, got n={n}, batch={batch}")
+    weighted, directed, acyclic = config.resolve(graph)
+    B = batch
+    # Structure, then weights. Each family returns adj (B, n, n) bool without self-loops and,
+    # for geometric, the base edge lengths.
+    lengths = None
+    if config.kind == "er":
+        p = rng.uniform(config.p_range[0], config.p_range[1], size=(B, 1, 1)).astype(np.float32)
+        draw = rng.random((B, n, n), dtype=np.float32) < p
+        adj = draw & _off_diagonal(n) if directed and not acyclic else _symmetric_upper(draw)
+    elif config.kind == "grid":
+        adj = _grid(n, B, rng)
+    else:
+        adj, lengths = _geometric(n, B, config, rng)
+
+    if acyclic:
+        # Keep u -> v iff u comes before v in a random order: the result is a DAG.
+        rank = _permutations(B, n, rng)  # (B, n)
+        adj = adj & (rank[:, :, None] < rank[:, None, :])
+
+    if not weighted:
+        A = adj.astype(np.float64)
+    else:
+        if lengths is None:
+            w = rng.random((B, n, n), dtype=np.float32)  # uniform [0, 1)
+        else:
+            lo = 1.0 - config.weight_noise
+            noise = lo + (2 * config.weight_noise) * rng.random((B, n, n), dtype=np.float32)
+            w = (lengths * noise).astype(np.float32)
+        if not directed:
+            w = _mirror_upper(w)
+        A = np.where(adj, w, np.float32(0)).astype(np.float64)
+
+    pos = np.sort(rng.random((B, n), dtype=np.float32), axis=1).astype(np.float64)
+    source = rng.integers(0, n, size=B, dtype=np.int64)
+    return Graphs(A=A, adj=adj, pos=pos, source=source)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@lru_cache(maxsize=64)
+def _off_diagonal(n: int) -> np.ndarray:
+    return ~np.eye(n, dtype=bool)
+
+
+@lru_cache(maxsize=64)
+def _strict_upper(n: int) -> np.ndarray:
+    return np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+def _symmetric_upper(m: np.ndarray) -> np.ndarray:
+    """(B, n, n) bool: the strict upper triangle of ``m`` mirrored to the lower one."""
+    up = m & _strict_upper(m.shape[-1])
+    return up | up.transpose(0, 2, 1)
+
+
+def _mirror_upper(w: np.ndarray) -> np.ndarray:
+    """(B, n, n): the strict upper triangle of ``w`` mirrored (diagonal zero)."""
+    up = np.where(_strict_upper(w.shape[-1]), w, 0)
+    return up + up.transpose(0, 2, 1)
+
+
+def _permutations(B: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, n) int64: an independent random permutation of range(n) per row."""
+    return np.argsort(rng.random((B, n)), axis=1)
+
+
+def grid_shapes(n: int) -> list[tuple[int, int]]:
+    """The (rows, cols) shapes a grid of ``n`` nodes is drawn from (rows <= cols).
+
+    Exact shapes k×(n/k) with 2 <= k <= sqrt(n) if any; otherwise every k in that range with
+    ceil(n/k) columns and a shorter last row (all rows non-empty since k(k-1) < n); a path
+    (1×n) only for n < 4.
+    """
+    ks = range(2, math.isqrt(n) + 1)
+    exact = [(k, n // k) for k in ks if n % k == 0]
+    if exact:
+        return exact
+    near = [(k, -(-n // k)) for k in ks]
+    return near or [(1, n)]
+
+
+@lru_cache(maxsize=256)
+def _grid_template(n: int, rows: int, cols: int) -> np.ndarray:
+    """(n, n) bool adjacency of the first n cells (row-major) of a rows×cols lattice."""
+    idx = np.arange(n)
+    r, c = idx // cols, idx % cols
+    same_row_next = (r[:, None] == r[None, :]) & (c[None, :] == c[:, None] + 1)
+    next_row_same = (c[:, None] == c[None, :]) & (r[None, :] == r[:, None] + 1)
+    right_or_down = same_row_next | next_row_same
+    adj = right_or_down | right_or_down.T
+    adj.flags.writeable = False
+    return adj
+
+
+def _grid(n: int, B: int, rng: np.random.Generator) -> np.ndarray:
+    shapes = grid_shapes(n)
+    choice = rng.integers(0, len(shapes), size=B)
+    templates = np.stack([_grid_template(n, r, c) for r, c in shapes])  # (S, n, n)
+    base = templates[choice]  # (B, n, n)
+    # Relabel: node i of the graph is cell perm[i] of the lattice.
+    perm = _permutations(B, n, rng)  # (B, n)
+    rows = np.arange(B)[:, None, None]
+    return base[rows, perm[:, :, None], perm[:, None, :]]
+
+
+def geometric_radius(n: int, mean_degree: float) -> float:
+    """Radius r giving expected degree ``mean_degree`` for n uniform points in the unit square.
+
+    The probability that two uniform points are closer than r <= 1 is
+    pi r^2 - 8/3 r^3 + 1/2 r^4 (the square's boundary included); solved by bisection. If even
+    r = 1 is not enough the graph is complete (r = sqrt(2)).
+    """
+    if n <= 1:
+        return 0.0
+    target = mean_degree / (n - 1)
+
+    def prob(r: float) -> float:
+        return math.pi * r**2 - 8.0 / 3.0 * r**3 + 0.5 * r**4
+
+    if target >= prob(1.0):
+        return math.sqrt(2.0)
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if prob(mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    pts = rng.random((B, n, 2), dtype=np.float32).astype(np.float64)  # (B, n, 2)
+    diff = pts[:, :, None, :] - pts[:, None, :, :]  # (B, n, n, 2)
+    dist = np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))  # (B, n, n)
+    off = _off_diagonal(n)
+    adj = (dist < geometric_radius(n, config.mean_degree)) & off
+    k = min(config.knn, n - 1)
+    if k > 0:
+        masked = np.where(off, dist, np.inf)
+        nearest = np.argpartition(masked, k - 1, axis=2)[:, :, :k]  # (B, n, k)
+        knn = np.zeros((B, n, n), dtype=bool)
+        np.put_along_axis(knn, nearest, True, axis=2)
+        adj |= knn | knn.transpose(0, 2, 1)
+    if config.connect:
+        adj |= _minimum_spanning_tree(dist)
+    return adj, dist.astype(np.float32)
+
+
+def _minimum_spanning_tree(dist: np.ndarray) -> np.ndarray:
+    """(B, n, n) bool symmetric: the minimum spanning tree of each complete distance graph.
+
+    Prim's algorithm, vectorised over the batch: n - 1 steps on (B, n) arrays.
+    """
+    B, n, _ = dist.shape
+    rows = np.arange(B)
+    tree = np.zeros((B, n, n), dtype=bool)
+    in_tree = np.zeros((B, n), dtype=bool)
+    in_tree[:, 0] = True
+    best = dist[:, 0, :].copy()  # (B, n): distance of each node to the tree
+    parent = np.zeros((B, n), dtype=np.int64)
+    for _ in range(n - 1):
+        v = np.argmin(np.where(in_tree, np.inf, best), axis=1)  # (B,)
+        u = parent[rows, v]
+        tree[rows, u, v] = tree[rows, v, u] = True
+        in_tree[rows, v] = True
+        dv = dist[rows, v, :]  # (B, n)
+        closer = dv < best
+        best = np.where(closer, dv, best)
+        parent = np.where(closer, v[:, None], parent)
+    return tree

@@ -1,0 +1,157 @@
+"""Graph samplers: determinism and the structural properties of every family."""
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from nar.algorithms import GraphKind
+from nar.data.samplers import GraphSamplerConfig, geometric_radius, grid_shapes, sample_graphs
+
+UNDIRECTED = GraphKind(weighted=True, directed=False)
+DIRECTED = GraphKind(weighted=True, directed=True)
+DAG = GraphKind(weighted=True, directed=True, acyclic=True)
+KINDS = ("er", "grid", "geometric")
+
+
+def draw(graph=UNDIRECTED, n=12, batch=64, seed=0, **config):
+    return sample_graphs(graph, GraphSamplerConfig(**config), n, batch, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("family", KINDS)
+def test_same_seed_same_graphs_other_seed_other_graphs(family):
+    a, b, c = (draw(n=12, batch=16, seed=s, kind=family) for s in (3, 3, 4))
+    for name in ("A", "adj", "pos", "source"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.A, c.A)
+
+
+@pytest.mark.parametrize("family", KINDS)
+@pytest.mark.parametrize("n", [1, 2, 5, 16])
+def test_common_properties(family, n):
+    g = draw(n=n, batch=32, seed=n, kind=family)
+    assert g.A.shape == g.adj.shape == (32, n, n) and g.A.dtype == np.float64 and g.adj.dtype == bool
+    assert not g.adj[:, np.arange(n), np.arange(n)].any(), "no self-loops"
+    np.testing.assert_array_equal(g.adj, g.adj.transpose(0, 2, 1))
+    np.testing.assert_array_equal(g.A, g.A.transpose(0, 2, 1))
+    assert (g.A[~g.adj] == 0).all() and (g.A[g.adj] > 0).all()
+    # pos: sorted, strictly increasing, in [0, 1); everything float32-exact (disk narrowing is lossless)
+    assert (np.diff(g.pos, axis=1) > 0).all() and (g.pos >= 0).all() and (g.pos < 1).all()
+    for x in (g.A, g.pos):
+        np.testing.assert_array_equal(x.astype(np.float32).astype(np.float64), x)
+    assert g.source.dtype == np.int64 and ((g.source >= 0) & (g.source < n)).all()
+
+
+def test_er_weights_uniform_in_unit_interval_and_p_per_graph():
+    g = draw(n=16, batch=400)
+    w = g.A[g.adj]
+    assert w.min() >= 0 and w.max() < 1
+    assert 0.45 < w.mean() < 0.55
+    density = g.adj.sum(axis=(1, 2)) / (16 * 15)
+    # p ~ U(0.1, 0.9) per graph: densities spread over the range, not clustered at one value.
+    assert density.min() < 0.2 and density.max() > 0.8 and 0.45 < density.mean() < 0.55
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_er_p_range_extremes(p):
+    g = draw(n=9, p_range=(p, p))
+    assert g.adj.sum() == (0 if p == 0 else 64 * 9 * 8)
+
+
+def test_directed_er_is_asymmetric_with_independent_weights():
+    g = draw(DIRECTED, n=16, batch=32)
+    assert not np.array_equal(g.adj, g.adj.transpose(0, 2, 1))
+    both = g.adj & g.adj.transpose(0, 2, 1)
+    assert both.any() and not np.array_equal(g.A[both], g.A.transpose(0, 2, 1)[both])
+
+
+@pytest.mark.parametrize("family", KINDS)
+def test_dags_are_acyclic_and_not_trivially_ordered(family):
+    g = draw(DAG, n=10, batch=40, seed=1, kind=family)
+    upper = np.triu(np.ones((10, 10), dtype=bool), 1)
+    assert any((g.adj[b] & ~upper).any() for b in range(40)), "relabelled, not upper-triangular"
+    for b in range(40):
+        assert nx.is_directed_acyclic_graph(nx.DiGraph(g.adj[b]))
+    assert g.adj.sum() > 0
+
+
+def test_complete_dag_is_a_tournament():
+    g = draw(DAG, n=8, p_range=(1.0, 1.0))
+    np.testing.assert_array_equal(g.adj | g.adj.transpose(0, 2, 1), ~np.eye(8, dtype=bool)[None].repeat(64, 0))
+
+
+def test_overrides_and_unweighted():
+    g = draw(UNDIRECTED, weighted=False, directed=True, n=12)
+    np.testing.assert_array_equal(g.A, g.adj.astype(np.float64))
+    assert not np.array_equal(g.adj, g.adj.transpose(0, 2, 1))
+    with pytest.raises(ValueError, match="DAG"):
+        draw(DAG, directed=False)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"kind": "tree"}, "kind"),
+        ({"p_range": (0.5, 0.2)}, "p_range"),
+        ({"p_range": (0.1, 1.5)}, "p_range"),
+        ({"weighted": "yes"}, "weighted"),
+        ({"mean_degree": 0}, "mean_degree"),
+        ({"knn": -1}, "knn"),
+        ({"weight_noise": 1.0}, "weight_noise"),
+    ],
+)
+def test_config_validation(bad, match):
+    with pytest.raises(ValueError, match=match):
+        GraphSamplerConfig(**bad)
+
+
+def test_config_round_trips_through_a_dict():
+    c = GraphSamplerConfig(kind="geometric", p_range=(0.2, 0.3), weighted=False, knn=3)
+    assert GraphSamplerConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 12, 13, 16, 64])
+def test_grid_shapes_cover_exactly_n_nodes(n):
+    for rows, cols in grid_shapes(n):
+        assert rows <= cols and rows * cols >= n and (rows - 1) * cols < n
+    if n in (12, 16, 64):
+        assert all(r * c == n for r, c in grid_shapes(n))
+
+
+@pytest.mark.parametrize("n", [12, 13])
+def test_grids_are_lattices(n):
+    g = draw(n=n, batch=32, kind="grid")
+    lattices = [nx.grid_2d_graph(r, c) for r, c in grid_shapes(n)]
+    for b in range(32):
+        G = nx.Graph(g.adj[b])
+        assert nx.is_connected(G) and max(d for _, d in G.degree) <= 4
+        if n == 12:
+            assert any(nx.is_isomorphic(G, L) for L in lattices)
+    w = g.A[g.adj]
+    assert 0 <= w.min() and w.max() < 1
+
+
+def test_directed_grid_keeps_both_directions_with_own_weights():
+    g = draw(DIRECTED, n=16, batch=32, kind="grid")
+    np.testing.assert_array_equal(g.adj, g.adj.transpose(0, 2, 1))
+    assert not np.array_equal(g.A, g.A.transpose(0, 2, 1))
+
+
+def test_geometric_radius_gives_target_probability():
+    rng = np.random.default_rng(0)
+    r = geometric_radius(20, 4.0)
+    pts = rng.random((200_000, 2, 2))
+    close = np.linalg.norm(pts[:, 0] - pts[:, 1], axis=1) < r
+    assert abs(close.mean() * 19 - 4.0) < 0.1
+    assert geometric_radius(3, 4.0) == pytest.approx(2**0.5)  # dense target: complete graph
+
+
+def test_geometric_graphs_connected_sparse_and_weighted_by_distance():
+    g = draw(n=64, batch=16, kind="geometric")
+    degree = g.adj.sum(axis=2).mean()
+    assert 4.0 <= degree <= 5.5  # radius graph's 4 plus the kNN / spanning-tree extras
+    assert all(nx.is_connected(nx.Graph(g.adj[b])) for b in range(16))
+    w = g.A[g.adj]
+    # distances in the unit square times noise in [0.8, 1.2); edges are short at n = 64
+    assert w.min() > 0 and w.max() < 2**0.5 * 1.2 and np.median(w) < 0.2
+    plain = draw(n=64, batch=64, kind="geometric", knn=0, connect=False)
+    assert abs(plain.adj.sum(axis=2).mean() - 4.0) < 0.3
