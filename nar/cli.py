@@ -38,7 +38,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from nar.data.samplers import GraphSamplerConfig
     from nar.data.summary import summarize
 
-    params = load_params(args.params).generate
+    params = load_params(args.params, "generate").generate
     algorithms = [args.algorithm] if args.algorithm else list(params.algorithms)
     from nar.algorithms import ALGORITHMS
 
@@ -87,6 +87,38 @@ def cmd_generate(args: argparse.Namespace) -> None:
         print(summarize(out_root / name).to_string(), file=sys.stderr)
 
 
+# --------------------------------------------------------------------------- pretrain
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    params = load_params(args.params, "pretrain").pretrain
+    if not params.runs:
+        raise UserError("params.yaml has no pretrain.runs: nothing to pretrain")
+    names = [args.run] if args.run else list(params.runs)
+    for name in names:
+        if name not in params.runs:
+            raise UserError(f"--run {name!r} is not in pretrain.runs; available: {sorted(params.runs)}")
+    import dataclasses
+
+    from nar.training.pretrain import run_pretrain
+
+    for name in names:
+        run = params.runs[name]
+        train_config = dataclasses.replace(run.train, device=params.device, progress=not args.no_progress)
+        print(f"pretrain {name}: {run.model.processor.kind}, {list(train_config.algorithms)}", file=sys.stderr)
+        metrics = run_pretrain(
+            name,
+            run.model,
+            train_config,
+            batch_size=run.batch_size,
+            data_root=inside_workspace(args.data, "--data"),
+            track=not args.no_mlflow,
+        )
+        for algo, scores in metrics["algorithms"].items():
+            tests = ", ".join(f"n={label}: {100 * s['score']:.2f}%" for label, s in scores["test"].items())
+            print(f"  {algo}: val {100 * scores['val'].get('score', float('nan')):.2f}%, test {tests}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -104,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="data/synthetic", help="output root inside the workspace")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)
+
+    pre = sub.add_parser("pretrain", help="pretrain encoder, processor and decoder on the synthetic traces")
+    pre.add_argument("--run", help="one entry of pretrain.runs (default: all)")
+    pre.add_argument("--data", default="data/synthetic", help="dataset root inside the workspace")
+    pre.add_argument("--no-mlflow", action="store_true", help="do not track the run in MLflow")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pre.set_defaults(func=cmd_pretrain)
+
+    from nar.natural.cli import add_natural_parser
+    from nar.registry_cli import add_register_parser, add_registry_parser
+
+    add_natural_parser(sub)
+
+    add_register_parser(sub)
+    add_registry_parser(sub)
     return parser
 
 

@@ -14,11 +14,16 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from nar.errors import NarError
+
+if TYPE_CHECKING:
+    from nar.models.model import ModelConfig
+    from nar.natural.config import NaturalParams
+    from nar.training.loop import TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -118,7 +123,9 @@ def build(cls: type, data: Any, key: str) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(key, data, _type_name(cls))
-    hints = typing.get_type_hints(cls)
+    # classes may name types from torch-importing modules; they resolve them on demand
+    lazy = getattr(cls, "lazy_types", None)
+    hints = typing.get_type_hints(cls, localns=lazy() if lazy else None)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -131,7 +138,10 @@ def build(cls: type, data: Any, key: str) -> Any:
     if missing:
         raise ConfigError(_join(key, missing[0]), "missing", f"{_type_name(hints[missing[0]])} (required)")
     kwargs = {name: _coerce(hints[name], data[name], _join(key, name)) for name in names if name in data}
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # the class's own validation (__post_init__)
+        raise ConfigError(key or "params", dict(data), str(exc)) from None
     check = getattr(obj, "check", None)
     if check is not None:
         check(key)
@@ -202,22 +212,111 @@ class GenerateParams:
 
 
 @dataclass(frozen=True)
+class PretrainRunParams:
+    """One processor configuration: ``models/pretrain/<name>``.
+
+    ``model`` and ``train`` are nar.models.ModelConfig and nar.training.loop.TrainConfig (their
+    keys and checks); ``train.algorithms`` are the algorithms trained with one shared processor.
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+    batch_size: int = 32
+
+    @staticmethod
+    def lazy_types() -> dict[str, type]:
+        from nar.models.model import ModelConfig
+        from nar.training.loop import TrainConfig
+
+        return {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig}
+
+    def check(self, key: str) -> None:
+        _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    device: str = "auto"
+    runs: Mapping[str, PretrainRunParams] = field(default_factory=lambda: types.MappingProxyType({}))
+
+    def check(self, key: str) -> None:
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            f"{key}.device",
+            self.device,
+            "'auto', 'cpu' or 'cuda[:index]'",
+        )
+        for name in self.runs:
+            _require(
+                name.replace("_", "").replace("-", "").isalnum(),
+                f"{key}.runs",
+                name,
+                "run names of letters, digits, - and _ (they become directory names)",
+            )
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    run: str = "bellman_ford"  # a key of pretrain.runs
+    model_name: str = "nar-processor"
+    gate_metric: str = "ood_score"
+    gate_margin: float = 0.0
+
+    def check(self, key: str) -> None:
+        for name in ("run", "model_name"):
+            value = getattr(self, name)
+            _require(
+                value.replace("_", "").replace("-", "").isalnum(),
+                f"{key}.{name}",
+                value,
+                "letters, digits, - and _",
+            )
+
+
+@dataclass(frozen=True)
 class Params:
-    generate: GenerateParams = field(default_factory=GenerateParams)
+    """All sections; those not asked for in ``load_params(path, *sections)`` stay None."""
+
+    generate: GenerateParams | None = None
+    pretrain: PretrainParams | None = None
+    register: RegisterParams | None = None
+    natural: NaturalParams | None = None
 
 
-SECTIONS = {f.name for f in dataclasses.fields(Params)}
+def _natural_params() -> type:
+    from nar.natural.config import NaturalParams  # it builds on this module: imported on demand
+
+    return NaturalParams
 
 
-def parse_params(data: Any) -> Params:
-    """Validate an already-parsed params mapping (keys in errors read like ``generate.seed``)."""
+# section name -> its class, resolved only when that section is asked for
+SECTIONS: dict[str, Any] = {
+    "generate": lambda: GenerateParams,
+    "pretrain": lambda: PretrainParams,
+    "register": lambda: RegisterParams,
+    "natural": _natural_params,
+}
+
+
+def parse_params(data: Any, sections: tuple[str, ...] = ()) -> Params:
+    """Validate an already-parsed params mapping (keys in errors read like ``generate.seed``).
+
+    Only ``sections`` are built (all when empty), so ``nar generate`` never imports torch to
+    check the pretraining section; unknown top-level sections are always refused.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError("params", data, f"a mapping with sections {sorted(SECTIONS)}")
-    return build(Params, data, "")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(unknown[0], data[unknown[0]], f"one of the sections {sorted(SECTIONS)}")
+    built = {}
+    for name in sections or tuple(SECTIONS):
+        built[name] = build(SECTIONS[name](), data.get(name), name)
+    return Params(**built)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml. Raises ConfigError for any bad key or value."""
+def load_params(path: str | Path = DEFAULT_PARAMS, *sections: str) -> Params:
+    """Read and validate params.yaml (``sections``, or all). Raises ConfigError for any bad key or value."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
@@ -225,4 +324,4 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
-    return parse_params(data)
+    return parse_params(data, sections)

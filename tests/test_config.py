@@ -37,7 +37,7 @@ def test_params_are_frozen():
         ({"generate": {"seed": 1.5}}, "generate.seed", "an integer"),
         ({"generate": {"seed": True}}, "generate.seed", "an integer"),
         ({"generate": {"colour": 1}}, "generate.colour", "one of the keys"),
-        ({"generat": {}}, "generat", "one of the keys"),
+        ({"generat": {}}, "generat", "one of the sections"),
         ({"generate": {"algorithms": ["quicksort"]}}, "generate.algorithms[0]", "bellman_ford"),
         ({"generate": {"algorithms": []}}, "generate.algorithms", "non-empty"),
         ({"generate": {"algorithms": "bfs"}}, "generate.algorithms", "a list"),

@@ -369,6 +369,15 @@ def encode_shard(spec: AlgorithmSpec, trajectories: Sequence[Trajectory], first_
         "spec_version": spec.version,
         "num_graphs": len(trajectories),
     }
+    return pack_arrays(arrays, header)
+
+
+def pack_arrays(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> bytes:
+    """Deterministic gzip'd safetensors bytes of ``arrays``, with ``header`` as the ``nar`` metadata.
+
+    The inverse of :func:`decode_shard`; shared by every shard format of the project
+    (trajectories here, natural-task examples in ``nar.natural.store``).
+    """
     # One metadata entry holding sorted JSON: safetensors keeps metadata in a hash map whose
     # order changes from run to run, which would break byte-identical output with several keys.
     raw = st_save(arrays, metadata={"nar": json.dumps(header, sort_keys=True)})

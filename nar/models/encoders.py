@@ -1,0 +1,164 @@
+"""Linear encoders built from an algorithm's spec (CLRS-30, Veličković et al. 2022).
+
+Every input field, and every hint field when hints are encoded, has its own linear map
+into the hidden space; the results are summed per location:
+
+=============================  ==========================  =======================
+field                          encoded from                added to
+=============================  ==========================  =======================
+node scalar/mask/mask_one      (B, N, 1)                   node features (B, N, H)
+node categorical               one-hot (B, N, C)           node features
+node pointer                   one-hot over nodes (B,N,N,1) edge features (B,N,N,H)
+edge scalar/mask               (B, N, N, 1)                edge features
+edge categorical               (B, N, N, C)                edge features
+edge pointer  Π[i, j] = k      two maps of the one-hot,    edge features
+                               averaged over i and over j
+graph scalar/mask/categorical  (B, 1) / (B, C)             graph features (B, H)
+=============================  ==========================  =======================
+
+Pointers are encoded as edges (node i -> node Π_i), as CLRS does. Fed-back hints arrive as
+probabilities (softmax rows for pointers), which the same maps accept.
+
+Inputs are encoded once per trajectory; per step only the hints are. Edge hints are
+returned as channels + weights (see ``EdgeFeatures``) so that nothing (B, N, N, H)-sized
+is built per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nar.algorithms.spec import AlgorithmSpec, Field, Location, Stage, Type
+from nar.models.layers import linear
+
+
+def field_width(f: Field) -> int:
+    """Channels of one entry of a field as the encoders see it."""
+    return f.num_categories if f.type == Type.CATEGORICAL else 1
+
+
+def to_features(f: Field, value: Tensor, num_nodes: int) -> Tensor:
+    """Batch data of one field (one time step) -> the float form the encoders take.
+
+    Pointers become one-hot rows over ``num_nodes`` nodes: node (B, N) -> (B, N, N),
+    edge (B, N, N) -> (B, N, N, N). Everything else is already float (collate).
+    """
+    if f.type == Type.POINTER:
+        return F.one_hot(value, num_nodes).to(torch.float32)
+    return value.to(torch.float32)
+
+
+@dataclass
+class StepEncoding:
+    """One step's encoded hints: node (B, N, H), graph (B, H) and edge channels.
+
+    ``edge_x`` (B, N, N, C) and ``edge_w`` (H, C): the edge hints' contribution is
+    ``edge_x @ edge_w.T`` (their biases are folded into the per-trajectory edge base).
+    """
+
+    node: Tensor | None
+    graph: Tensor | None
+    edge_x: Tensor | None
+    edge_w: Tensor | None
+
+
+class SpecEncoder(nn.Module):
+    """The encoders of one algorithm: ``encode_inputs`` once, ``encode_hints`` every step."""
+
+    def __init__(self, spec: AlgorithmSpec, hidden: int, encode_hints: bool = True) -> None:
+        super().__init__()
+        self.spec = spec
+        self.hidden = hidden
+        self.input_fields = spec.inputs
+        self.hint_fields = spec.hints if encode_hints else ()
+        self.layers = nn.ModuleDict()
+        for f in (*self.input_fields, *self.hint_fields):
+            # CLRS's "xavier_on_scalars": scalar hints get std 1/sqrt(H), not 1 (fan-in 1)
+            std = 1.0 / hidden**0.5 if (f.stage == Stage.HINT and f.type == Type.SCALAR) else None
+            n_maps = 2 if (f.location == Location.EDGE and f.type == Type.POINTER) else 1
+            maps = [linear(field_width(f), hidden, std=std) for _ in range(n_maps)]
+            self.layers[f.name] = maps[0] if n_maps == 1 else nn.ModuleList(maps)
+
+    # ------------------------------------------------------------------------- inputs
+    def encode_inputs(self, inputs: dict[str, Tensor], node_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Inputs -> node (B, N, H), edge (B, N, N, H), graph (B, H) features.
+
+        The edge features also carry the constant biases of the edge hint encoders, so a
+        step only adds ``edge_x @ edge_w.T``.
+        """
+        B, N = node_mask.shape
+        dev = node_mask.device
+        node = torch.zeros(B, N, self.hidden, device=dev)
+        edge = torch.zeros(B, N, N, self.hidden, device=dev)
+        graph = torch.zeros(B, self.hidden, device=dev)
+        for f in self.input_fields:
+            x = to_features(f, inputs[f.name], N)
+            kind, value = self._encode(f, x, node_mask)
+            if kind == "node":
+                node = node + value
+            elif kind == "graph":
+                graph = graph + value
+            else:  # edge channels: materialise (once per trajectory)
+                xs, ws, bias = value
+                edge = edge + F.linear(xs, ws) + bias
+        bias = self._edge_hint_bias()
+        if bias is not None:
+            edge = edge + bias
+        return node, edge, graph
+
+    # -------------------------------------------------------------------------- hints
+    def encode_hints(self, hints: dict[str, Tensor], node_mask: Tensor) -> StepEncoding:
+        """One step's hints, in feature form (``to_features`` or fed-back probabilities)."""
+        node = graph = None
+        xs: list[Tensor] = []
+        ws: list[Tensor] = []
+        for f in self.hint_fields:
+            kind, value = self._encode(f, hints[f.name], node_mask)
+            if kind == "node":
+                node = value if node is None else node + value
+            elif kind == "graph":
+                graph = value if graph is None else graph + value
+            else:
+                x, w, _ = value
+                xs.append(x)
+                ws.append(w)
+        if not xs:
+            return StepEncoding(node, graph, None, None)
+        return StepEncoding(node, graph, torch.cat(xs, dim=-1), torch.cat(ws, dim=1))
+
+    def _edge_hint_bias(self) -> Tensor | None:
+        biases = []
+        for f in self.hint_fields:
+            if _is_edge_encoded(f):
+                layer = self.layers[f.name]
+                for m in layer if isinstance(layer, nn.ModuleList) else [layer]:
+                    biases.append(m.bias)
+        return torch.stack(biases).sum(0) if biases else None
+
+    def _encode(self, f: Field, x: Tensor, node_mask: Tensor):
+        """-> ("node", (B,N,H)) | ("graph", (B,H)) | ("edge", (channels, weights, bias))."""
+        layer = self.layers[f.name]
+        if f.location == Location.GRAPH:
+            return "graph", layer(x if f.type == Type.CATEGORICAL else x.unsqueeze(-1))
+        if f.location == Location.NODE and f.type != Type.POINTER:
+            return "node", layer(x if f.type == Type.CATEGORICAL else x.unsqueeze(-1))
+        if f.location == Location.EDGE and f.type == Type.POINTER:
+            # x: (B, N_i, N_j, N_k) rows over k. CLRS averages the two maps of the one-hot
+            # over i and over j; padded i / j rows are excluded and the mean is over real nodes.
+            m = node_mask.to(x.dtype)
+            n = m.sum(1).clamp(min=1)[:, None, None, None]  # (B, 1, 1, 1)
+            over_i = (x * m[:, :, None, None]).sum(1, keepdim=False).unsqueeze(-1) / n  # (B, N_j, N_k, 1)
+            over_j = (x * m[:, None, :, None]).sum(2, keepdim=False).unsqueeze(-1) / n  # (B, N_i, N_k, 1)
+            w = torch.cat([layer[0].weight, layer[1].weight], dim=1)  # (H, 2)
+            return "edge", (torch.cat([over_i, over_j], dim=-1), w, layer[0].bias + layer[1].bias)
+        # node pointers (one-hot rows (B, N, N)) and edge scalar/mask/categorical
+        chan = x if f.type == Type.CATEGORICAL else x.unsqueeze(-1)  # (B, N, N, c)
+        return "edge", (chan, layer.weight, layer.bias)
+
+
+def _is_edge_encoded(f: Field) -> bool:
+    return f.location == Location.EDGE or (f.location == Location.NODE and f.type == Type.POINTER)

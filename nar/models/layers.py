@@ -1,0 +1,164 @@
+"""Small building blocks shared by encoders, processors and decoders.
+
+``linear`` gives CLRS's initialisation (Haiku defaults). ``EdgeFeatures`` keeps the
+(B, N, N, H) edge features of one message-passing step as a per-trajectory part plus a
+cheap per-step part, so that linear maps of them cost one big matrix product per
+trajectory instead of one per step (the edge inputs never change during a trajectory;
+only a few hint channels do).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def linear(in_features: int, out_features: int, *, bias: bool = True, std: float | None = None) -> nn.Linear:
+    """``nn.Linear`` initialised as Haiku (and so CLRS) does.
+
+    Weights: truncated normal with std ``1/sqrt(in_features)`` (or ``std``), cut at two
+    standard deviations; biases: zero. PyTorch's default (uniform, non-zero biases) makes
+    the summed encoders of CLRS-style models start far from zero.
+    """
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    s = 1.0 / math.sqrt(in_features) if std is None else std
+    nn.init.trunc_normal_(layer.weight, std=s, a=-2 * s, b=2 * s)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class EdgeFeatures:
+    """Edge features ``base + x @ w.T`` of shape (B, N, N, H), rarely materialised.
+
+    ``base`` (B, N, N, H) holds the encoded inputs (and the constant biases of the hint
+    encoders): it is the same at every step of a trajectory. ``x`` (B, N, N, C) holds the
+    per-step hint channels (node pointers as one-hot or soft rows, edge hints), with C a
+    handful, and ``w`` (H, C) the encoder weights that map them into the hidden space.
+
+    ``apply(layer)`` computes ``layer(dense)`` as ``layer(base) + x @ (W w).T``: the first
+    term is a (B·N²×H)(H×out) product, cached for the whole trajectory (steps share the
+    ``cache`` dict), the second a (B·N²×C)(C×out) one. For an MPNN this removes the edge
+    part of the message layer and of every pointer decoder from the per-step cost.
+    """
+
+    __slots__ = ("base", "x", "w", "cache")
+
+    def __init__(self, base: Tensor, x: Tensor | None = None, w: Tensor | None = None, cache=None) -> None:
+        if (x is None) != (w is None):
+            raise ValueError("EdgeFeatures: x and w go together")
+        self.base = base
+        self.x = x
+        self.w = w
+        self.cache: dict[nn.Module, Tensor] = {} if cache is None else cache
+
+    def with_step(self, x: Tensor | None, w: Tensor | None) -> EdgeFeatures:
+        """The same base (and cache) with this step's hint channels."""
+        return EdgeFeatures(self.base, x, w, self.cache)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.base.shape
+
+    def dense(self) -> Tensor:
+        """Materialise (B, N, N, H)."""
+        if self.x is None:
+            return self.base
+        return self.base + nn.functional.linear(self.x, self.w.to(self.x.dtype))
+
+    def apply(self, layer: nn.Linear) -> Tensor:
+        """``layer(self.dense())`` without the per-step (B·N²×H)(H×out) product."""
+        out = self.cache.get(layer)
+        if out is None:
+            out = layer(self.base)
+            self.cache[layer] = out
+        if self.x is None:
+            return out
+        w = layer.weight @ self.w  # (out, C)
+        if w.shape[1] == 1:  # one channel: a broadcast multiply-add, not a K=1 matrix product
+            return torch.addcmul(out, self.x.to(out.dtype), w[:, 0].to(out.dtype))
+        return out + nn.functional.linear(self.x.to(out.dtype), w.to(out.dtype))
+
+    def __getitem__(self, index) -> EdgeFeatures:
+        """Select graphs along the batch axis (used to score or debug subsets)."""
+        return EdgeFeatures(
+            self.base[index],
+            None if self.x is None else self.x[index],
+            self.w,
+            None,
+        )
+
+
+def apply_edge(layer: nn.Linear, edges: EdgeFeatures | Tensor) -> Tensor:
+    """``layer`` on edge features given either densely or as :class:`EdgeFeatures`."""
+    if isinstance(edges, EdgeFeatures):
+        return edges.apply(layer)
+    return layer(edges)
+
+
+def dense_edges(edges: EdgeFeatures | Tensor) -> Tensor:
+    return edges.dense() if isinstance(edges, EdgeFeatures) else edges
+
+
+NEG_INF = -1e9  # finite "minus infinity" for masked logits: softmax gives exact zeros, no NaN
+
+
+class _MaskedMax(torch.autograd.Function):
+    """max over dim 1 of ``x + neg_bias`` (neg_bias: 0 or -inf), gradient to the argmax entries.
+
+    Autograd's amax backward splits the gradient over ties with a count and a division
+    (four passes over the (B, N, N, H) messages); ties between real messages have measure
+    zero, so here every maximal entry gets the full gradient (two passes).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, neg_bias: Tensor) -> Tensor:
+        xb = x + neg_bias  # (B, S, R, H)
+        out = xb.amax(dim=1)  # (B, R, H)
+        ctx.save_for_backward(xb, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        xb, out = ctx.saved_tensors
+        return (xb == out.unsqueeze(1)) * grad.unsqueeze(1), None
+
+
+def masked_max(x: Tensor, neg_bias: Tensor) -> Tensor:
+    """(B, S, R, H), (B, S, R, 1) -> (B, R, H): max over senders S of the unmasked entries."""
+    return _MaskedMax.apply(x, neg_bias.to(x.dtype))
+
+
+class _MaxLinear(torch.autograd.Function):
+    """``max(a, b) @ w + c`` for broadcastable a, b (..., H), without autograd's six-pass
+    ``maximum`` backward: the pointer decoders' hot spot."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, w: Tensor, c: Tensor) -> Tensor:
+        m = torch.maximum(a, b)
+        out = torch.matmul(m, w.to(m.dtype)) + c.to(m.dtype)  # (...)
+        ctx.save_for_backward(a, b, m, w)
+        ctx.c_dtype = c.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b, m, w = ctx.saved_tensors
+        g = grad.unsqueeze(-1)  # (..., 1)
+        gm = g * w.to(grad.dtype)  # (..., H)
+        to_b = torch.where(a >= b, 0.0, gm)  # ties go to a
+        ga = (gm - to_b).sum_to_size(a.shape)
+        gb = to_b.sum_to_size(b.shape)
+        gw = (m.reshape(-1, m.shape[-1]).t() @ grad.reshape(-1).to(m.dtype)).to(w.dtype)
+        gc = grad.sum().to(ctx.c_dtype).reshape(1)
+        return ga, gb, gw, gc
+
+
+def max_linear(a: Tensor, b: Tensor, layer: nn.Linear) -> Tensor:
+    """``layer(torch.maximum(a, b)).squeeze(-1)`` for a ``Linear(H, 1)``."""
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    if torch.is_autocast_enabled(a.device.type):
+        dtype = torch.get_autocast_dtype(a.device.type)
+    return _MaxLinear.apply(a.to(dtype), b.to(dtype), layer.weight[0], layer.bias)

@@ -1,0 +1,225 @@
+"""The encode-process-decode model (Veličković & Blundell 2021; CLRS-30 ``BaselineModel``).
+
+One processor, shared by every algorithm the model knows; one ``SpecEncoder`` and one
+``SpecDecoder`` per algorithm. For a batch of one algorithm, with T hint steps::
+
+    x_0 = ground-truth hints at step 0
+    for t in 0 .. S-1:                       S = max(1, T - 1) processor steps
+        node, edge, graph = encode(inputs) + encode(x_t)
+        h_{t+1}, e' = processor(node, edge, graph, adj, h_t)
+        ŷ_{t+1} = decode_hints([node ‖ h_t ‖ h_{t+1}], [edge ‖ e'], graph)
+        x_{t+1} = postprocess(ŷ_{t+1})        no teacher forcing (CLRS default); soft:
+                                             probabilities, gradients flow through them
+    output of graph b = decode_outputs at its own last step max(1, T_b - 1) - 1
+
+Outputs are only decoded at steps where some graph of the batch ends. Every graph of a
+padded batch gets exactly what it would get alone: padded nodes send no messages, are
+excluded from every max, softmax and mean, and per-graph outputs are read at that graph's
+last step.
+
+``adj`` (who sends messages to whom) is the CLRS rule: self-loops, plus every edge-mask
+input and every node-pointer input, symmetrised; with neither, all real nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from nar.algorithms.spec import AlgorithmSpec, Location, Type
+from nar.data.batching import Batch
+from nar.models.decoders import SpecDecoder, postprocess
+from nar.models.encoders import SpecEncoder, to_features
+from nar.models.layers import EdgeFeatures
+from nar.models.processors import Processor, ProcessorConfig, build_processor
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything but the processor's own architecture.
+
+    encode_hints / decode_hints: CLRS's "encoded_decoded" hint mode when both are true.
+    hint_feedback: how decoded hints are fed back: "soft" (probabilities, gradients flow;
+        CLRS's default), "hard" (argmax / threshold, no gradients) or "hard_on_eval" (soft
+        while training, hard in eval mode).
+    precision: "bfloat16" runs the matrix products under autocast (bf16 on CPUs with
+        AVX512-BF16 or AMX, and on GPUs); "float32" is exact (tests, reference runs).
+    """
+
+    processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    encode_hints: bool = True
+    decode_hints: bool = True
+    hint_feedback: Literal["soft", "hard", "hard_on_eval"] = "soft"
+    precision: Literal["float32", "bfloat16"] = "float32"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.processor, Mapping):
+            object.__setattr__(self, "processor", ProcessorConfig.from_dict(dict(self.processor)))
+        if self.hint_feedback not in ("soft", "hard", "hard_on_eval"):
+            raise ValueError(f"model hint_feedback {self.hint_feedback!r}; allowed: 'soft', 'hard', 'hard_on_eval'")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"model precision {self.precision!r}; allowed: 'float32', 'bfloat16'")
+        if self.encode_hints and not self.decode_hints:
+            raise ValueError("model: encode_hints without decode_hints is not supported (nothing to feed back)")
+
+    @property
+    def hidden(self) -> int:
+        return self.processor.hidden
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"model config: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**dict(data))
+
+
+@dataclass
+class Prediction:
+    """Logits (float32) of one forward pass.
+
+    outputs: per output field, at each graph's last step: node (B, N[, C]), node pointer
+        (B, N, N), edge (B, N, N[, C]), edge pointer (B, N, N, N), graph (B[, C]).
+    hints: per decoded hint field, (B, S, ...) for hint steps 1..S (step t+1 is predicted
+        by processor step t).
+    """
+
+    outputs: dict[str, Tensor]
+    hints: dict[str, Tensor]
+
+
+def message_adjacency(spec: AlgorithmSpec, inputs: Mapping[str, Tensor], node_mask: Tensor) -> Tensor:
+    """(B, N, N) bool: adj[b, s, r] if s sends to r (CLRS rule, symmetrised, with self-loops)."""
+    B, N = node_mask.shape
+    adj = torch.zeros(B, N, N, dtype=torch.bool, device=node_mask.device)
+    found = False
+    for f in spec.inputs:
+        if f.location == Location.EDGE and f.type == Type.MASK:
+            a = inputs[f.name] > 0
+        elif f.location == Location.NODE and f.type == Type.POINTER:
+            a = torch.nn.functional.one_hot(inputs[f.name], N).bool()
+        else:
+            continue
+        adj |= a | a.transpose(1, 2)
+        found = True
+    real = node_mask.unsqueeze(2) & node_mask.unsqueeze(1)
+    adj = adj & real if found else real
+    return adj | torch.eye(N, dtype=torch.bool, device=adj.device)
+
+
+class EncodeProcessDecode(nn.Module):
+    """``forward(batch) -> Prediction``. ``self.processor`` is separable (own config and weights)."""
+
+    def __init__(self, specs: AlgorithmSpec | Sequence[AlgorithmSpec], config: ModelConfig) -> None:
+        super().__init__()
+        if isinstance(specs, AlgorithmSpec):
+            specs = [specs]
+        self.config = config
+        self.specs = {s.name: s for s in specs}
+        self.processor: Processor = build_processor(config.processor)
+        H = config.hidden
+        edge_dims = (self.processor.edge_out_dim,) if self.processor.edge_out_dim else ()
+        self.encoders = nn.ModuleDict({s.name: SpecEncoder(s, H, config.encode_hints) for s in specs})
+        self.decoders = nn.ModuleDict({s.name: SpecDecoder(s, H, config.decode_hints, edge_dims) for s in specs})
+
+    def _precision(self, device: torch.device):
+        if self.config.precision == "bfloat16":
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, batch: Batch, teacher_forcing: float = 0.0) -> Prediction:
+        """Run every step of ``batch``'s algorithm.
+
+        teacher_forcing: probability, per graph and step, of feeding the ground-truth hint
+        instead of the decoded one (training only; 0 is the CLRS default).
+        """
+        try:
+            enc: SpecEncoder = self.encoders[batch.algorithm]
+            dec: SpecDecoder = self.decoders[batch.algorithm]
+        except KeyError:
+            raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
+        spec = self.specs[batch.algorithm]
+        node_mask = batch.node_mask
+        with self._precision(node_mask.device):
+            return self._run(spec, enc, dec, batch, teacher_forcing)
+
+    def _run(
+        self, spec: AlgorithmSpec, enc: SpecEncoder, dec: SpecDecoder, batch: Batch, teacher_forcing: float
+    ) -> Prediction:
+        node_mask = batch.node_mask
+        B, N = node_mask.shape
+        H = self.config.hidden
+        last = (batch.lengths - 1).clamp(min=1) - 1  # (B,) step whose outputs count
+        S = int(last.max()) + 1
+        end_steps = set(last.tolist())
+
+        adj = message_adjacency(spec, batch.inputs, node_mask)
+        node_in, edge_in, graph_in = enc.encode_inputs(batch.inputs, node_mask)
+        edges = EdgeFeatures(edge_in)
+        hidden = torch.zeros(B, N, H, device=node_mask.device)
+
+        hints_t = {f.name: to_features(f, batch.hints[f.name][:, 0], N) for f in enc.hint_fields}
+        hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
+        outputs: dict[str, Tensor] = {}
+        for t in range(S):
+            step = enc.encode_hints(hints_t, node_mask)
+            node_fts = node_in if step.node is None else node_in + step.node  # (B, N, H)
+            graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (B, H)
+            step_edges = edges.with_step(step.edge_x, step.edge_w)  # (B, N, N, H), lazily
+            nxt, proc_edges = self.processor(node_fts, step_edges, graph_fts, adj, hidden, node_mask)
+            h = torch.cat([node_fts.to(nxt.dtype), hidden.to(nxt.dtype), nxt], dim=-1)  # (B, N, 3H)
+            parts = [step_edges] if proc_edges is None else [step_edges, proc_edges]
+
+            preds = dec("hints", h, parts, graph_fts, node_mask)
+            for name, logits in preds.items():
+                hint_logits[name].append(logits)
+            if t in end_steps:
+                outs = dec("outputs", h, parts, graph_fts, node_mask)
+                done = last == t  # (B,)
+                outputs = {
+                    k: v if k not in outputs else torch.where(_expand(done, v), v, outputs[k]) for k, v in outs.items()
+                }
+            hidden = nxt
+            if t + 1 < S and enc.hint_fields:
+                hints_t = self._next_hints(spec, enc, preds, batch, t + 1, teacher_forcing, N)
+
+        hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items()}
+        return Prediction(outputs=outputs, hints=hints)
+
+    def _next_hints(
+        self,
+        spec: AlgorithmSpec,
+        enc: SpecEncoder,
+        preds: dict[str, Tensor],
+        batch: Batch,
+        t: int,
+        teacher_forcing: float,
+        N: int,
+    ) -> dict[str, Tensor]:
+        mode = self.config.hint_feedback
+        hard = mode == "hard" or (mode == "hard_on_eval" and not self.training)
+        force = None
+        if teacher_forcing > 0.0:
+            force = torch.rand(batch.batch_size, device=batch.node_mask.device) < teacher_forcing
+        nxt = {}
+        for f in enc.hint_fields:
+            fed = postprocess(f, preds[f.name], hard)
+            if force is not None:
+                truth = to_features(f, batch.hints[f.name][:, t], N)
+                fed = torch.where(_expand(force, fed), truth.to(fed.dtype), fed)
+            nxt[f.name] = fed
+        return nxt
+
+
+def _expand(mask: Tensor, like: Tensor) -> Tensor:
+    """(B,) -> broadcastable to ``like`` (B, ...)."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))

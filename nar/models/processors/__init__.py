@@ -1,0 +1,28 @@
+"""Processors: one message-passing step, one file each, one shared signature (see ``base``).
+
+``PROCESSORS`` names them; ``build_processor(config)`` makes one from its config.
+"""
+
+from __future__ import annotations
+
+from nar.models.processors.base import Processor, ProcessorConfig, ProcessorOutput
+from nar.models.processors.gmpnn import GMPNN
+from nar.models.processors.mpnn import MPNN
+from nar.models.processors.triplet_gmpnn import TripletGMPNN
+
+PROCESSORS: dict[str, type[Processor]] = {
+    "mpnn": MPNN,
+    "gmpnn": GMPNN,
+    "triplet_gmpnn": TripletGMPNN,
+}
+
+
+def build_processor(config: ProcessorConfig) -> Processor:
+    try:
+        cls = PROCESSORS[config.kind]
+    except KeyError:
+        raise ValueError(f"processor kind {config.kind!r} is unknown; allowed: {sorted(PROCESSORS)}") from None
+    return cls(config)
+
+
+__all__ = ["GMPNN", "MPNN", "PROCESSORS", "Processor", "ProcessorConfig", "ProcessorOutput", "TripletGMPNN"]

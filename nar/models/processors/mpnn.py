@@ -1,0 +1,134 @@
+"""MPNN: message passing with max aggregation over the graph's edges.
+
+Gilmer et al., "Neural Message Passing for Quantum Chemistry", ICML 2017, in the form used
+by CLRS-30 (Veličković et al., "The CLRS Algorithmic Reasoning Benchmark", ICML 2022;
+their ``PGN`` processor, max aggregation masked by the adjacency)::
+
+    z_i   = [x_i ‖ h_i]                                              (B, N, 2H)
+    m_ji  = MLP(ReLU(W_s z_j + W_r z_i + W_e e_ji + W_g g))           (B, N, N, H), j -> i
+    a_i   = max_{j : adj_ji} m_ji                                     (B, N, H)
+    h_i'  = LN(ReLU(O_1 z_i + O_2 a_i))
+
+x: encoded inputs and hints of the step, h: the previous step's state, e: edge features,
+g: graph features. adj includes self-loops, so every node receives at least its own
+message. The MLP has ``msg_mlp_layers`` linear layers with ReLU between them (CLRS: two).
+
+PyG vocabulary: ``message(x_i, x_j, e_ij, g)``, ``aggregate(msgs, adj)``, ``update(aggr, z, hidden)``.
+The per-node terms of the first message layer are computed on (B, N, H) and only broadcast
+over pairs; only the edge term is (B, N, N, H), and it is cached across steps when edges
+come as EdgeFeatures.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nar.models.layers import EdgeFeatures, apply_edge, linear, masked_max
+from nar.models.processors.base import Processor, ProcessorConfig, ProcessorOutput
+
+
+class MPNN(Processor):
+    """Max-aggregation MPNN (CLRS-30 PGN); ``gated=True`` adds the gate of :mod:`.gmpnn`.
+
+    All linear maps of z (W_r, W_s, O_1, and the gate's and triplets' terms in subclasses)
+    are rows of one matrix ``z_proj``, and all maps of the aggregate (O_2, the gate's) of
+    ``a_proj``: one matrix product each instead of one per term (fewer, larger kernels).
+    """
+
+    def __init__(self, config: ProcessorConfig) -> None:
+        super().__init__(config)
+        H = config.hidden
+        self.z_parts = {"recv": H, "send": H, "self": H, **self.extra_z_parts()}  # W_r, W_s, O_1, ...
+        self.a_parts = {"aggr": H}  # O_2
+        if config.gated:
+            from nar.models.processors.gmpnn import Gate
+
+            self.z_parts["gate"] = self.a_parts["gate"] = H  # G_1, G_2
+            self.gate = Gate(H)
+        else:
+            self.gate = None
+        self.z_proj = linear(2 * H, sum(self.z_parts.values()))
+        self.a_proj = linear(H, sum(self.a_parts.values()))
+        self.m_edge = linear(H, H)  # W_e
+        self.m_graph = linear(H, H)  # W_g
+        self.msg_mlp = nn.ModuleList(linear(H, H) for _ in range(config.msg_mlp_layers))
+        self.norm = nn.LayerNorm(H) if config.layer_norm else None
+
+    def extra_z_parts(self) -> dict[str, int]:
+        """More linear maps of z for subclasses (name -> width)."""
+        return {}
+
+    @staticmethod
+    def _split(x: Tensor, parts: dict[str, int]) -> dict[str, Tensor]:
+        return dict(zip(parts, torch.split(x, list(parts.values()), dim=-1), strict=True))
+
+    # -- PyG vocabulary -------------------------------------------------------------------
+    def message(self, x_i: Tensor, x_j: Tensor, e_ij: Tensor, g: Tensor) -> Tensor:
+        """Messages (B, senders, receivers, H) from the projected parts.
+
+        x_i: receiver term (B, 1, N, H); x_j: sender term (B, N, 1, H);
+        e_ij: edge term (B, N, N, H); g: graph term (B, 1, 1, H).
+        The last MLP layer's bias commutes with the max, so ``aggregate`` adds it on (B, N, H).
+        """
+        msgs = e_ij + (x_i + g) + x_j  # (B, N, N, H)
+        for k, layer in enumerate(self.msg_mlp):
+            last = k == len(self.msg_mlp) - 1
+            msgs = F.linear(msgs.relu(), layer.weight, None if last else layer.bias)
+        return msgs
+
+    def aggregate(self, msgs: Tensor, adj: Tensor) -> Tensor:
+        """Max over senders with an edge (adj includes self-loops): (B, N, N, H) -> (B, N, H)."""
+        neg_bias = torch.zeros(adj.shape, dtype=msgs.dtype, device=msgs.device).masked_fill_(~adj, float("-inf"))
+        aggr = masked_max(msgs, neg_bias.unsqueeze(-1))  # (B, N, H)
+        if len(self.msg_mlp):
+            aggr = aggr + self.msg_mlp[-1].bias.to(aggr.dtype)
+        return aggr
+
+    def update(self, aggr: Tensor, zp: dict[str, Tensor], hidden: Tensor) -> Tensor:
+        """h' = LN(ReLU(O_1 z + O_2 a)), gated. ``zp``: the projections of z by name."""
+        ap = self._split(self.a_proj(aggr), self.a_parts)
+        out = (zp["self"] + ap["aggr"]).relu()  # (B, N, H)
+        if self.norm is not None:
+            out = self.norm(out)
+        if self.gate is not None:
+            out = self.gate(out, zp["gate"] + ap["gate"], hidden)
+        return out
+
+    # -------------------------------------------------------------------------------------
+    def message_adjacency(self, adj: Tensor, node_mask: Tensor) -> Tensor:
+        """(B, N, N) bool: who sends to whom; every real node to every real node with full_adjacency."""
+        if not self.config.full_adjacency:
+            return adj
+        return (node_mask.unsqueeze(2) & node_mask.unsqueeze(1)) | adj
+
+    def step(
+        self, node_fts: Tensor, edge_fts: EdgeFeatures | Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One message-passing step: (new hidden (B, N, H), projections of z by name)."""
+        z = _cat(node_fts, hidden)  # (B, N, 2H)
+        zp = self._split(self.z_proj(z), self.z_parts)
+        x_i = zp["recv"].unsqueeze(1)  # (B, 1, N, H)
+        x_j = zp["send"].unsqueeze(2)  # (B, N, 1, H)
+        e_ij = apply_edge(self.m_edge, edge_fts)  # (B, N, N, H)
+        g = self.m_graph(graph_fts)[:, None, None, :]  # (B, 1, 1, H)
+        aggr = self.aggregate(self.message(x_i, x_j, e_ij, g), adj)
+        return self.update(aggr, zp, hidden), zp
+
+    def forward(
+        self,
+        node_fts: Tensor,
+        edge_fts: EdgeFeatures | Tensor,
+        graph_fts: Tensor,
+        adj: Tensor,
+        hidden: Tensor,
+        node_mask: Tensor,
+    ) -> ProcessorOutput:
+        out, _ = self.step(node_fts, edge_fts, graph_fts, self.message_adjacency(adj, node_mask), hidden)
+        return ProcessorOutput(out, None)
+
+
+def _cat(node_fts: Tensor, hidden: Tensor) -> Tensor:
+    dtype = torch.promote_types(node_fts.dtype, hidden.dtype)
+    return torch.cat([node_fts.to(dtype), hidden.to(dtype)], dim=-1)

@@ -1,0 +1,134 @@
+"""Targets of the natural tasks: the shortest-path tree on the hidden true costs.
+
+The target pointers ``pi`` are the output of a ``nar.algorithms`` shortest-path algorithm
+(``bellman_ford`` by default, the one the processor is pretrained on) run on the hidden edge
+costs, so an oracle that runs the same algorithm on the same costs reproduces them exactly,
+ties included. Ties are real in digit grids (integer cell costs: two routes through the same
+digits in another order cost the same), so every example also carries the hidden
+``edge_optimal`` mask: u -> v lies on *some* shortest path (d[u] + w(u, v) == d[v]), which a
+tie-aware metric can use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nar.algorithms import get_algorithm
+from nar.algorithms.base import Graphs
+
+SHORTEST_PATH_ALGORITHMS = ("bellman_ford", "dijkstra")
+# Relative tolerance of "d[u] + w == d[v]" for edge_optimal (float64 sums of float32 costs).
+OPTIMAL_RTOL = 1e-9
+
+
+def shortest_path_targets(
+    n: int, edge_index: np.ndarray, edge_cost: np.ndarray, source: int, target: int, algorithm: str
+) -> dict[str, np.ndarray]:
+    """``pi`` (n,), ``path`` (n,) uint8, ``dist`` (n,) float64 and ``edge_optimal`` (E,) uint8.
+
+    ``edge_cost`` should already be what is stored (float32): the targets are computed on
+    exactly the values an oracle will read back. Every node must be reachable from
+    ``source`` (the samplers guarantee it); ``ValueError`` otherwise.
+    """
+    if algorithm not in SHORTEST_PATH_ALGORITHMS:
+        raise ValueError(f"target algorithm {algorithm!r}: allowed {list(SHORTEST_PATH_ALGORITHMS)}")
+    u, v = edge_index[:, 0], edge_index[:, 1]
+    w = np.asarray(edge_cost, dtype=np.float64)
+    if w.size and w.min() <= 0:
+        raise ValueError("edge costs must be > 0")
+    A = np.zeros((n, n))
+    A[u, v] = w
+    adj = np.zeros((n, n), dtype=bool)
+    adj[u, v] = True
+    pi = get_algorithm(algorithm).run(Graphs.single(A, adj, source)).outputs["pi"][0].astype(np.int64)
+    dist = tree_distances(pi, A, source)
+    tol = OPTIMAL_RTOL * np.maximum(1.0, dist[v])
+    edge_optimal = (np.abs(dist[u] + w - dist[v]) <= tol).astype(np.uint8)
+    return {
+        "pi": pi,
+        "path": path_mask(pi, source, target),
+        "dist": dist,
+        "edge_optimal": edge_optimal,
+    }
+
+
+def tree_distances(pi: np.ndarray, A: np.ndarray, source: int) -> np.ndarray:
+    """Distance of every node along its pointer chain to ``source`` (summed from the source
+    outwards, as the algorithms do). ``ValueError`` if a chain does not reach the source."""
+    n = len(pi)
+    dist = np.full(n, np.nan)
+    dist[source] = 0.0
+    for v in range(n):
+        chain = []
+        x = v
+        while np.isnan(dist[x]):
+            chain.append(x)
+            p = int(pi[x])
+            if p == x or len(chain) > n:
+                raise ValueError(f"node {v} is not reachable from the source {source}")
+            x = p
+        for y in reversed(chain):
+            dist[y] = dist[int(pi[y])] + A[int(pi[y]), y]
+    return dist
+
+
+def path_mask(pi: np.ndarray, source: int, target: int) -> np.ndarray:
+    """(n,) uint8: the nodes on the pointer path from ``source`` to ``target`` (both included)."""
+    mask = np.zeros(len(pi), dtype=np.uint8)
+    x = int(target)
+    for _ in range(len(pi)):
+        mask[x] = 1
+        if x == source:
+            return mask
+        x = int(pi[x])
+    raise ValueError(f"target {target} is not reachable from the source {source}")
+
+
+def oracle_targets(example, algorithm: str) -> dict[str, np.ndarray]:
+    """The exact algorithm on an example's hidden true costs (the oracle baseline).
+
+    With the split's own algorithm (``NaturalDataset.algorithm``) this reproduces the stored
+    ``pi`` and ``path`` exactly, ties included.
+    """
+    return shortest_path_targets(
+        example.num_nodes, example.edge_index, example.hidden["edge_cost"], example.source, example.target, algorithm
+    )
+
+
+def follow_pointers(pi: np.ndarray, source: int, target: int, adj: np.ndarray) -> list[int] | None:
+    """The path source -> target given by (predicted) pointers, or None if it is invalid.
+
+    Invalid: the chain from ``target`` revisits a node or runs longer than n steps, uses a
+    pointer that is not an edge (``adj[pi[v], v]`` false), or stops at a self-pointer other
+    than the source.
+    """
+    n = len(pi)
+    walk = [int(target)]
+    seen = {int(target)}
+    while walk[-1] != source:
+        v = walk[-1]
+        u = int(pi[v])
+        if u == v or not (0 <= u < n) or not adj[u, v] or u in seen:
+            return None
+        walk.append(u)
+        seen.add(u)
+    return walk[::-1]
+
+
+def path_regret(example, pred_pi: np.ndarray) -> float | None:
+    """Relative regret of the predicted path to the target on the hidden costs:
+    cost(predicted path) / cost(true path) - 1, both summed in float64 (0 when optimal, None
+    when the predicted pointers give no valid path, 0 when the target is the source)."""
+    adj = example.adjacency()
+    walk = follow_pointers(np.asarray(pred_pi), example.source, example.target, adj)
+    if walk is None:
+        return None
+    truth = follow_pointers(example.pi, example.source, example.target, adj)
+    assert truth is not None, "the stored targets always hold a valid path"
+    w = example.hidden_weights()
+
+    def cost(path: list[int]) -> float:
+        return float(sum(w[path[i], path[i + 1]] for i in range(len(path) - 1)))
+
+    best = cost(truth)
+    return 0.0 if best == 0 else cost(walk) / best - 1.0

@@ -1,0 +1,190 @@
+"""``nar register`` and ``nar registry list | show | promote | verify``: thin over :mod:`nar.registry`.
+
+``nar.cli.build_parser`` hooks them in with ``add_register_parser(sub)`` and ``add_registry_parser(sub)``.
+Heavy imports (torch, mlflow) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REGISTERED_MODEL = "nar-processor"  # nar.registry.REGISTERED_MODEL, without importing torch here
+PARAMS_SECTIONS = ("generate", "pretrain")  # what a pretrained processor depends on
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width table."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _params_for_hash(path: str | Path) -> dict[str, Any] | None:
+    """The params.yaml sections a processor depends on (hashed into its lineage), None without the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    return {k: data[k] for k in PARAMS_SECTIONS if k in data}
+
+
+def _uri(ref: str, name: str) -> str:
+    """``3`` -> models:/name/3, ``@champion`` -> models:/name@champion; URIs and paths unchanged."""
+    if ref.isdigit():
+        return f"models:/{name}/{ref}"
+    if ref.startswith("@"):
+        return f"models:/{name}{ref}"
+    return ref
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds)) if seconds else "-"
+
+
+# --------------------------------------------------------------------------- nar register
+
+
+def cmd_register(args: argparse.Namespace) -> None:
+    from nar.registry import Gate, register
+
+    result = register(
+        args.pretrained,
+        args.metrics,
+        name=args.name,
+        gate=Gate(metric=args.gate_metric, margin=args.gate_margin, higher_is_better=not args.lower_is_better),
+        out=args.out,
+        params=_params_for_hash(getattr(args, "params", "params.yaml")),
+    )
+    verb = "registered" if result.created else "unchanged"
+    print(f"{verb}: {result.uri}  aliases: {', '.join(result.aliases) or '-'}  sha256: {result.sha256[:16]}")
+    print(f"champion: {result.reason}")
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def add_register_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "register",
+        help="freeze a pretrained processor and register it in the MLflow model registry",
+        description="Freeze the processor in --pretrained, register it as a version of --name (alias "
+        "candidate; champion if it passes the gate) and write models/registered.json. Registering "
+        "identical weights again changes nothing.",
+    )
+    p.add_argument("--pretrained", required=True, help="pretrain output directory, e.g. models/pretrain/<name>")
+    p.add_argument("--metrics", help="its metrics JSON (default: metrics/pretrain/<name>.json)")
+    p.add_argument("--name", default=REGISTERED_MODEL, help=f"registered model name (default: {REGISTERED_MODEL})")
+    p.add_argument(
+        "--gate-metric", default="ood_score", help="metric (dotted path in the metrics JSON) the gate compares"
+    )
+    p.add_argument(
+        "--gate-margin", type=float, default=0.0, help="champion moves if new >= champion + margin (default 0)"
+    )
+    p.add_argument("--lower-is-better", action="store_true", help="the gate metric is a loss, not a score")
+    p.add_argument("--out", default="models/registered.json", help="where to write the registration record")
+    p.set_defaults(func=cmd_register)
+    return p
+
+
+# --------------------------------------------------------------------------- nar registry
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from nar.registry import list_versions
+
+    versions = list_versions(args.name)
+    if not versions:
+        print(f"no versions of {args.name}")
+        return
+    rows = [
+        (
+            v.version,
+            ",".join(v.aliases) or "-",
+            v.status,
+            v.tags.get("processor_kind", "-"),
+            v.tags.get("hidden", "-"),
+            v.tags.get("algorithms", "-"),
+            _score(v.tags.get("ood_score")),
+            v.sha256[:12] or "-",
+            _when(v.created),
+        )
+        for v in versions
+    ]
+    headers = ("VERSION", "ALIASES", "STATUS", "KIND", "HIDDEN", "ALGORITHMS", "OOD", "SHA256", "CREATED (UTC)")
+    print(table(headers, rows))
+
+
+def _score(raw: str | None) -> str:
+    try:
+        return f"{float(raw):.2f}" if raw else "-"
+    except ValueError:
+        return raw or "-"
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from nar.registry import show_version
+
+    v = show_version(args.ref, args.name)
+    rows = [
+        ("version", v.version),
+        ("aliases", ", ".join(v.aliases) or "-"),
+        ("status", v.status),
+        ("created (UTC)", _when(v.created)),
+        ("source", v.source),
+        *sorted((f"tag {k}", val) for k, val in v.tags.items()),
+    ]
+    print(table(("FIELD", "VALUE"), rows))
+    if v.description:
+        print()
+        print(v.description)
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from nar.registry import promote
+
+    before = promote(args.version, args.alias, args.name)
+    print(f"{args.name}@{args.alias}: {before or '-'} -> {args.version}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from nar.registry import is_frozen, load_registered
+
+    loaded = load_registered(_uri(args.uri, args.name))
+    params = sum(p.numel() for p in loaded.processor.parameters())
+    cfg = loaded.meta.config
+    where = f" (version {loaded.version})" if loaded.version else ""
+    print(
+        f"OK {loaded.uri}{where}: {cfg.kind}, hidden {cfg.hidden}, {params:,} parameters, "
+        f"sha256 {loaded.sha256}, {'frozen' if is_frozen(loaded.processor) else 'trainable'}"
+    )
+
+
+def add_registry_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("registry", help="list, inspect, promote and verify registered processors")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default=REGISTERED_MODEL, help=f"registered model (default: {REGISTERED_MODEL})")
+    sub = p.add_subparsers(dest="registry_command", required=True)
+
+    ls = sub.add_parser("list", parents=[common], help="every version, newest first")
+    ls.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", parents=[common], help="one version's tags and model card")
+    show.add_argument("ref", nargs="?", default="@champion", help="VERSION or @alias (default: @champion)")
+    show.set_defaults(func=cmd_show)
+
+    pr = sub.add_parser("promote", parents=[common], help="point an alias at a version by hand (no gate)")
+    pr.add_argument("version", help="version number")
+    pr.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    pr.set_defaults(func=cmd_promote)
+
+    ver = sub.add_parser("verify", parents=[common], help="download and check a processor (sha256, config, shapes)")
+    ver.add_argument("uri", help="models:/<name>/<version>, models:/<name>@<alias>, VERSION, @alias or a directory")
+    ver.set_defaults(func=cmd_verify)
+    return p

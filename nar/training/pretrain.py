@@ -1,0 +1,288 @@
+"""The ``pretrain`` stage: train encode-process-decode on the generated datasets, track it, write outputs.
+
+Reads ``data/synthetic/<algorithm>/{train,val,<test splits>}`` and writes
+
+* ``models/pretrain/<name>/processor.safetensors`` + ``processor.json`` (the processor alone,
+  what ``nar register`` freezes) and ``model.safetensors`` + ``model.json`` (the whole model);
+* ``metrics/pretrain/<name>.json``: best validation scores and out-of-distribution test scores
+  per algorithm and test size, and ``ood_score`` (mean pointer/output accuracy in % at the
+  largest test size), the figure the registry's gate compares;
+* ``plots/pretrain/<name>.csv`` (learning curves, a DVC plot) and ``plots/pretrain/<name>.png``.
+
+Checkpoints for resuming live in ``checkpoints/pretrain/<name>/<run key>/`` (not a DVC output,
+since DVC deletes outputs before rerunning a stage). The run key hashes the resolved config and
+the dataset manifests, so a run only ever resumes its own checkpoint; the directory is removed
+after a successful run, so a later rerun (new code, same config) trains afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nar.algorithms import ALGORITHMS
+from nar.data.batching import Batch, collate
+from nar.data.dataset import Dataset, load_dataset
+from nar.errors import NarError
+
+TRAIN, VAL = "train", "val"
+
+
+class DatasetBatches:
+    """``(algorithm, step) -> Batch`` from on-disk training sets, one node count per batch.
+
+    A pure function of (algorithm, step), so a resumed run sees exactly the batches an
+    uninterrupted one would. The node count is drawn in proportion to how many graphs of that
+    size the dataset holds (no padding is spent on nodes), then ``batch_size`` graphs of it.
+    """
+
+    def __init__(self, datasets: Mapping[str, Dataset], batch_size: int, seed: int) -> None:
+        self.batch_size, self.seed = batch_size, seed
+        self.order = sorted(datasets)
+        self.trajectories = {a: d.trajectories() for a, d in datasets.items()}
+        self.groups: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+        for algo, data in datasets.items():
+            sizes = np.asarray(data.num_nodes)
+            values = np.unique(sizes)
+            self.groups[algo] = (values, [np.flatnonzero(sizes == n) for n in values])
+
+    def __call__(self, algorithm: str, step: int) -> Batch:
+        rng = np.random.default_rng([self.seed, self.order.index(algorithm), step])
+        values, members = self.groups[algorithm]
+        weights = np.array([len(m) for m in members], dtype=np.float64)
+        group = members[int(rng.choice(len(values), p=weights / weights.sum()))]
+        picks = rng.choice(group, size=self.batch_size, replace=len(group) < self.batch_size)
+        trajs = self.trajectories[algorithm]
+        return collate(ALGORITHMS[algorithm].spec, [trajs[i] for i in picks])
+
+
+def fixed_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
+    """A validation/test set as batches of graphs of equal size (in file order within a size)."""
+    trajs = dataset.trajectories()
+    sizes = np.asarray(dataset.num_nodes)
+    batches = []
+    for n in np.unique(sizes):
+        idx = np.flatnonzero(sizes == n)
+        for start in range(0, len(idx), batch_size):
+            batches.append(collate(dataset.spec, [trajs[i] for i in idx[start : start + batch_size]]))
+    return batches
+
+
+@dataclass(frozen=True)
+class PretrainData:
+    train: dict[str, Dataset]
+    val: dict[str, Dataset]
+    test: dict[str, dict[str, Dataset]]  # algorithm -> label (node count, e.g. "64") -> dataset
+    versions: dict[str, str]  # "<algorithm>/<split>" -> manifest sha256 (short)
+
+
+def load_pretrain_data(root: Path, algorithms: Sequence[str]) -> PretrainData:
+    """Load train, val and every other split (the OOD tests) of each algorithm under ``root``."""
+    from nar.tracking import dataset_version
+
+    train, val, test, versions = {}, {}, {}, {}
+    for algo in algorithms:
+        base = Path(root) / algo
+        if not base.is_dir():
+            raise NarError(f"no dataset for {algo!r} at {base}: run `nar generate --algorithm {algo}` first")
+        for split in (TRAIN, VAL):
+            if not (base / split).is_dir():
+                raise NarError(
+                    f"dataset {base} has no {split!r} split (found: {sorted(p.name for p in base.iterdir())})"
+                )
+        train[algo], val[algo] = load_dataset(base / TRAIN), load_dataset(base / VAL)
+        test[algo] = {}
+        for split_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            versions[f"{algo}/{split_dir.name}"] = dataset_version(split_dir)
+            if split_dir.name in (TRAIN, VAL):
+                continue
+            data = load_dataset(split_dir)
+            label = "_".join(str(n) for n in sorted(set(np.asarray(data.num_nodes).tolist())))
+            test[algo][label if label not in test[algo] else split_dir.name] = data
+    return PretrainData(train, val, test, versions)
+
+
+def run_key(resolved: Mapping[str, Any], versions: Mapping[str, str]) -> str:
+    blob = json.dumps({"config": resolved, "data": versions}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def ood_score(test: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
+    """Mean over algorithms of the output score (in %) at each algorithm's largest test size."""
+    scores = []
+    for sets in test.values():
+        if sets:
+            largest = max(sets, key=lambda label: int(label.split("_")[-1]) if label.split("_")[-1].isdigit() else 0)
+            scores.append(100.0 * sets[largest]["score"])
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def write_curves(history: Sequence[Mapping[str, float]], csv_path: Path, png_path: Path, title: str) -> None:
+    """Learning curves as a DVC plot (CSV) and a PNG a person can look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame(list(history))
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(csv_path, index=False)
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if not frame.empty:
+        ax_loss.plot(frame["step"], frame["train_loss"], color="tab:blue")
+        ax_loss.set_yscale("log")
+        for col in [c for c in frame.columns if c.startswith("val/") and c.endswith("/score")]:
+            ax_val.plot(frame["step"], 100 * frame[col], label=col.split("/")[1])
+        ax_val.legend(loc="lower right")
+    ax_loss.set(xlabel="step", ylabel="training loss", title=f"{title}: loss")
+    ax_val.set(xlabel="step", ylabel="validation score (%)", title=f"{title}: validation (n = 16)")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def _flatten(prefix: str, data: Any) -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: data}
+
+
+def run_pretrain(
+    name: str,
+    model_config: Any,
+    train_config: Any,
+    *,
+    batch_size: int,
+    data_root: Path = Path("data/synthetic"),
+    models_root: Path = Path("models/pretrain"),
+    metrics_root: Path = Path("metrics/pretrain"),
+    plots_root: Path = Path("plots/pretrain"),
+    checkpoints_root: Path = Path("checkpoints/pretrain"),
+    track: bool = True,
+) -> dict[str, Any]:
+    """Train one processor configuration end to end; returns the metrics written."""
+    import safetensors.torch
+
+    from nar.registry import save_processor
+    from nar.training.loop import train
+
+    data = load_pretrain_data(data_root, train_config.algorithms)
+    train_batches = DatasetBatches(data.train, batch_size, train_config.seed)
+    val = {a: fixed_batches(d, batch_size) for a, d in data.val.items()}
+    test = {a: {label: fixed_batches(d, batch_size) for label, d in sets.items()} for a, sets in data.test.items()}
+    extra = {"batch_size": batch_size, "name": name}
+    resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
+    ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
+
+    run = _Tracker(name, ckpt_dir, resolved, data.versions) if track else None
+    result = train(
+        model_config,
+        train_config,
+        train_batches,
+        val,
+        test,
+        out_dir=ckpt_dir,
+        extra_config=extra,
+        on_log=run.log_row if run else None,
+    )
+    model = result.model
+    assert model is not None
+    out_dir = Path(models_root) / name
+    spec_versions = {a: ALGORITHMS[a].spec.version for a in train_config.algorithms}
+    save_processor(model.processor, out_dir, name=name, algorithms=train_config.algorithms, spec_versions=spec_versions)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    safetensors.torch.save_file(state, str(out_dir / "model.safetensors"))
+    _write_json(out_dir / "model.json", {"name": name, "algorithms": list(train_config.algorithms), **resolved})
+
+    metrics = {
+        "name": name,
+        "ood_score": ood_score(result.test),
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "train_seconds": result.train_seconds,
+        "resumed_from": result.resumed_from,
+        "algorithms": {
+            a: {"val": result.best_val.get(a, {}), "test": result.test.get(a, {})} for a in train_config.algorithms
+        },
+        "dataset_versions": data.versions,
+    }
+    _write_json(Path(metrics_root) / f"{name}.json", metrics)
+    csv_path, png_path = Path(plots_root) / f"{name}.csv", Path(plots_root) / f"{name}.png"
+    write_curves(result.history, csv_path, png_path, name)
+    if run is not None:
+        run.finish(
+            metrics,
+            [
+                *(out_dir / f for f in ("processor.json", "processor.safetensors", "model.json", "model.safetensors")),
+                png_path,
+                csv_path,
+            ],
+        )
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
+    return metrics
+
+
+class _Tracker:
+    """One MLflow run per pretraining run; a resumed run continues the same MLflow run."""
+
+    def __init__(self, name: str, ckpt_dir: Path, resolved: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+        from nar.tracking import configure_mlflow, dvc_locked_hashes, git_commit, params_hash
+
+        self.mlflow = configure_mlflow()
+        client = self.mlflow.tracking.MlflowClient()
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        id_file = ckpt_dir / "mlflow_run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else None
+        if run_id is not None:
+            try:
+                client.get_run(run_id)
+            except Exception:  # deleted or from another store: start a new run
+                run_id = None
+        if run_id is None:
+            experiment = self.mlflow.get_experiment_by_name("nar-pretrain")
+            tags = {
+                "git_commit": git_commit(),
+                "params_hash": params_hash(resolved),
+                **{f"dataset.{k}": v for k, v in versions.items()},
+                **{f"dvc.{k}": v for k, v in dvc_locked_hashes("generate").items()},
+            }
+            run_id = client.create_run(experiment.experiment_id, run_name=name, tags=tags).info.run_id
+            for key, value in _flatten("", resolved).items():
+                client.log_param(run_id, key, value)
+            id_file.write_text(run_id)
+        self.client, self.run_id = client, run_id
+
+    def log_row(self, row: Mapping[str, float]) -> None:
+        step = int(row["step"])
+        for key, value in row.items():
+            if key != "step":
+                self.client.log_metric(self.run_id, key.replace("/", "."), float(value), step=step)
+
+    def finish(self, metrics: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
+        self.client.log_metric(self.run_id, "ood_score", float(metrics["ood_score"]))
+        for algo, scores in metrics["algorithms"].items():
+            for label, values in scores["test"].items():
+                for key, value in values.items():
+                    self.client.log_metric(self.run_id, f"test.{algo}.{label}.{key}", float(value))
+        for path in artifacts:
+            self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id)

@@ -1,0 +1,180 @@
+"""Shapes for every processor and field type; padding never leaks; the model's options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nar.algorithms import ALGORITHMS, Location, Type
+from nar.data.batching import collate
+from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig, message_adjacency
+from nar.training.losses import total_loss
+from nar.training.metrics import split_batch
+from nar.training.synthetic import all_types_spec, make_batch, random_batch, random_trajectory
+
+KINDS = ["mpnn", "gmpnn", "triplet_gmpnn"]
+SPEC = all_types_spec()
+
+
+def model_for(kind: str, spec=SPEC, hidden: int = 16, **kw) -> EncodeProcessDecode:
+    torch.manual_seed(0)
+    return EncodeProcessDecode([spec], ModelConfig(processor=ProcessorConfig(kind=kind, hidden=hidden), **kw))
+
+
+def expected_shape(f, B: int, N: int) -> tuple[int, ...]:
+    base = {Location.NODE: (B, N), Location.EDGE: (B, N, N), Location.GRAPH: (B,)}[f.location]
+    if f.type == Type.POINTER:
+        return (*base, N)
+    if f.type == Type.CATEGORICAL:
+        return (*base, f.num_categories)
+    return base
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_field_type_has_the_right_logit_shape(kind):
+    batch = random_batch(SPEC, sizes=[5, 7, 3], lengths=[3, 1, 4])
+    pred = model_for(kind)(batch)
+    B, N, S = 3, 7, 3  # S = max(1, T - 1) processor steps
+    assert set(pred.outputs) == {f.name for f in SPEC.outputs}
+    assert set(pred.hints) == {f.name for f in SPEC.hints}
+    for f in SPEC.outputs:
+        assert pred.outputs[f.name].shape == expected_shape(f, B, N), f.name
+        assert pred.outputs[f.name].dtype == torch.float32
+    for f in SPEC.hints:
+        shape = expected_shape(f, B, N)
+        assert pred.hints[f.name].shape == (shape[0], S, *shape[1:]), f.name
+    loss, parts = total_loss(SPEC, pred, batch)
+    assert torch.isfinite(loss) and len(parts) == len(SPEC.outputs) + len(SPEC.hints)
+    loss.backward()
+
+
+def _compare(spec, pred_all, pred_one, b: int, n: int, steps: int) -> None:
+    """Graph b of the padded batch against the same graph alone (real nodes, its own steps)."""
+
+    def real(f, v):  # v: one graph's logits, without time axis
+        if f.location == Location.NODE:
+            v = v[:n]
+        elif f.location == Location.EDGE:
+            v = v[:n, :n]
+        if f.type == Type.POINTER or f.type == Type.MASK_ONE:
+            v = v[..., :n]
+        return v
+
+    for f in spec.outputs:
+        torch.testing.assert_close(
+            real(f, pred_all.outputs[f.name][b]), real(f, pred_one.outputs[f.name][0]), atol=1e-5, rtol=1e-5
+        )
+    for f in spec.hints:
+        for t in range(steps):
+            torch.testing.assert_close(
+                real(f, pred_all.hints[f.name][b, t]), real(f, pred_one.hints[f.name][0, t]), atol=1e-5, rtol=1e-5
+            )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("feedback", ["soft", "hard"])
+def test_padding_never_leaks_all_field_types(kind, feedback):
+    torch.set_default_dtype(torch.float32)
+    sizes, lengths = [6, 3, 9, 4], [4, 2, 5, 1]
+    rng = __import__("numpy").random.default_rng(3)
+    trajs = [random_trajectory(SPEC, rng, n, t) for n, t in zip(sizes, lengths, strict=True)]
+    model = model_for(kind, hint_feedback=feedback).eval()
+    with torch.no_grad():
+        pred_all = model(collate(SPEC, trajs))
+        for b, (n, t) in enumerate(zip(sizes, lengths, strict=True)):
+            pred_one = model(collate(SPEC, [trajs[b]]))
+            _compare(SPEC, pred_all, pred_one, b, n, max(1, t - 1))
+
+
+@pytest.mark.parametrize("kind", ["mpnn", "triplet_gmpnn"])
+def test_padding_never_leaks_bellman_ford(kind):
+    import numpy as np
+
+    spec = ALGORITHMS["bellman_ford"].spec
+    rng = np.random.default_rng(0)
+    trajs = []
+    for n in (4, 11, 7):
+        trajs += make_batch_trajs(rng, n)
+    model = model_for(kind, spec=spec, hidden=32).eval()
+    with torch.no_grad():
+        pred_all = model(collate(spec, trajs))
+        for b, tr in enumerate(trajs):
+            pred_one = model(collate(spec, [tr]))
+            _compare(spec, pred_all, pred_one, b, tr.num_nodes, max(1, tr.length - 1))
+
+
+def make_batch_trajs(rng, n):
+    from nar.training.synthetic import er_graphs
+
+    algo = ALGORITHMS["bellman_ford"]
+    return algo.run(er_graphs(rng, 2, n, algo.spec.graph)).trajectories()
+
+
+def test_split_batch_gives_the_same_predictions():
+    model = model_for("triplet_gmpnn").eval()
+    batch = random_batch(SPEC, sizes=[5, 8, 3, 6], lengths=[3, 2, 4, 1])
+    with torch.no_grad():
+        whole = model(batch)
+        parts = split_batch(SPEC, batch, 2)
+        assert [p.batch_size for p in parts] == [2, 2]
+        assert parts[1].max_nodes == 6 and parts[1].max_steps == 4
+        second = model(parts[1])
+    _compare(SPEC, whole, second, 2, 3, 3)
+
+
+def test_processor_is_separable_and_shared():
+    bf, bfs = ALGORITHMS["bellman_ford"].spec, ALGORITHMS["bfs"].spec
+    config = ModelConfig(processor=ProcessorConfig(kind="triplet_gmpnn", hidden=16))
+    model = EncodeProcessDecode([bf, bfs], config)
+    keys = set(model.processor.state_dict())
+    assert keys and not any("encoders" in k or "decoders" in k for k in keys)
+    assert set(model.encoders) == {"bellman_ford", "bfs"}
+    # rebuilt from its config alone, the processor loads its own state dict exactly
+    from nar.models import build_processor
+
+    twin = build_processor(ProcessorConfig.from_dict(config.processor.to_dict()))
+    twin.load_state_dict(model.processor.state_dict())
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in ("bellman_ford", "bfs"):
+        pred = model(make_batch(name, rng, 3, 6))
+        assert pred.outputs["pi"].shape == (3, 6, 6)
+
+
+def test_configs_round_trip_and_validate():
+    cfg = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=32), precision="bfloat16")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert ProcessorConfig(kind="mpnn").gated is False
+    assert ProcessorConfig(kind="gmpnn").gated is True
+    with pytest.raises(ValueError, match="allowed"):
+        ProcessorConfig(kind="gat")
+    with pytest.raises(ValueError, match="unknown keys"):
+        ProcessorConfig.from_dict({"kind": "mpnn", "hiden": 3})
+
+
+def test_message_adjacency_is_symmetric_with_self_loops_and_no_padding():
+    spec = ALGORITHMS["bellman_ford"].spec
+    batch = random_batch(spec, sizes=[3, 5], lengths=[2, 2])
+    adj = message_adjacency(spec, batch.inputs, batch.node_mask)
+    assert torch.equal(adj, adj.transpose(1, 2))
+    assert adj.diagonal(dim1=1, dim2=2).all()
+    assert not adj[0, :3, 3:].any() and not adj[0, 3:, :3].any()
+
+
+@pytest.mark.parametrize("options", [{"hint_feedback": "hard"}, {"encode_hints": False, "decode_hints": False}])
+def test_model_options_run(options):
+    batch = random_batch(SPEC, sizes=[4, 6], lengths=[3, 2])
+    pred = model_for("gmpnn", **options)(batch, teacher_forcing=0.5)
+    loss, _ = total_loss(SPEC, pred, batch)
+    loss.backward()
+    assert bool(pred.hints) == options.get("decode_hints", True)
+
+
+def test_bfloat16_precision_runs_and_returns_float32_logits():
+    batch = random_batch(SPEC, sizes=[4, 6], lengths=[3, 2])
+    pred = model_for("triplet_gmpnn", precision="bfloat16")(batch)
+    assert all(v.dtype == torch.float32 for v in pred.outputs.values())
+    loss, _ = total_loss(SPEC, pred, batch)
+    loss.backward()
+    assert torch.isfinite(loss)
