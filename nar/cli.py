@@ -8,6 +8,7 @@ mlflow) happen inside the command that needs them, so ``nar generate`` starts fa
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import zlib
 from pathlib import Path
@@ -111,7 +112,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
             run.model,
             train_config,
             batch_size=run.batch_size,
-            data_root=inside_workspace(args.data, "--data"),
+            data_root=Path(args.data),  # read only: may live anywhere (e.g. a shared data mount)
             track=not args.no_mlflow,
         )
         for algo, scores in metrics["algorithms"].items():
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `nar registry list | head` ends quietly, as shell tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
