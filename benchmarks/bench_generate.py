@@ -13,7 +13,10 @@ pinned to one CPU where the OS allows it, and torch is never imported.
 
 Usage::
 
-    python benchmarks/bench_generate.py [--quick] [--clrs-json PATH] [--out PATH]
+    python benchmarks/bench_generate.py [--quick] [--clrs-json PATH] [--clrs-venv VENV] [--out PATH]
+
+``--clrs-venv`` times ``clrs.build_sampler`` for every (algorithm, n) right after ours, in
+the same pinned process tree (best of the same number of repeats): the side-by-side ratio.
 
 ``--clrs-json`` takes the JSON line printed by ``shared/bench/clrs_reference.py`` (run on
 the same machine) and adds the CLRS figures (``sampler_<algo>_n<n>_per_s``) and our ratios.
@@ -30,6 +33,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -103,6 +107,34 @@ def read_clrs(path: Path) -> dict:
     return json.loads(lines[-1])
 
 
+CLRS_SNIPPET = """
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import clrs
+algo, n, count, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rates = []
+for r in range(repeats):
+    t0 = time.perf_counter()
+    clrs.build_sampler(algo, num_samples=count, length=n, seed=r)
+    rates.append(count / (time.perf_counter() - t0))
+print(json.dumps(max(rates)))
+"""
+CLRS_COUNTS = {16: 4_000, 64: 400}
+
+
+def clrs_rate(venv: Path, algorithm: str, n: int, repeats: int) -> float:
+    """Best-of-``repeats`` trajectories/s of ``clrs.build_sampler`` in the CLRS venv, on this core."""
+    count = CLRS_COUNTS.get(n, 200)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", CLRS_SNIPPET, algorithm, str(n), str(count), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithms", nargs="+", default=["bellman_ford", "bfs"])
@@ -110,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer graphs (a smoke run, noisier numbers)")
     parser.add_argument("--clrs-json", type=Path, help="output of shared/bench/clrs_reference.py on this machine")
+    parser.add_argument(
+        "--clrs-venv",
+        type=Path,
+        help="a venv with dm-clrs (shared/bench/setup_clrs_venv.sh): time its samplers side by side, same core",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "generate.json")
     args = parser.parse_args(argv)
 
@@ -126,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             if target:
                 row["target_per_s"] = target
                 row["meets_target"] = row["sample_run_split_per_s"] >= target
+            if args.clrs_venv:
+                row["clrs_side_by_side_per_s"] = round(clrs_rate(args.clrs_venv, algorithm, n, args.repeats), 1)
+                row["ratio_side_by_side"] = round(row["sample_run_split_per_s"] / row["clrs_side_by_side_per_s"], 2)
+                row["ratio_with_write_side_by_side"] = round(
+                    row["with_write_per_s"] / row["clrs_side_by_side_per_s"], 2
+                )
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     assert "torch" not in sys.modules, "generation must not import torch"
