@@ -281,6 +281,7 @@ class Params:
     pretrain: PretrainParams | None = None
     register: RegisterParams | None = None
     natural: NaturalParams | None = None
+    flows: FlowsParams | None = None
 
 
 def _natural_params() -> type:
@@ -289,12 +290,19 @@ def _natural_params() -> type:
     return NaturalParams
 
 
+def _flows_params() -> type:
+    from flows.params import FlowsParams  # Prefect-free; lives beside the flows it configures
+
+    return FlowsParams
+
+
 # section name -> its class, resolved only when that section is asked for
 SECTIONS: dict[str, Any] = {
     "generate": lambda: GenerateParams,
     "pretrain": lambda: PretrainParams,
     "register": lambda: RegisterParams,
     "natural": _natural_params,
+    "flows": _flows_params,
 }
 
 
