@@ -21,6 +21,7 @@ import yaml
 from nar.errors import NarError
 
 if TYPE_CHECKING:
+    from flows.params import FlowsParams
     from nar.models.model import ModelConfig
     from nar.natural.config import NaturalParams
     from nar.training.loop import TrainConfig

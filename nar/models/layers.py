@@ -42,21 +42,43 @@ class EdgeFeatures:
     term is a (B·N²×H)(H×out) product, cached for the whole trajectory (steps share the
     ``cache`` dict), the second a (B·N²×C)(C×out) one. For an MPNN this removes the edge
     part of the message layer and of every pointer decoder from the per-step cost.
+
+    ``rows(start, stop)`` selects graphs (a view): steps that only process the graphs still
+    running share the cached products of the whole batch.
     """
 
-    __slots__ = ("base", "x", "w", "cache")
+    __slots__ = ("root", "start", "stop", "x", "w", "cache")
 
-    def __init__(self, base: Tensor, x: Tensor | None = None, w: Tensor | None = None, cache=None) -> None:
+    def __init__(
+        self,
+        base: Tensor,
+        x: Tensor | None = None,
+        w: Tensor | None = None,
+        cache: dict | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> None:
         if (x is None) != (w is None):
             raise ValueError("EdgeFeatures: x and w go together")
-        self.base = base
-        self.x = x
+        self.root = base  # (B_all, N, N, H): the whole batch; this object covers rows start:stop
+        self.start = start
+        self.stop = base.shape[0] if stop is None else stop
+        self.x = x  # (stop - start, N, N, C)
         self.w = w
         self.cache: dict[nn.Module, Tensor] = {} if cache is None else cache
 
+    @property
+    def base(self) -> Tensor:
+        return self.root[self.start : self.stop]
+
     def with_step(self, x: Tensor | None, w: Tensor | None) -> EdgeFeatures:
-        """The same base (and cache) with this step's hint channels."""
-        return EdgeFeatures(self.base, x, w, self.cache)
+        """The same rows, base (and cache) with this step's hint channels."""
+        return EdgeFeatures(self.root, x, w, self.cache, self.start, self.stop)
+
+    def rows(self, start: int, stop: int) -> EdgeFeatures:
+        """Graphs start:stop of these (relative indices), sharing the cache."""
+        x = None if self.x is None else self.x[start:stop]
+        return EdgeFeatures(self.root, x, self.w, self.cache, self.start + start, self.start + stop)
 
     @property
     def shape(self) -> torch.Size:
@@ -70,25 +92,17 @@ class EdgeFeatures:
 
     def apply(self, layer: nn.Linear) -> Tensor:
         """``layer(self.dense())`` without the per-step (B·N²×H)(H×out) product."""
-        out = self.cache.get(layer)
-        if out is None:
-            out = layer(self.base)
-            self.cache[layer] = out
+        full = self.cache.get(layer)
+        if full is None:
+            full = layer(self.root)
+            self.cache[layer] = full
+        out = full[self.start : self.stop]
         if self.x is None:
             return out
         w = layer.weight @ self.w  # (out, C)
         if w.shape[1] == 1:  # one channel: a broadcast multiply-add, not a K=1 matrix product
             return torch.addcmul(out, self.x.to(out.dtype), w[:, 0].to(out.dtype))
         return out + nn.functional.linear(self.x.to(out.dtype), w.to(out.dtype))
-
-    def __getitem__(self, index) -> EdgeFeatures:
-        """Select graphs along the batch axis (used to score or debug subsets)."""
-        return EdgeFeatures(
-            self.base[index],
-            None if self.x is None else self.x[index],
-            self.w,
-            None,
-        )
 
 
 def apply_edge(layer: nn.Linear, edges: EdgeFeatures | Tensor) -> Tensor:

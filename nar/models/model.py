@@ -12,10 +12,10 @@ One processor, shared by every algorithm the model knows; one ``SpecEncoder`` an
                                              probabilities, gradients flow through them
     output of graph b = decode_outputs at its own last step max(1, T_b - 1) - 1
 
-Outputs are only decoded at steps where some graph of the batch ends. Every graph of a
-padded batch gets exactly what it would get alone: padded nodes send no messages, are
-excluded from every max, softmax and mean, and per-graph outputs are read at that graph's
-last step.
+Graphs are sorted by trajectory length, so that at each step only the graphs still running
+(a prefix of the batch) are computed on, and each graph's outputs are decoded once, at its
+own last step. Every graph of a padded batch gets exactly what it would get alone: padded
+nodes send no messages and are excluded from every max, softmax and mean.
 
 ``adj`` (who sends messages to whom) is the CLRS rule: self-loops, plus every edge-mask
 input and every node-pointer input, symmetrised; with neither, all real nodes.
@@ -90,7 +90,7 @@ class Prediction:
     outputs: per output field, at each graph's last step: node (B, N[, C]), node pointer
         (B, N, N), edge (B, N, N[, C]), edge pointer (B, N, N, N), graph (B[, C]).
     hints: per decoded hint field, (B, S, ...) for hint steps 1..S (step t+1 is predicted
-        by processor step t).
+        by processor step t); zeros after a graph's own last step (never scored).
     """
 
     outputs: dict[str, Tensor]
@@ -155,13 +155,20 @@ class EncodeProcessDecode(nn.Module):
     def _run(
         self, spec: AlgorithmSpec, enc: SpecEncoder, dec: SpecDecoder, batch: Batch, teacher_forcing: float
     ) -> Prediction:
-        node_mask = batch.node_mask
-        B, N = node_mask.shape
+        B, N = batch.node_mask.shape
         H = self.config.hidden
         last = (batch.lengths - 1).clamp(min=1) - 1  # (B,) step whose outputs count
-        S = int(last.max()) + 1
-        end_steps = set(last.tolist())
+        # Graphs sorted by length, longest first: at step t the graphs still running are a
+        # prefix [:k_t] of the batch, so every step only computes on (views of) those.
+        order = torch.argsort(last, descending=True, stable=True)
+        identity = bool((order == torch.arange(B, device=order.device)).all())
+        if not identity:
+            batch = _take(batch, order)
+        ends = last[order].tolist()
+        S = ends[0] + 1
+        running = [sum(1 for e in ends if e >= t) for t in range(S + 1)]  # k_t; k_S = 0
 
+        node_mask = batch.node_mask
         adj = message_adjacency(spec, batch.inputs, node_mask)
         node_in, edge_in, graph_in = enc.encode_inputs(batch.inputs, node_mask)
         edges = EdgeFeatures(edge_in)
@@ -169,55 +176,86 @@ class EncodeProcessDecode(nn.Module):
 
         hints_t = {f.name: to_features(f, batch.hints[f.name][:, 0], N) for f in enc.hint_fields}
         hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
-        outputs: dict[str, Tensor] = {}
+        finished: list[dict[str, Tensor]] = []  # outputs of graphs [k_{t+1}:k_t], t descending
         for t in range(S):
-            step = enc.encode_hints(hints_t, node_mask)
-            node_fts = node_in if step.node is None else node_in + step.node  # (B, N, H)
-            graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (B, H)
-            step_edges = edges.with_step(step.edge_x, step.edge_w)  # (B, N, N, H), lazily
-            nxt, proc_edges = self.processor(node_fts, step_edges, graph_fts, adj, hidden, node_mask)
-            h = torch.cat([node_fts.to(nxt.dtype), hidden.to(nxt.dtype), nxt], dim=-1)  # (B, N, 3H)
+            k = running[t]
+            mask_k = node_mask[:k]
+            hidden_k = hidden[:k]
+            step = enc.encode_hints({n: v[:k] for n, v in hints_t.items()}, mask_k)
+            node_fts = node_in[:k] if step.node is None else node_in[:k] + step.node  # (k, N, H)
+            graph_fts = graph_in[:k] if step.graph is None else graph_in[:k] + step.graph  # (k, H)
+            step_edges = edges.rows(0, k).with_step(step.edge_x, step.edge_w)  # (k, N, N, H), lazily
+            nxt, proc_edges = self.processor(node_fts, step_edges, graph_fts, adj[:k], hidden_k, mask_k)
+            h = torch.cat([node_fts.to(nxt.dtype), hidden_k.to(nxt.dtype), nxt], dim=-1)  # (k, N, 3H)
             parts = [step_edges] if proc_edges is None else [step_edges, proc_edges]
 
-            preds = dec("hints", h, parts, graph_fts, node_mask)
+            preds = dec("hints", h, parts, graph_fts, mask_k)
             for name, logits in preds.items():
-                hint_logits[name].append(logits)
-            if t in end_steps:
-                outs = dec("outputs", h, parts, graph_fts, node_mask)
-                done = last == t  # (B,)
-                outputs = {
-                    k: v if k not in outputs else torch.where(_expand(done, v), v, outputs[k]) for k, v in outs.items()
-                }
+                hint_logits[name].append(_pad_rows(logits, B))
+            done = running[t + 1]  # graphs done:k end at this step
+            if done < k:
+                sub = [p.rows(done, k) if isinstance(p, EdgeFeatures) else p[done:k] for p in parts]
+                finished.append(dec("outputs", h[done:k], sub, graph_fts[done:k], mask_k[done:k]))
             hidden = nxt
             if t + 1 < S and enc.hint_fields:
-                hints_t = self._next_hints(spec, enc, preds, batch, t + 1, teacher_forcing, N)
+                hints_t = self._next_hints(enc, preds, batch, t + 1, teacher_forcing, N, running[t + 1])
 
+        outputs = {name: torch.cat([f[name] for f in reversed(finished)]) for name in finished[0]}
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items()}
+        if not identity:
+            inverse = torch.argsort(order)
+            outputs = {k: v[inverse] for k, v in outputs.items()}
+            hints = {k: v[inverse] for k, v in hints.items()}
         return Prediction(outputs=outputs, hints=hints)
 
     def _next_hints(
         self,
-        spec: AlgorithmSpec,
         enc: SpecEncoder,
         preds: dict[str, Tensor],
         batch: Batch,
         t: int,
         teacher_forcing: float,
         N: int,
+        k: int,
     ) -> dict[str, Tensor]:
+        """Hints fed to step t, for the k graphs still running."""
         mode = self.config.hint_feedback
         hard = mode == "hard" or (mode == "hard_on_eval" and not self.training)
         force = None
         if teacher_forcing > 0.0:
-            force = torch.rand(batch.batch_size, device=batch.node_mask.device) < teacher_forcing
+            force = torch.rand(k, device=batch.node_mask.device) < teacher_forcing
         nxt = {}
         for f in enc.hint_fields:
-            fed = postprocess(f, preds[f.name], hard)
+            fed = postprocess(f, preds[f.name][:k], hard)
             if force is not None:
-                truth = to_features(f, batch.hints[f.name][:, t], N)
+                truth = to_features(f, batch.hints[f.name][:k, t], N)
                 fed = torch.where(_expand(force, fed), truth.to(fed.dtype), fed)
             nxt[f.name] = fed
         return nxt
+
+
+def _pad_rows(x: Tensor, rows: int) -> Tensor:
+    """(k, ...) -> (rows, ...) with zeros for the graphs that no longer run (never scored)."""
+    if x.shape[0] == rows:
+        return x
+    return torch.cat([x, x.new_zeros(rows - x.shape[0], *x.shape[1:])])
+
+
+def _take(batch: Batch, index: Tensor) -> Batch:
+    """The graphs of ``batch`` in the order ``index``."""
+
+    def take(d: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v[index] for k, v in d.items()}
+
+    return Batch(
+        algorithm=batch.algorithm,
+        inputs=take(batch.inputs),
+        hints=take(batch.hints),
+        outputs=take(batch.outputs),
+        node_mask=batch.node_mask[index],
+        lengths=batch.lengths[index],
+        num_nodes=batch.num_nodes[index],
+    )
 
 
 def _expand(mask: Tensor, like: Tensor) -> Tensor:

@@ -131,8 +131,8 @@ class TrainResult:
     model: EncodeProcessDecode | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "model"}
-        return d
+        """Everything but the model, as plain data (JSON-ready)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "model"}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
