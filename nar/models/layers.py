@@ -67,9 +67,14 @@ class EdgeFeatures:
         self.w = w
         self.cache: dict[nn.Module, Tensor] = {} if cache is None else cache
 
+    def _slice(self, full: Tensor) -> Tensor:
+        if self.start == 0 and self.stop == full.shape[0]:
+            return full  # no slice: its backward would zero-fill and copy the whole tensor
+        return full[self.start : self.stop]
+
     @property
     def base(self) -> Tensor:
-        return self.root[self.start : self.stop]
+        return self._slice(self.root)
 
     def with_step(self, x: Tensor | None, w: Tensor | None) -> EdgeFeatures:
         """The same rows, base (and cache) with this step's hint channels."""
@@ -96,7 +101,7 @@ class EdgeFeatures:
         if full is None:
             full = layer(self.root)
             self.cache[layer] = full
-        out = full[self.start : self.stop]
+        out = self._slice(full)
         if self.x is None:
             return out
         w = layer.weight @ self.w  # (out, C)

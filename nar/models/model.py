@@ -179,13 +179,14 @@ class EncodeProcessDecode(nn.Module):
         finished: list[dict[str, Tensor]] = []  # outputs of graphs [k_{t+1}:k_t], t descending
         for t in range(S):
             k = running[t]
-            mask_k = node_mask[:k]
-            hidden_k = hidden[:k]
-            step = enc.encode_hints({n: v[:k] for n, v in hints_t.items()}, mask_k)
-            node_fts = node_in[:k] if step.node is None else node_in[:k] + step.node  # (k, N, H)
-            graph_fts = graph_in[:k] if step.graph is None else graph_in[:k] + step.graph  # (k, H)
+            mask_k = _rows(node_mask, k)
+            hidden_k = _rows(hidden, k)
+            step = enc.encode_hints({n: _rows(v, k) for n, v in hints_t.items()}, mask_k)
+            node_k, graph_k = _rows(node_in, k), _rows(graph_in, k)
+            node_fts = node_k if step.node is None else node_k + step.node  # (k, N, H)
+            graph_fts = graph_k if step.graph is None else graph_k + step.graph  # (k, H)
             step_edges = edges.rows(0, k).with_step(step.edge_x, step.edge_w)  # (k, N, N, H), lazily
-            nxt, proc_edges = self.processor(node_fts, step_edges, graph_fts, adj[:k], hidden_k, mask_k)
+            nxt, proc_edges = self.processor(node_fts, step_edges, graph_fts, _rows(adj, k), hidden_k, mask_k)
             h = torch.cat([node_fts.to(nxt.dtype), hidden_k.to(nxt.dtype), nxt], dim=-1)  # (k, N, 3H)
             parts = [step_edges] if proc_edges is None else [step_edges, proc_edges]
 
@@ -226,12 +227,18 @@ class EncodeProcessDecode(nn.Module):
             force = torch.rand(k, device=batch.node_mask.device) < teacher_forcing
         nxt = {}
         for f in enc.hint_fields:
-            fed = postprocess(f, preds[f.name][:k], hard)
+            fed = postprocess(f, _rows(preds[f.name], k), hard)
             if force is not None:
                 truth = to_features(f, batch.hints[f.name][:k, t], N)
                 fed = torch.where(_expand(force, fed), truth.to(fed.dtype), fed)
             nxt[f.name] = fed
         return nxt
+
+
+def _rows(x: Tensor, k: int) -> Tensor:
+    """The first k graphs; the tensor itself when that is all of them (a slice would cost a
+    full-size zero fill and copy in the backward pass)."""
+    return x if x.shape[0] == k else x[:k]
 
 
 def _pad_rows(x: Tensor, rows: int) -> Tensor:

@@ -1,0 +1,236 @@
+"""The ``transfer:`` and ``evaluate:`` sections of params.yaml, checked the way ``nar.config`` checks every section.
+
+Frozen dataclasses with type hints and a ``check(key)`` method raising ``ConfigError`` that
+names the dotted key, so ``nar.config.build(TransferParams, data, "transfer")`` validates them;
+the lead can add ``transfer: TransferParams | None`` and ``evaluate: EvaluateParams | None`` to
+``nar.config.Params`` (and to ``SECTIONS``) as they are. Until then :func:`load_transfer_params`
+reads the sections directly (the other sections of the file are not checked here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nar.config import ConfigError
+
+TASKS = ("digit_grid", "road")
+VARIANTS = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle")
+TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck")
+SPLITS = ("val", "test", "ood")
+DEFAULT_PROCESSOR = "models:/nar-processor@champion"
+
+
+def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(key, value, allowed)
+
+
+# Per-task values of the fields left null in params.yaml (measured: reports/transfer_notes.md):
+# short runs and a latent interface for the 64-node digit grids; the scalar interface and
+# longer (cheap) runs for the 12-24-node road subgraphs.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digit_grid": {"interface": "latent", "max_steps": 150, "patience": 4, "val_examples": 64},
+    "road": {"interface": "scalar", "max_steps": 500, "patience": 6, "val_examples": 100},
+}
+
+
+@dataclass(frozen=True)
+class TaskTransferParams:
+    """How one task's models are built and trained (the same for every variant unless named).
+
+    Fields left null take the task's value from ``TASK_DEFAULTS`` (:meth:`resolved`).
+
+    node_net: per-node raw-input network (``mlp``, or ``cnn``: a small 8x8 pixel CNN for digits).
+    width: width of the raw-input networks' features (the processor fixes H).
+    interface: how f~ talks to the processor: ``latent`` (free H-dimensional node and edge
+        features, the blueprint) or ``scalar`` (one learned scalar per edge, linearly encoded,
+        plus a source flag: the shape of the processor's pretraining inputs).
+    steps_per_hop, extra_steps: processor steps per graph = ceil(steps_per_hop * hop
+        eccentricity of the source) + extra_steps; ``fixed_steps`` > 0 overrides both.
+    batch_size, max_steps, learning_rate, grad_clip: Adam on the pointer cross-entropy.
+    processor_lr_scale: learning-rate factor of the processor's own weights (nar_finetune, e2e).
+    eval_every, patience: validate every eval_every steps on ``val_examples`` validation
+        examples; stop after ``patience`` validations without a better pointer accuracy and
+        keep the best weights (early stopping).
+    precision: ``bfloat16`` runs the pointer models' matrix products under autocast (1.5x
+        faster on CPUs with AVX512-BF16; the frozen weights stay float32); ``float32`` is exact.
+    bottleneck_lambda: λ of the blackbox differentiation (in units of the graph's mean predicted cost).
+    bottleneck_learning_rate: the bottleneck's learning rate.
+    """
+
+    node_net: Literal["cnn", "mlp"] = "mlp"
+    width: int = 64
+    interface: Literal["latent", "scalar"] | None = None
+    steps_per_hop: float = 1.25
+    extra_steps: int = 2
+    fixed_steps: int = 0
+    batch_size: int = 16
+    max_steps: int | None = None
+    learning_rate: float = 0.01
+    processor_lr_scale: float = 1.0
+    grad_clip: float = 1.0
+    eval_every: int = 25
+    patience: int | None = None
+    val_examples: int | None = None
+    precision: Literal["float32", "bfloat16"] = "bfloat16"
+    bottleneck_lambda: float = 1.0
+    bottleneck_learning_rate: float = 0.01
+
+    def resolved(self, task: str) -> TaskTransferParams:
+        """A copy with every null field set to ``task``'s default."""
+        defaults = TASK_DEFAULTS.get(task, TASK_DEFAULTS["road"])
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    def node_kind(self, task: str) -> Literal["cnn", "mlp"]:
+        return self.node_net
+
+    def check(self, key: str) -> None:
+        for name in ("width", "batch_size", "max_steps", "eval_every", "patience", "val_examples"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, f"{key}.{name}", value, "an integer >= 1 (or null: the task's)")
+        _require(self.steps_per_hop > 0, f"{key}.steps_per_hop", self.steps_per_hop, "a number > 0")
+        _require(self.extra_steps >= 0, f"{key}.extra_steps", self.extra_steps, "an integer >= 0")
+        _require(self.fixed_steps >= 0, f"{key}.fixed_steps", self.fixed_steps, "an integer >= 0 (0: from the graph)")
+        for name in ("learning_rate", "bottleneck_learning_rate", "bottleneck_lambda", "grad_clip"):
+            value = getattr(self, name)
+            _require(value > 0, f"{key}.{name}", value, "a number > 0")
+        _require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
+
+
+def _default_tasks() -> Mapping[str, TaskTransferParams]:
+    return types.MappingProxyType({"digit_grid": TaskTransferParams(), "road": TaskTransferParams()})
+
+
+@dataclass(frozen=True)
+class TransferParams:
+    """The ``transfer`` stage: variants x training-set sizes x seeds per task.
+
+    processor: a registry URI (``models:/nar-processor@champion``, ``models:/nar-processor/3``)
+        or a local directory with processor.safetensors + processor.json.
+    allow_unverified: accept a local directory whose processor.json records no sha256.
+    sizes: training-set sizes (random subsets of the train split, one per seed, shared by
+        all variants so that they are compared on the same examples); each must be at most
+        the train split's size.
+    workers: parallel training processes (one thread each).
+    save_models: which trained models to write under models/transfer/<task>/ (``first_seed``
+        keeps the directory small).
+    picture_size / picture_examples: predictions of every variant trained on this many
+        examples (first seed) are kept for the first picture_examples test and ood examples.
+    """
+
+    processor: str = DEFAULT_PROCESSOR
+    allow_unverified: bool = False
+    data: str = "data/natural"
+    variants: tuple[str, ...] = VARIANTS
+    sizes: tuple[int, ...] = (50, 100, 200, 500, 1000)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
+    device: str = "cpu"
+    processor_mode: Literal["auto", "sparse", "dense"] = "auto"
+    eval_batch_size: int = 50
+    save_models: Literal["all", "first_seed", "none"] = "first_seed"
+    picture_size: int = 100
+    picture_examples: int = 4
+    tasks: Mapping[str, TaskTransferParams] = field(default_factory=_default_tasks)
+
+    def check(self, key: str) -> None:
+        for i, v in enumerate(self.variants):
+            _require(v in VARIANTS, f"{key}.variants[{i}]", v, f"one of {list(VARIANTS)}")
+        _require(len(set(self.variants)) == len(self.variants), f"{key}.variants", list(self.variants), "no repeats")
+        for i, n in enumerate(self.sizes):
+            _require(n >= 1, f"{key}.sizes[{i}]", n, "an integer >= 1")
+        _require(list(self.sizes) == sorted(set(self.sizes)), f"{key}.sizes", list(self.sizes), "increasing sizes")
+        for i, s in enumerate(self.seeds):
+            _require(s >= 0, f"{key}.seeds[{i}]", s, "an integer >= 0")
+        _require(len(set(self.seeds)) == len(self.seeds), f"{key}.seeds", list(self.seeds), "no repeats")
+        _require(self.workers >= 1, f"{key}.workers", self.workers, "an integer >= 1")
+        _require(self.eval_batch_size >= 1, f"{key}.eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        _require(
+            self.device == "cpu" or self.device == "auto" or self.device.startswith("cuda"),
+            f"{key}.device",
+            self.device,
+            "'cpu', 'auto' or 'cuda[:index]'",
+        )
+        _require(self.picture_examples >= 0, f"{key}.picture_examples", self.picture_examples, "an integer >= 0")
+        _require(
+            self.picture_size in self.sizes,
+            f"{key}.picture_size",
+            self.picture_size,
+            f"one of the sizes {list(self.sizes)}",
+        )
+        for name in self.tasks:
+            _require(name in TASKS, f"{key}.tasks", name, f"task names from {list(TASKS)}")
+
+    def task(self, name: str) -> TaskTransferParams:
+        if name not in TASKS:
+            raise KeyError(f"unknown natural task {name!r}; available: {list(TASKS)}")
+        return (self.tasks.get(name) or TaskTransferParams()).resolved(name)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """The ``evaluate`` stage: aggregate metrics/transfer/<task>.json over seeds, plot, report.
+
+    headline: the metric drawn against the number of training examples and used for the verdict.
+    low_data: training sizes up to this count as "few examples" in the verdict.
+    """
+
+    tasks: tuple[str, ...] = TASKS
+    headline: Literal["pointer_acc", "pointer_acc_tie", "path_match", "path_optimal", "regret_all"] = "pointer_acc"
+    low_data: int = 200
+    report: str = "reports/blueprint.md"
+    notes: str = "reports/transfer_notes.md"  # included in the report when it exists
+
+    def check(self, key: str) -> None:
+        for i, t in enumerate(self.tasks):
+            _require(t in TASKS, f"{key}.tasks[{i}]", t, f"one of {list(TASKS)}")
+        _require(self.low_data >= 1, f"{key}.low_data", self.low_data, "an integer >= 1")
+
+
+def parse_transfer_params(data: Any, key: str = "transfer") -> TransferParams:
+    from nar.config import build
+
+    return build(TransferParams, data, key)
+
+
+def parse_evaluate_params(data: Any, key: str = "evaluate") -> EvaluateParams:
+    from nar.config import build
+
+    return build(EvaluateParams, data, key)
+
+
+def _section(path: str | Path, name: str) -> Any:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError("params", data, "a mapping of sections")
+    return data.get(name)
+
+
+def load_transfer_params(path: str | Path) -> TransferParams:
+    """The validated ``transfer`` section of ``path`` (through nar.config once it knows the section)."""
+    from nar import config
+
+    if "transfer" in config.SECTIONS:
+        return config.load_params(path, "transfer").transfer
+    return parse_transfer_params(_section(path, "transfer"))
+
+
+def load_evaluate_params(path: str | Path) -> EvaluateParams:
+    from nar import config
+
+    if "evaluate" in config.SECTIONS:
+        return config.load_params(path, "evaluate").evaluate
+    return parse_evaluate_params(_section(path, "evaluate"))

@@ -1,0 +1,323 @@
+"""The transfer models: new encoders f~ and decoders g~ around a processor P (Veličković & Blundell 2021).
+
+``TransferModel`` (variants nar_frozen, nar_finetune, e2e; they differ only in P)::
+
+    z_v        = NodeNet(raw node features)                    (V, D)  pixels: a small CNN; roads: an MLP
+    node_fts_v = W_n z_v + [v is the source] s                 (V, H)
+    pair_fts   = W_e [z_u ‖ z_v ‖ EdgeNet(raw edge features)]  (E, H)  edge u -> v
+                 self                                          (V, H)  a learned vector per self-loop
+    h^0 = 0;  h^{t+1} = P(node_fts, pair_fts, 0, pairs, h^t)   t < steps of the graph (its hop depth)
+    logit(u -> v) = w · ReLU(A [node_fts_u ‖ h_u] + B [node_fts_v ‖ h_v] + C pair_fts_uv)
+    pointer of v  = softmax over the pairs into v (its in-neighbours and itself)
+
+``CostModel`` (variant bottleneck) predicts one positive scalar per cell (digit grids: the
+cost of entering it) or per segment (roads) from the same raw inputs; an exact solver turns
+it into the shortest-path tree (:mod:`nar.transfer.solver`).
+
+``ProcessorRunner`` runs P on the flat batch: for the MPNN family (mpnn, gmpnn) sparsely, by
+calling the processor's own ``z_proj`` / ``message`` / ``update`` on the edge list and
+replacing only the dense masked max by a scatter max (about 50x less work on grids); for
+any other processor, or if a check on a random graph finds the two disagree, densely
+through the processor's ``forward``. Graphs of a batch stop updating at their own step
+count, so each gets exactly what it would get alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from nar.models.layers import linear
+from nar.models.processors import Processor
+from nar.models.processors.mpnn import MPNN
+from nar.transfer.graphs import FlatBatch, segment_argmax, segment_log_softmax
+
+log = logging.getLogger(__name__)
+
+PIXEL_SIDE = 8
+
+
+class PixelNet(nn.Module):
+    """8x8 grey image (64,) -> (D,): two 3x3 convolutions, a 2x2 max-pool and a linear map."""
+
+    def __init__(self, out: int, channels: int = 16) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.out = linear(2 * channels * (PIXEL_SIDE // 2) ** 2, out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        img = x.view(-1, 1, PIXEL_SIDE, PIXEL_SIDE)  # (V, 1, 8, 8)
+        return self.out(self.conv(img).flatten(1)).relu()  # (V, D)
+
+
+class MLP(nn.Module):
+    def __init__(self, inp: int, width: int, out: int, layers: int = 2) -> None:
+        super().__init__()
+        dims = [inp] + [width] * (layers - 1) + [out]
+        self.layers = nn.ModuleList(linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x).relu()
+        return x
+
+
+def node_net(kind: Literal["cnn", "mlp"], node_in: int, width: int) -> nn.Module:
+    if kind == "cnn":
+        if node_in != PIXEL_SIDE**2:
+            raise ValueError(f"the pixel CNN reads 8x8 images (64 features), got {node_in}")
+        return PixelNet(width)
+    return MLP(node_in, width, width)
+
+
+class Encoder(nn.Module):
+    """f~: raw inputs -> node features (V, H) and pair features (P, H); graph features are zero,
+    as for the pretrained Bellman-Ford (which has no graph input).
+
+    ``interface="latent"`` (the blueprint): node and edge features are free linear maps of the
+    raw-input networks' features. ``interface="scalar"``: everything the raw inputs say goes
+    through one scalar per edge, e_uv = softplus(s_uv) a + c (a, c learned vectors), and a node
+    only knows whether it is the source: the shape of the inputs the processor saw in
+    pretraining (a linear encoding of one weight per edge, a source flag), so a frozen
+    processor is not fed features off the manifold it was trained on.
+    """
+
+    def __init__(
+        self,
+        node_kind: Literal["cnn", "mlp"],
+        node_in: int,
+        edge_in: int,
+        width: int,
+        hidden: int,
+        interface: Literal["latent", "scalar"] = "latent",
+    ) -> None:
+        super().__init__()
+        if interface not in ("latent", "scalar"):
+            raise ValueError(f"encoder interface {interface!r}: 'latent' or 'scalar'")
+        self.hidden, self.interface = hidden, interface
+        self.node_net = node_net(node_kind, node_in, width)
+        self.edge_net = MLP(edge_in, width, width) if edge_in else None
+        pair_in = 2 * width + (width if edge_in else 0)
+        self.source = nn.Parameter(torch.randn(hidden) / hidden**0.5)
+        self.self_loop = nn.Parameter(torch.randn(hidden) / hidden**0.5)
+        if interface == "latent":
+            self.node_out = linear(width, hidden)
+            self.pair_out = linear(pair_in, hidden)
+        else:
+            self.node_bias = nn.Parameter(torch.zeros(hidden))
+            self.weight = linear(pair_in, 1)  # the scalar s_uv
+            self.weight_in = linear(1, hidden)  # a (weight) and c (bias)
+
+    def forward(self, b: FlatBatch) -> tuple[Tensor, Tensor, Tensor]:
+        z = self.node_net(b.node_x)  # (V, D)
+        src, dst = b.edge_src, b.edge_dst
+        parts = [z[src], z[dst]]
+        if self.edge_net is not None:
+            parts.append(self.edge_net(b.edge_x))
+        pair_x = torch.cat(parts, dim=-1)  # (E, 2D [+ D])
+        flag = b.is_source.unsqueeze(-1) * self.source  # (V, H)
+        if self.interface == "latent":
+            node = self.node_out(z) + flag  # (V, H)
+            edges = self.pair_out(pair_x)  # (E, H)
+        else:
+            node = flag + self.node_bias
+            edges = self.weight_in(nn.functional.softplus(self.weight(pair_x)))  # (E, H)
+        pairs = torch.cat([edges, self.self_loop.expand(b.total_nodes, -1).to(edges.dtype)], dim=0)  # (P, H)
+        graph = node.new_zeros(b.num_graphs, self.hidden)
+        return node, pairs, graph
+
+
+class PointerDecoder(nn.Module):
+    """g~: one logit per pair u -> v from [node_fts ‖ h] of both ends and the pair features."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.a = linear(2 * hidden, hidden)
+        self.b = linear(2 * hidden, hidden)
+        self.c = linear(hidden, hidden)
+        self.out = linear(hidden, 1)
+
+    def forward(self, node: Tensor, h: Tensor, pairs: Tensor, b: FlatBatch) -> Tensor:
+        x = torch.cat([node, h], dim=-1)  # (V, 2H)
+        s = self.a(x)[b.pair_src] + self.b(x)[b.pair_dst] + self.c(pairs)  # (P, H)
+        return self.out(s.relu()).squeeze(-1).float()  # (P,), float32 even under bf16 autocast
+
+
+def sparse_capable(processor: Processor) -> bool:
+    """Whether :class:`ProcessorRunner` can run ``processor`` on edge lists (the MPNN family)."""
+    return (
+        isinstance(processor, MPNN)
+        and type(processor).forward is MPNN.forward
+        and not processor.config.full_adjacency
+        and getattr(processor, "edge_out_dim", 0) == 0
+    )
+
+
+class ProcessorRunner(nn.Module):
+    """Runs a processor for each graph's number of steps on a flat batch (module docstring)."""
+
+    def __init__(self, processor: Processor, mode: Literal["auto", "sparse", "dense"] = "auto") -> None:
+        super().__init__()
+        self.processor = processor
+        if mode == "sparse" and not sparse_capable(processor):
+            raise ValueError(f"a {processor.config.kind} processor cannot run sparsely")
+        self.sparse = mode == "sparse" or (mode == "auto" and sparse_capable(processor) and self._agrees())
+
+    def _agrees(self) -> bool:
+        """The sparse path against the processor's own dense forward on a random 5-node graph."""
+        from nar.transfer.graphs import in_slots
+
+        gen = torch.Generator().manual_seed(0)
+        H = self.processor.config.hidden
+        n = 5
+        adj = torch.rand(n, n, generator=gen) < 0.5
+        adj.fill_diagonal_(False)
+        src, dst = adj.nonzero(as_tuple=True)
+        src = torch.cat([src, torch.arange(n)])  # edges, then self-loops (the flat batch order)
+        dst = torch.cat([dst, torch.arange(n)])
+        slots = torch.from_numpy(in_slots(dst.numpy(), n))
+        node = torch.randn(n, H, generator=gen)
+        hidden = torch.randn(n, H, generator=gen)
+        pairs = torch.randn(len(src), H, generator=gen)
+        graph = torch.randn(1, H, generator=gen)
+        dense_e = torch.zeros(1, n, n, H)
+        dense_e[0, src, dst] = pairs
+        dense_adj = torch.zeros(1, n, n, dtype=torch.bool)
+        dense_adj[0, src, dst] = True
+        was = self.processor.training
+        self.processor.eval()
+        with torch.no_grad():
+            ref = self.processor(
+                node[None], dense_e, graph, dense_adj, hidden[None], torch.ones(1, n, dtype=torch.bool)
+            ).hidden[0]
+            p: MPNN = self.processor  # type: ignore[assignment]
+            e_slot = p.m_edge(pairs)[slots]  # (V, D, H)
+            g_node = p.m_graph(graph).expand(n, -1)  # (V, H)
+            got = self._sparse_step(node, hidden, e_slot, g_node, src[slots])
+        self.processor.train(was)
+        ok = torch.allclose(ref, got, atol=1e-4, rtol=1e-4)
+        if not ok:
+            log.warning("sparse processor step disagrees with the processor's forward: running it densely")
+        return ok
+
+    def _sparse_step(self, node: Tensor, hidden: Tensor, e_slot: Tensor, g_node: Tensor, slot_src: Tensor) -> Tensor:
+        """One step on in-neighbour slots: e_slot (V, D, H), g_node (V, H), slot_src (V, D) senders."""
+        p: MPNN = self.processor  # type: ignore[assignment]
+        z = torch.cat([node, hidden], dim=-1)  # (V, 2H)
+        zp = p._split(p.z_proj(z), p.z_parts)
+        msgs = p.message(zp["recv"].unsqueeze(1), zp["send"][slot_src], e_slot, g_node.unsqueeze(1))  # (V, D, H)
+        aggr = msgs.amax(dim=1)  # (V, H): every slot holds a real message (padding repeats the self-loop)
+        if len(p.msg_mlp):
+            aggr = aggr + p.msg_mlp[-1].bias  # the last layer's bias commutes with the max
+        return p.update(aggr, zp, hidden)
+
+    def forward(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch) -> Tensor:
+        """Final processor state (V, H) after each graph's ``steps``."""
+        S = b.max_steps
+        hidden = torch.zeros_like(node)
+        if self.sparse:
+            p: MPNN = self.processor  # type: ignore[assignment]
+            e_slot = p.m_edge(pairs)[b.slot_pair]  # (V, D, H), the same at every step
+            g_node = p.m_graph(graph)[b.node_graph]  # (V, H)
+            slot_src = b.pair_src[b.slot_pair]  # (V, D)
+            ragged = bool((b.steps != S).any())
+            for t in range(S):
+                new = self._sparse_step(node, hidden, e_slot, g_node, slot_src)
+                hidden = torch.where((b.node_steps > t).unsqueeze(-1), new, hidden) if ragged else new
+            return hidden
+        return self._dense(node, pairs, graph, b, S)
+
+    def _dense(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch, S: int) -> Tensor:
+        B, N, H = b.num_graphs, int(b.num_nodes.max()), node.shape[-1]
+        offset = torch.as_tensor(b.node_offset, device=node.device)
+        local = torch.arange(b.total_nodes, device=node.device) - offset[b.node_graph]  # (V,)
+        gi, li = b.node_graph, local
+        node_d = node.new_zeros(B, N, H).index_put((gi, li), node)
+        mask = torch.zeros(B, N, dtype=torch.bool, device=node.device).index_put((gi, li), torch.tensor(True))
+        ps, pd = local[b.pair_src], local[b.pair_dst]
+        edge_d = node.new_zeros(B, N, N, H).index_put((b.pair_graph, ps, pd), pairs)
+        adj = torch.zeros(B, N, N, dtype=torch.bool, device=node.device)
+        adj = adj.index_put((b.pair_graph, ps, pd), torch.tensor(True)) | torch.eye(N, dtype=torch.bool)
+        hidden = node.new_zeros(B, N, H)
+        steps = torch.as_tensor(b.steps, device=node.device)
+        for t in range(S):
+            new = self.processor(node_d, edge_d, graph, adj, hidden, mask).hidden
+            hidden = torch.where((steps > t)[:, None, None], new, hidden)
+        return hidden[gi, li]
+
+
+class TransferModel(nn.Module):
+    """f~ -> P (for each graph's number of steps) -> g~ (module docstring)."""
+
+    def __init__(self, encoder: Encoder, processor: Processor, mode: Literal["auto", "sparse", "dense"] = "auto"):
+        super().__init__()
+        self.encoder = encoder
+        self.runner = ProcessorRunner(processor, mode)
+        self.decoder = PointerDecoder(processor.config.hidden)
+
+    @property
+    def processor(self) -> Processor:
+        return self.runner.processor
+
+    def forward(self, b: FlatBatch) -> Tensor:
+        """Pointer logits (P,), one per pair u -> v."""
+        node, pairs, graph = self.encoder(b)
+        h = self.runner(node, pairs, graph, b)
+        return self.decoder(node, h, pairs, b)
+
+
+def pointer_loss(logits: Tensor, b: FlatBatch) -> Tensor:
+    """Mean over nodes of the cross-entropy of the true pointer among each node's candidates."""
+    logp = segment_log_softmax(logits, b.pair_dst, b.total_nodes)
+    return -logp[b.pi_pair].mean()
+
+
+def predict_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
+    """(V,) global predicted predecessor of each node (the argmax pair's sender)."""
+    best = segment_argmax(logits.detach(), b.pair_dst, b.total_nodes)
+    return b.pair_src[best]
+
+
+class CostModel(nn.Module):
+    """bottleneck: raw inputs -> one positive cost per edge (digit grids: the cost of entering a cell).
+
+    Costs are softplus outputs divided by their mean over the graph's edges: the solver is
+    scale-invariant, and without this the blackbox gradient drifts every cost towards zero (the
+    perturbed trees are the true ones, whose paths are longer in hops, so the summed gradient
+    is positive). Normalised, a cost of 1 is the graph's average and λ is in those units.
+    """
+
+    def __init__(self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int, per: str) -> None:
+        super().__init__()
+        if per not in ("cell", "edge"):
+            raise ValueError(f"cost per {per!r}: 'cell' or 'edge'")
+        self.per = per
+        self.node_net = node_net(node_kind, node_in, width)
+        self.edge_net = MLP(edge_in, width, width) if edge_in else None
+        inp = width if per == "cell" else 2 * width + (width if edge_in else 0)
+        self.out = linear(inp, 1)
+
+    def forward(self, b: FlatBatch) -> Tensor:
+        """(E,) predicted edge costs, mean 1 over each graph's edges."""
+        z = self.node_net(b.node_x)  # (V, D)
+        if self.per == "cell":
+            raw = nn.functional.softplus(self.out(z).squeeze(-1))[b.edge_dst]  # entering v costs cell[v]
+        else:
+            parts = [z[b.edge_src], z[b.edge_dst]]
+            if self.edge_net is not None:
+                parts.append(self.edge_net(b.edge_x))
+            raw = nn.functional.softplus(self.out(torch.cat(parts, dim=-1)).squeeze(-1))
+        raw = raw + 1e-4
+        graph = b.pair_graph[: b.total_edges]
+        total = raw.new_zeros(b.num_graphs).index_add(0, graph, raw)
+        count = torch.as_tensor(b.num_edges, dtype=raw.dtype, device=raw.device).clamp_min(1)
+        return raw / (total / count)[graph]

@@ -1,0 +1,133 @@
+"""The exact shortest-path solver on a flat batch, and its blackbox differentiation.
+
+``solve_tree(costs, b)``: Dijkstra (scipy) from every graph's source on the block-diagonal
+graph of the batch with the given edge costs; returns the predecessor of every node (the
+source points to itself) and the solution's encoding y (E,) below. With continuous predicted
+costs ties have probability zero, so the solver's tie-breaking does not matter for the
+bottleneck (the oracle uses the dataset's own algorithm,
+:func:`nar.natural.targets.oracle_targets`, which reproduces the targets exactly).
+
+Encoding. Blackbox differentiation needs the solver to be ``y(w) = argmin_y <w, y>``. The
+0/1 indicator of tree edges does not qualify: the shortest-path tree is not the spanning
+arborescence of least total weight (with per-cell costs every arborescence even has the
+same total, so that gradient is identically zero). The right encoding is the edge *usage*
+y_e = the number of nodes whose tree path from the source runs through e (= the size of the
+subtree below e; 0 off the tree): <w, y> = sum_v dist(v), which the shortest-path tree
+minimises, since it minimises every dist(v) at once. It is the sum of the s -> t path
+indicators of Vlastelica et al.'s shortest-path experiments over all targets t.
+
+Blackbox differentiation (Vlastelica et al., "Differentiation of Blackbox Combinatorial
+Solvers", ICLR 2020). The solver's output is piecewise constant in w, so its true gradient
+is zero almost everywhere. The backward pass returns the gradient of a piecewise-linear
+interpolation instead::
+
+    forward:   y = solver(w)
+    backward:  w' = w + λ' · dL/dy;   y' = solver(w');   dL/dw = (y' - y) / λ'
+
+Loss (documented choice): the L1 distance between predicted and true usages divided by the
+number of nodes V in the batch, L = sum_e |y_e - y*_e| / V, the Hamming distance of the
+path indicators summed over all targets. Its gradient is sign(y - y*) / V, so λ' = λ · V
+makes the perturbation ±λ per edge: λ is in units of the predicted costs, as in the paper.
+An edge the true tree uses more than the predicted one (dL/dy = -1/V) gets a lower cost in
+w', the perturbed tree uses it more (y' > y), and its cost gets a positive gradient: gradient
+descent lowers the cost of under-used true edges and raises the cost of over-used ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.csgraph import dijkstra
+from torch import Tensor
+
+from nar.transfer.graphs import FlatBatch
+
+
+def solve_pointers(costs: np.ndarray, src: np.ndarray, dst: np.ndarray, sources: np.ndarray, size: int) -> np.ndarray:
+    """(size,) predecessor of each node on shortest paths from ``sources`` (block-diagonal graph).
+
+    Each node is reached only from its own graph's source (graphs share no edges), so one
+    multi-source Dijkstra with ``min_only`` solves every graph at once. Unreached nodes and
+    the sources point to themselves.
+    """
+    w = np.asarray(costs, dtype=np.float64)
+    if w.size and not (np.isfinite(w).all() and w.min() > 0):
+        raise ValueError("solver costs must be finite and > 0")
+    graph = sp.csr_matrix((w, (src, dst)), shape=(size, size))
+    _, pred, _ = dijkstra(graph, directed=True, indices=sources, return_predecessors=True, min_only=True)
+    pi = np.where(pred < 0, np.arange(size), pred).astype(np.int64)
+    pi[sources] = sources
+    return pi
+
+
+def tree_indicator(pi: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(E,) float32: 1 where edge src -> dst is a tree edge (pi[dst] == src)."""
+    return (pi[dst] == src).astype(np.float32)
+
+
+def depths(pi: np.ndarray) -> np.ndarray:
+    """(V,) hops from each node to the root of its tree in the pointer forest ``pi`` (roots point
+    to themselves), by pointer jumping: O(log depth) vectorised rounds. ``ValueError`` on a cycle."""
+    idx = np.arange(len(pi))
+    depth = (pi != idx).astype(np.int64)  # hops from v to nxt[v]
+    nxt = np.asarray(pi, dtype=np.int64).copy()
+    for _ in range(2 + int(np.log2(max(len(pi), 1)))):
+        if (nxt[nxt] == nxt).all():
+            return depth
+        depth, nxt = depth + depth[nxt], nxt[nxt]
+    raise ValueError("the pointers contain a cycle")
+
+
+def subtree_sizes(pi: np.ndarray) -> np.ndarray:
+    """(V,) number of nodes in each node's subtree of the pointer forest ``pi``."""
+    pi = np.asarray(pi, dtype=np.int64)
+    depth = depths(pi)
+    size = np.ones(len(pi), dtype=np.int64)
+    for d in range(int(depth.max(initial=0)), 0, -1):  # children before parents
+        nodes = np.flatnonzero(depth == d)
+        np.add.at(size, pi[nodes], size[nodes])
+    return size
+
+
+def usage(pi: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(E,) float32: for each edge u -> v, the size of v's subtree if pi[v] == u, else 0."""
+    return np.where(pi[dst] == src, subtree_sizes(pi)[dst], 0).astype(np.float32)
+
+
+def solve_tree(costs: Tensor, b: FlatBatch) -> tuple[Tensor, Tensor]:
+    """(pi (V,), edge usage y (E,)) for edge costs (E,) on batch ``b`` (no gradient)."""
+    src = b.edge_src.cpu().numpy()
+    dst = b.edge_dst.cpu().numpy()
+    pi = solve_pointers(costs.detach().cpu().numpy(), src, dst, b.source.cpu().numpy(), b.total_nodes)
+    y = usage(pi, src, dst)
+    return torch.from_numpy(pi).to(costs.device), torch.from_numpy(y).to(costs.device)
+
+
+class BlackboxShortestPathTree(torch.autograd.Function):
+    """y = solver(w) forward; (solver(w + λ' g) - y) / λ' backward with λ' = λ · scale (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, costs: Tensor, lam: float, scale: float, b: FlatBatch) -> Tensor:
+        _, y = solve_tree(costs, b)
+        ctx.save_for_backward(costs, y)
+        ctx.lam_eff, ctx.batch = lam * scale, b
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):
+        costs, y = ctx.saved_tensors
+        perturbed = (costs + ctx.lam_eff * grad_y).clamp_min(1e-6)
+        _, y_lam = solve_tree(perturbed, ctx.batch)
+        return (y_lam - y) / ctx.lam_eff, None, None, None
+
+
+def blackbox_tree(costs: Tensor, b: FlatBatch, lam: float) -> Tensor:
+    """The edge usage (E,) of the shortest-path trees under ``costs``, differentiable by blackbox
+    interpolation; the loss gradient (±1/V per edge for :func:`usage_loss`) is rescaled by V."""
+    return BlackboxShortestPathTree.apply(costs, lam, float(b.total_nodes), b)
+
+
+def usage_loss(y: Tensor, y_true: Tensor, num_nodes: int) -> Tensor:
+    """sum_e |y_e - y*_e| / V: the Hamming distance of the paths to every node, per node."""
+    return (y - y_true).abs().sum() / num_nodes

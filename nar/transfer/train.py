@@ -1,0 +1,375 @@
+"""Training and scoring one transfer run: (task, variant, training-set size, seed).
+
+Variants (DESIGN.md, "Baselines"):
+
+``nar_frozen``    new f~ and g~ around the pretrained processor, which stays frozen: its
+                  weights' sha256 is taken before and after training and must not change.
+``nar_finetune``  the same, with the pretrained processor trained too (``processor_lr_scale``).
+``e2e``           the same architecture with a randomly initialised processor, trained.
+``bottleneck``    a cost network and the exact solver, trained from the targets alone by
+                  blackbox differentiation of the L1 loss on edge usages (``nar.transfer.solver``).
+``oracle``        the dataset's own algorithm on the hidden true costs (no training; the ceiling).
+
+The training subset of a (size, seed) is a random subset of the train split drawn from the
+seed alone, so every variant sees the same examples. Adam with gradient clipping; every
+``eval_every`` steps the pointer accuracy on the first ``val_examples`` validation examples
+decides early stopping (only the targets y are used for it, never hidden costs), and the best
+weights are scored on the full val, test and ood splits.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nar.errors import NarError
+from nar.models.processors import Processor, ProcessorConfig, build_processor
+from nar.natural.targets import oracle_targets
+from nar.transfer.config import TaskTransferParams
+from nar.transfer.graphs import FlatBatch, FlatSplit
+from nar.transfer.metrics import score_split
+from nar.transfer.models import CostModel, Encoder, TransferModel, pointer_loss, predict_pointers
+from nar.transfer.solver import blackbox_tree, solve_tree, usage_loss
+
+
+class FrozenProcessorChanged(NarError, RuntimeError):
+    """The frozen processor's weights changed during nar_frozen training (must never happen)."""
+
+
+class EdgeNorm(nn.Module):
+    """Standardises raw edge features with the training subset's statistics (kept as buffers)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+@dataclass
+class TaskData:
+    """A task's splits prepared once per process: ``train`` and the scored ``splits`` (val, test, ood)."""
+
+    task: str
+    algorithm: str
+    train: FlatSplit
+    splits: dict[str, FlatSplit]
+    node_in: int
+    edge_in: int
+
+    @classmethod
+    def load(cls, root: str, task: str, params: TaskTransferParams, splits=("val", "test", "ood")) -> TaskData:
+        from pathlib import Path
+
+        from nar.natural import load_natural
+
+        base = Path(root) / task
+
+        def prep(name: str) -> tuple[FlatSplit, str]:
+            ds = load_natural(base / name)
+            return FlatSplit(ds, params.steps_per_hop, params.extra_steps, params.fixed_steps), ds.algorithm
+
+        train, algorithm = prep("train")
+        scored = {name: prep(name)[0] for name in splits if (base / name).is_dir()}
+        if "val" not in scored:
+            raise NarError(f"{base}: no val split (needed for early stopping); run `nar natural --task {task}`")
+        return cls(
+            task=task,
+            algorithm=algorithm,
+            train=train,
+            splits=scored,
+            node_in=int(train.node_x.shape[1]),
+            edge_in=0 if train.edge_x is None else int(train.edge_x.shape[1]),
+        )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    variant: str
+    size: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}/n{self.size}-s{self.seed}"
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    metrics: dict[str, dict[str, Any]]  # split -> metric -> value
+    curve: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_pointer_acc
+    best_step: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    processor_sha256_before: str | None = None
+    processor_sha256_after: str | None = None
+    state: dict[str, torch.Tensor] | None = None  # trainable weights (f~, g~, and P when trained)
+    predictions: dict[str, list[list[int]]] = field(default_factory=dict)  # split -> example -> local pi
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.spec.task,
+            "variant": self.spec.variant,
+            "size": self.spec.size,
+            "seed": self.spec.seed,
+            "metrics": self.metrics,
+            "curve": self.curve,
+            "best_step": self.best_step,
+            "steps": self.steps,
+            "train_seconds": round(self.train_seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "processor_sha256_before": self.processor_sha256_before,
+            "processor_sha256_after": self.processor_sha256_after,
+        }
+
+
+def training_subset(num_train: int, size: int, seed: int) -> np.ndarray:
+    """The training examples of (size, seed): the first ``size`` of a seed-fixed permutation
+    (so a larger size at the same seed contains the smaller one)."""
+    if size > num_train:
+        raise NarError(f"training size {size} exceeds the {num_train} examples of the train split")
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 0x7A5])).permutation(num_train)
+    return np.sort(perm[:size])
+
+
+def build_model(
+    spec: RunSpec, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str = "auto"
+) -> nn.Module:
+    """The network of ``spec.variant`` (initialised from ``spec.seed``); ``pretrained`` is a frozen P."""
+    torch.manual_seed(spec.seed * 1_000_003 + zlib.crc32(spec.variant.encode()) % 1_000_003)
+    kind = params.node_kind(data.task)
+    if spec.variant == "bottleneck":
+        per = "cell" if data.edge_in == 0 else "edge"
+        return CostModel(kind, data.node_in, data.edge_in, params.width, per)
+    if pretrained is None:
+        raise ValueError(f"{spec.variant} needs a processor (its config, and its weights unless e2e)")
+    if spec.variant == "nar_frozen":
+        processor = pretrained
+    elif spec.variant == "nar_finetune":
+        processor = copy.deepcopy(pretrained)
+        processor.__dict__.pop("train", None)  # undo freeze()'s eval lock (an instance attribute)
+        for p in processor.parameters():
+            p.requires_grad_(True)
+    elif spec.variant == "e2e":
+        processor = build_processor(ProcessorConfig.from_dict(pretrained.config.to_dict()))
+    else:
+        raise ValueError(f"variant {spec.variant!r} is not trained")
+    H = processor.config.hidden
+    encoder = Encoder(kind, data.node_in, data.edge_in, params.width, H, params.interface)
+    return TransferModel(encoder, processor, mode)  # type: ignore[arg-type]
+
+
+def _attach_edge_norm(model: nn.Module, data: TaskData, subset: np.ndarray) -> None:
+    stats = data.train.edge_stats(subset)
+    if stats is None:
+        return
+    norm = EdgeNorm(*stats)
+    target = model.encoder if isinstance(model, TransferModel) else model
+    net = target.edge_net
+    if net is not None:
+        target.edge_net = nn.Sequential(norm, net)
+
+
+def _optimizer(model: nn.Module, spec: RunSpec, params: TaskTransferParams) -> torch.optim.Optimizer:
+    if isinstance(model, CostModel):
+        return torch.optim.Adam(model.parameters(), lr=params.bottleneck_learning_rate)
+    proc = {id(p) for p in model.processor.parameters()}
+    own = [p for p in model.parameters() if p.requires_grad and id(p) not in proc]
+    groups: list[dict[str, Any]] = [{"params": own, "lr": params.learning_rate}]
+    trained_proc = [p for p in model.processor.parameters() if p.requires_grad]
+    if trained_proc:
+        groups.append({"params": trained_proc, "lr": params.learning_rate * params.processor_lr_scale})
+    return torch.optim.Adam(groups)
+
+
+def _autocast(model: nn.Module, b: FlatBatch, precision: str):
+    """bf16 autocast for the pointer models (the cost model is cheap and feeds a float solver)."""
+    import contextlib
+
+    if precision != "bfloat16" or isinstance(model, CostModel):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=b.node_x.device.type, dtype=torch.bfloat16)
+
+
+def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch.Tensor:
+    if isinstance(model, CostModel):
+        y = blackbox_tree(model(b), b, params.bottleneck_lambda)
+        return usage_loss(y, b.tree_usage, b.total_nodes)
+    with _autocast(model, b, params.precision):
+        logits = model(b)
+    return pointer_loss(logits, b)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, b: FlatBatch, precision: str = "float32") -> torch.Tensor:
+    """(V,) predicted global predecessors of batch ``b``."""
+    if isinstance(model, CostModel):
+        pi, _ = solve_tree(model(b), b)
+        return pi
+    with _autocast(model, b, precision):
+        logits = model(b)
+    return predict_pointers(logits, b)
+
+
+def _local(pred: torch.Tensor, b: FlatBatch) -> list[np.ndarray]:
+    p = pred.cpu().numpy()
+    out = []
+    for off, n in zip(b.node_offset, b.num_nodes, strict=True):
+        out.append(p[off : off + n] - off)
+    return out
+
+
+def predict_split(model: nn.Module, batches: list[FlatBatch], precision: str = "float32") -> list[np.ndarray]:
+    was = model.training
+    model.eval()
+    preds: list[np.ndarray] = []
+    for b in batches:
+        preds.extend(_local(predict(model, b, precision), b))
+    model.train(was)
+    return preds
+
+
+def quick_accuracy(model: nn.Module, batches: list[FlatBatch], precision: str = "float32") -> float:
+    """Pointer accuracy over ``batches`` (targets only): the early-stopping criterion."""
+    was = model.training
+    model.eval()
+    right = total = 0
+    for b in batches:
+        pred = predict(model, b, precision)
+        right += int((pred == b.pi).sum())
+        total += b.total_nodes
+    model.train(was)
+    return right / max(total, 1)
+
+
+def trainable_state(model: nn.Module, variant: str) -> dict[str, torch.Tensor]:
+    """Weights worth saving: everything but a frozen processor (it is referenced by sha256)."""
+    state = model.state_dict()
+    if variant == "nar_frozen":
+        state = {k: v for k, v in state.items() if not k.startswith("runner.processor.")}
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def oracle_predictions(split: FlatSplit, algorithm: str) -> list[np.ndarray]:
+    """The exact algorithm on each example's hidden true costs."""
+    return [oracle_targets(ex, algorithm)["pi"] for ex in split.examples]
+
+
+def run_oracle(spec: RunSpec, data: TaskData) -> RunResult:
+    start = time.perf_counter()
+    metrics = {name: score_split(oracle_predictions(s, data.algorithm), s) for name, s in data.splits.items()}
+    return RunResult(spec, metrics, eval_seconds=time.perf_counter() - start)
+
+
+def train_run(
+    spec: RunSpec,
+    params: TaskTransferParams,
+    data: TaskData,
+    pretrained: Processor | None,
+    *,
+    eval_batch_size: int = 50,
+    device: str = "cpu",
+    mode: str = "auto",
+    eval_batches: dict[str, list[FlatBatch]] | None = None,
+    keep_state: bool = False,
+    picture_examples: int = 0,
+) -> RunResult:
+    """Train ``spec`` and score its best weights on every split of ``data``."""
+    from nar.registry import weights_sha256
+
+    if spec.variant == "oracle":
+        return run_oracle(spec, data)
+    params = params.resolved(spec.task)
+    subset = training_subset(len(data.train), spec.size, spec.seed)
+    model = build_model(spec, params, data, pretrained, mode)
+    _attach_edge_norm(model, data, subset)
+    model.to(device)
+    sha_before = weights_sha256(pretrained) if spec.variant == "nar_frozen" else None
+    opt = _optimizer(model, spec, params)
+    if eval_batches is None:
+        eval_batches = {name: s.batches(eval_batch_size, device) for name, s in data.splits.items()}
+    limit = min(params.val_examples, len(data.splits["val"]))
+    val_quick = [
+        data.splits["val"].batch(range(s, min(s + eval_batch_size, limit)), device)
+        for s in range(0, limit, eval_batch_size)
+    ]
+
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.size, 0xBA7C]))
+    order: list[int] = []
+    best_acc, best_step, best_state, bad = -1.0, 0, None, 0
+    curve: list[dict[str, float]] = []
+    losses: list[float] = []
+    start = time.perf_counter()
+    model.train()
+    step = 0
+    for step in range(1, params.max_steps + 1):
+        if len(order) < params.batch_size:
+            order.extend(rng.permutation(subset).tolist())
+        idx, order = order[: params.batch_size], order[params.batch_size :]
+        b = data.train.batch(idx, device)
+        loss = loss_of(model, b, params)
+        if not torch.isfinite(loss):
+            raise NarError(f"{spec.name}: the loss became {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], params.grad_clip)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % params.eval_every == 0 or step == params.max_steps:
+            acc = quick_accuracy(model, val_quick, params.precision)
+            curve.append({"step": step, "train_loss": float(np.mean(losses)), "val_pointer_acc": acc})
+            losses = []
+            if acc > best_acc:
+                best_acc, best_step, bad = acc, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+                if bad >= params.patience:
+                    break
+    train_seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    start = time.perf_counter()
+    metrics: dict[str, dict[str, Any]] = {}
+    predictions: dict[str, list[list[int]]] = {}
+    for name, batches in eval_batches.items():
+        preds = predict_split(model, batches, params.precision)
+        metrics[name] = score_split(preds, data.splits[name])
+        if picture_examples and name in ("test", "ood"):
+            predictions[name] = [p.tolist() for p in preds[:picture_examples]]
+    eval_seconds = time.perf_counter() - start
+
+    sha_after = None
+    if spec.variant == "nar_frozen":
+        sha_after = weights_sha256(pretrained)
+        if sha_after != sha_before:
+            raise FrozenProcessorChanged(
+                f"{spec.name}: the frozen processor's sha256 changed during training "
+                f"({sha_before[:16]}... -> {sha_after[:16]}...)"
+            )
+    return RunResult(
+        spec=spec,
+        metrics=metrics,
+        curve=curve,
+        best_step=best_step,
+        steps=step,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        processor_sha256_before=sha_before,
+        processor_sha256_after=sha_after,
+        state=trainable_state(model, spec.variant) if keep_state else None,
+        predictions=predictions,
+    )

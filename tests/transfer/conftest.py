@@ -1,0 +1,56 @@
+"""Fixtures: tiny natural datasets of both tasks and a small processor saved the registry's way."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from nar.models.processors import ProcessorConfig, build_processor
+from nar.natural.build import build_natural
+from nar.natural.config import parse_natural_params
+from nar.registry import save_processor
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+TINY = {
+    "seed": 3,
+    "shard_size": 64,
+    "digit_grid": {
+        "splits": {
+            "train": {"count": 24, "sizes": [4]},
+            "val": {"count": 8, "sizes": [4]},
+            "test": {"count": 8, "sizes": [4]},
+            "ood": {"count": 4, "sizes": [6]},
+        }
+    },
+    "road": {
+        "splits": {
+            "train": {"count": 24, "sizes": [12]},
+            "val": {"count": 8, "sizes": [12]},
+            "test": {"count": 8, "sizes": [12]},
+            "ood": {"count": 4, "sizes": [20]},
+        }
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def natural_root(tmp_path_factory):
+    """Both tasks built once into <root>/<task>/<split> (do not modify)."""
+    root = tmp_path_factory.mktemp("natural")
+    params = parse_natural_params(TINY)
+    for task in ("digit_grid", "road"):
+        build_natural(task, params, out_dir=root, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def processor_dir(tmp_path_factory):
+    """A small random MPNN processor saved with its sha256 (what `nar register` would serve)."""
+    torch.manual_seed(5)
+    processor = build_processor(ProcessorConfig(kind="mpnn", hidden=16))
+    out = tmp_path_factory.mktemp("processor")
+    save_processor(processor, out, name="tiny", algorithms=["bellman_ford"])
+    return out

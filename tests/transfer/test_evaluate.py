@@ -1,0 +1,60 @@
+import math
+
+import pytest
+
+from nar.transfer.evaluate import aggregate, mean_curves, mean_stderr, verdict
+
+
+def test_mean_and_standard_error_on_hand_made_numbers():
+    s = mean_stderr([0.5, 0.7, 0.9])
+    assert s["mean"] == pytest.approx(0.7)
+    assert s["stderr"] == pytest.approx(0.2 / math.sqrt(3))  # sample std 0.2 (ddof=1) over sqrt(3)
+    assert s["n"] == 3
+    assert mean_stderr([0.25]) == {"mean": 0.25, "stderr": 0.0, "n": 1}
+    assert mean_stderr([None, 1.0, 3.0]) == {"mean": 2.0, "stderr": pytest.approx(1.0), "n": 2}
+    assert mean_stderr([None]) == {"mean": None, "stderr": None, "n": 0}
+
+
+def _results():
+    def cell(acc, regret):
+        return {"test": {"pointer_acc": acc, "regret": regret}, "ood": {"pointer_acc": acc - 0.1, "regret": regret}}
+
+    return {
+        "nar_frozen": {"n50": {"s0": cell(0.8, 0.1), "s1": cell(0.9, None)}, "n500": {"s0": cell(0.95, 0.0)}},
+        "e2e": {"n50": {"s0": cell(0.6, 0.3), "s1": cell(0.7, 0.5)}, "n500": {"s0": cell(0.97, 0.0)}},
+        "bottleneck": {"n50": {"s0": cell(0.5, 0.2), "s1": cell(0.5, 0.2)}, "n500": {"s0": cell(0.9, 0.0)}},
+    }
+
+
+def test_aggregate_over_seeds():
+    agg = aggregate(_results())
+    c = agg["test"]["nar_frozen"]["n50"]
+    assert c["pointer_acc"]["mean"] == pytest.approx(0.85)
+    assert c["pointer_acc"]["stderr"] == pytest.approx(0.05)  # std(0.8, 0.9; ddof=1) = 0.0707 / sqrt(2)
+    assert c["regret"] == {"mean": 0.1, "stderr": 0.0, "n": 1}  # the seed with no valid path is left out
+    assert agg["ood"]["e2e"]["n50"]["pointer_acc"]["mean"] == pytest.approx(0.55)
+    assert agg["test"]["bottleneck"]["n500"]["pointer_acc"]["n"] == 1
+
+
+def test_verdict_counts_low_data_wins_and_ood_drop():
+    v = verdict(aggregate(_results()), "pointer_acc", low_data=200)
+    assert v["low_data_comparisons"] == 2 and v["low_data_wins"] == 2 and v["beats_baselines_low_data"]
+    assert {c["rival"] for c in v["comparisons"]} == {"e2e", "bottleneck"}
+    assert v["ood_drop"]["nar_frozen"] == pytest.approx(0.1)
+    assert v["loses_least_ood"] in v["ood_drop"]
+    lower = verdict(aggregate(_results()), "regret", low_data=200)
+    assert lower["low_data_wins"] == 2  # 0.1 < 0.4 and 0.1 < 0.2: lower regret wins
+    none = verdict(aggregate(_results()), "pointer_acc", low_data=10)
+    assert none["low_data_comparisons"] == 0 and not none["beats_baselines_low_data"]
+
+
+def test_mean_curves_average_over_the_seeds_present_at_each_step():
+    curves = {
+        "e2e": {
+            "n50": {
+                "s0": [{"step": 5, "val_pointer_acc": 0.2}, {"step": 10, "val_pointer_acc": 0.4}],
+                "s1": [{"step": 5, "val_pointer_acc": 0.4}],
+            }
+        }
+    }
+    assert mean_curves(curves)["e2e"]["n50"] == [(5, pytest.approx(0.3), 2), (10, pytest.approx(0.4), 1)]

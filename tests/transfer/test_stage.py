@@ -1,0 +1,164 @@
+"""The transfer and evaluate stages end to end on tiny data (files, MLflow, CLI, config errors)."""
+
+import json
+import shutil
+
+import pytest
+
+from nar.config import ConfigError
+from nar.errors import NarError
+from nar.transfer.config import EvaluateParams, parse_transfer_params
+from nar.transfer.evaluate import run_evaluate
+from nar.transfer.sweep import run_transfer
+
+FAST_TASK = {"width": 8, "batch_size": 4, "max_steps": 2, "eval_every": 1, "patience": 2, "val_examples": 4}
+
+
+def tiny_params(natural_root, processor_dir, **kw):
+    data = {
+        "processor": str(processor_dir),
+        "data": str(natural_root),
+        "sizes": [8, 24],
+        "seeds": [0, 1],
+        "workers": 1,
+        "eval_batch_size": 4,
+        "picture_size": 8,
+        "picture_examples": 2,
+        "tasks": {"digit_grid": FAST_TASK, "road": FAST_TASK},
+        **kw,
+    }
+    return parse_transfer_params(data)
+
+
+@pytest.fixture(scope="module")
+def swept(natural_root, processor_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stage")
+    params = tiny_params(natural_root, processor_dir)
+    metrics = {
+        task: run_transfer(task, params, models_root=out / "models", metrics_root=out / "metrics", track=False)
+        for task in ("digit_grid", "road")
+    }
+    return out, metrics
+
+
+def test_transfer_writes_every_run_and_split(swept, processor_dir):
+    out, metrics = swept
+    m = json.loads((out / "metrics" / "road.json").read_text())
+    assert m == json.loads(json.dumps(metrics["road"]))
+    sha = json.loads((processor_dir / "processor.json").read_text())["weights_sha256"]
+    assert m["processor"]["sha256"] == sha
+    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle"):
+        for n in ("n8", "n24"):
+            for s in ("s0", "s1"):
+                cell = m["results"][variant][n][s]
+                assert set(cell) == {"val", "test", "ood"}
+                assert {"pointer_acc", "pointer_acc_tie", "path_match", "regret", "invalid"} <= set(cell["test"])
+                if variant != "oracle":
+                    assert m["curves"][variant][n][s][-1]["step"] == 2
+    for n in ("n8", "n24"):
+        for s in ("s0", "s1"):
+            run = m["runs"]["nar_frozen"][n][s]
+            assert run["processor_sha256_before"] == run["processor_sha256_after"] == sha
+    index = json.loads((out / "models" / "road" / "index.json").read_text())
+    files = sorted(x["file"] for x in index["models"])
+    assert len(files) == 8 and all("-s0." in f for f in files)  # first seed only
+    assert all((out / "models" / "road" / f).is_file() for f in files)
+    preds = json.loads((out / "models" / "road" / "predictions.json").read_text())
+    assert set(preds["variants"]) == {"nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle"}
+    assert len(preds["variants"]["e2e"]["test"]) == 2
+
+
+def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, tmp_path):
+    out, _ = swept
+    params = EvaluateParams(report=str(tmp_path / "reports" / "blueprint.md"), notes=str(tmp_path / "none.md"))
+    summary = run_evaluate(
+        params,
+        metrics_root=out / "metrics",
+        models_root=out / "models",
+        data_root=natural_root,
+        plots_root=tmp_path / "plots",
+        out_metrics=tmp_path / "evaluate.json",
+        track=False,
+    )
+    assert set(summary) == {"digit_grid", "road"}
+    for task in ("digit_grid", "road"):
+        for name in ("scores", "curves", "table"):
+            assert (tmp_path / "plots" / f"{task}_{name}.csv").is_file()
+        for name in ("scores", "curves", "test_example", "ood_example"):
+            png = tmp_path / "plots" / "png" / f"{task}_{name}.png"
+            assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    header = (tmp_path / "plots" / "road_scores.csv").read_text().splitlines()[0]
+    assert header.startswith("size,") and "nar_frozen_test" in header and "oracle_ood" in header
+    report = (tmp_path / "reports" / "blueprint.md").read_text()
+    assert "## Verdict" in report and "## road" in report and "../plots/png/road_scores.png" in report
+    agg = json.loads((tmp_path / "evaluate.json").read_text())
+    assert agg["road"]["aggregate"]["test"]["oracle"]["n8"]["pointer_acc"]["mean"] == 1.0
+
+
+def test_tracked_runs_land_in_mlflow(natural_root, processor_dir, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(
+        natural_root, processor_dir, variants=["nar_frozen", "oracle"], sizes=[8], seeds=[0], picture_size=8
+    )
+    run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", progress=False)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("nar-transfer")
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.info.run_name == "transfer-road"]
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert {r.data.params["variant"] for r in children} == {"nar_frozen", "oracle"}
+    frozen = next(r for r in children if r.data.params["variant"] == "nar_frozen")
+    assert frozen.data.tags["processor_sha256_before"] == frozen.data.tags["processor_sha256_after"]
+    assert "test_pointer_acc" in frozen.data.metrics
+    assert len(client.get_metric_history(frozen.info.run_id, "curve_val_pointer_acc")) == 2
+
+
+def test_config_errors_name_the_key(natural_root, processor_dir, tmp_path):
+    with pytest.raises(ConfigError, match="transfer.variants\\[1\\]"):
+        parse_transfer_params({"variants": ["e2e", "nope"]})
+    with pytest.raises(ConfigError, match="transfer.tasks.road.max_steps"):
+        parse_transfer_params({"tasks": {"road": {"max_steps": 0}}})
+    with pytest.raises(ConfigError, match="transfer.picture_size"):
+        parse_transfer_params({"sizes": [50, 100], "picture_size": 75})
+    with pytest.raises(ConfigError, match="transfer.tasks.road.learning_rat"):
+        parse_transfer_params({"tasks": {"road": {"learning_rat": 0.1}}})
+    params = tiny_params(natural_root, processor_dir, sizes=[8, 1000], picture_size=8)
+    with pytest.raises(NarError, match=r"transfer.sizes\[1\] = 1000"):
+        run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False)
+
+
+def test_cli_runs_both_stages(natural_root, processor_dir, tmp_path, monkeypatch):
+    import yaml
+
+    from nar.transfer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "transfer": {
+                    "processor": str(processor_dir),
+                    "data": str(natural_root),
+                    "variants": ["nar_frozen", "bottleneck", "oracle"],
+                    "sizes": [8],
+                    "seeds": [0],
+                    "workers": 1,
+                    "picture_size": 8,
+                    "tasks": {"road": FAST_TASK},
+                },
+                "evaluate": {"tasks": ["road"]},
+            }
+        )
+    )
+    assert main(["transfer", "--task", "road", "--no-mlflow", "--no-progress"]) == 0
+    assert (tmp_path / "metrics" / "transfer" / "road.json").is_file()
+    assert main(["evaluate", "--data", str(natural_root), "--no-mlflow"]) == 2  # data outside the workspace
+    shutil.copytree(natural_root / "road", tmp_path / "data" / "road")
+    assert main(["evaluate", "--data", "data", "--no-mlflow"]) == 0
+    assert (tmp_path / "reports" / "blueprint.md").is_file()
+    assert main(["transfer", "--task", "road", "--variant", "bogus"]) == 2

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from nar.registry import load_registered, weights_sha256
+from nar.transfer.config import TaskTransferParams
+from nar.transfer.train import FrozenProcessorChanged, RunSpec, TaskData, train_run, training_subset
+
+FAST = TaskTransferParams(width=8, batch_size=4, max_steps=3, eval_every=2, patience=2, val_examples=4)
+
+
+@pytest.fixture(scope="module")
+def data(natural_root):
+    return {t: TaskData.load(str(natural_root), t, FAST) for t in ("digit_grid", "road")}
+
+
+@pytest.fixture
+def processor(processor_dir):
+    return load_registered(str(processor_dir))
+
+
+@pytest.mark.parametrize("task", ["digit_grid", "road"])
+@pytest.mark.parametrize("variant", ["nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle"])
+def test_each_variant_trains_a_few_steps(data, processor, task, variant):
+    r = train_run(
+        RunSpec(task, variant, 8, 0), FAST, data[task], processor.processor, eval_batch_size=4, keep_state=True
+    )
+    assert set(r.metrics) == {"val", "test", "ood"}
+    for m in r.metrics.values():
+        assert 0.0 <= m["pointer_acc"] <= 1.0 and 0.0 <= m["path_match"] <= 1.0
+        assert m["invalid"] + round(m["path_match"] * m["examples"]) <= m["examples"]
+    if variant == "oracle":
+        assert all(
+            m["pointer_acc"] == 1.0 and m["path_match"] == 1.0 and m["regret"] == 0.0 for m in r.metrics.values()
+        )
+        return
+    assert r.steps == 3 and [c["step"] for c in r.curve] == [2, 3]
+    assert r.state
+    if variant == "nar_frozen":
+        assert not any(k.startswith("runner.processor.") for k in r.state)  # referenced, not stored
+    elif variant in ("nar_finetune", "e2e"):
+        assert any(k.startswith("runner.processor.") for k in r.state)
+
+
+def test_frozen_processor_stays_bit_identical(data, processor):
+    proc = processor.processor
+    before = weights_sha256(proc)
+    assert before == processor.sha256
+    r = train_run(RunSpec("road", "nar_frozen", 8, 1), FAST, data["road"], proc, eval_batch_size=4)
+    assert r.processor_sha256_before == r.processor_sha256_after == before == weights_sha256(proc)
+    assert not any(p.requires_grad for p in proc.parameters())
+
+
+def test_finetune_leaves_the_shared_processor_alone(data, processor):
+    proc = processor.processor
+    before = weights_sha256(proc)
+    train_run(RunSpec("road", "nar_finetune", 8, 0), FAST, data["road"], proc, eval_batch_size=4)
+    assert weights_sha256(proc) == before
+
+
+def test_a_changed_frozen_processor_fails_loudly(data, processor, monkeypatch):
+    import nar.transfer.train as train_mod
+
+    proc = processor.processor
+    real = train_mod.loss_of
+
+    def tampering(model, b, params):
+        with torch.no_grad():
+            next(proc.parameters()).add_(1e-3)  # something writes into the "frozen" weights
+        return real(model, b, params)
+
+    monkeypatch.setattr(train_mod, "loss_of", tampering)
+    with pytest.raises(FrozenProcessorChanged, match="sha256 changed"):
+        train_run(RunSpec("road", "nar_frozen", 8, 0), FAST, data["road"], proc, eval_batch_size=4)
+
+
+def test_training_subsets_are_nested_and_seeded():
+    a, b = training_subset(100, 10, 0), training_subset(100, 20, 0)
+    assert set(a) <= set(b) and len(set(b)) == 20
+    assert not set(training_subset(100, 10, 1)) == set(a)
+    with pytest.raises(Exception, match="exceeds"):
+        training_subset(10, 11, 0)
+
+
+def test_runs_are_deterministic(data, processor):
+    spec = RunSpec("road", "e2e", 8, 2)
+    r1 = train_run(spec, FAST, data["road"], processor.processor, eval_batch_size=4)
+    r2 = train_run(spec, FAST, data["road"], processor.processor, eval_batch_size=4)
+    assert r1.metrics == r2.metrics and r1.curve == r2.curve
