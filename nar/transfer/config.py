@@ -53,6 +53,7 @@ class TaskTransferParams:
     steps_per_hop, extra_steps: processor steps per graph = ceil(steps_per_hop * hop
         eccentricity of the source) + extra_steps; ``fixed_steps`` > 0 overrides both.
     batch_size, max_steps, learning_rate, grad_clip: Adam on the pointer cross-entropy.
+    lr_schedule: ``cosine`` decays every learning rate to 0 over max_steps; ``constant``.
     processor_lr_scale: learning-rate factor of the processor's own weights (nar_finetune, e2e).
     eval_every, patience: validate every eval_every steps on ``val_examples`` validation
         examples; stop after ``patience`` validations without a better pointer accuracy and
@@ -72,6 +73,7 @@ class TaskTransferParams:
     batch_size: int = 16
     max_steps: int | None = None
     learning_rate: float = 0.01
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     processor_lr_scale: float = 1.0
     grad_clip: float = 1.0
     eval_every: int = 25

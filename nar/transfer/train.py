@@ -298,6 +298,10 @@ def train_run(
     model.to(device)
     sha_before = weights_sha256(pretrained) if spec.variant == "nar_frozen" else None
     opt = _optimizer(model, spec, params)
+    sched = None
+    if params.lr_schedule == "cosine":
+        total = params.max_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total) / total)))
     if eval_batches is None:
         eval_batches = {name: s.batches(eval_batch_size, device) for name, s in data.splits.items()}
     limit = min(params.val_examples, len(data.splits["val"]))
@@ -326,6 +330,8 @@ def train_run(
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], params.grad_clip)
         opt.step()
+        if sched is not None:
+            sched.step()
         losses.append(float(loss.detach()))
         if step % params.eval_every == 0 or step == params.max_steps:
             acc = quick_accuracy(model, val_quick, params.precision)
