@@ -48,6 +48,7 @@ def run_one(args: argparse.Namespace, algo: str, seed: int) -> dict:
         eval_every=args.eval_every,
         checkpoint_every=10**9,
         seed=seed,
+        scalar_loss_weight=args.scalar_loss_weight,
         progress=False,
     )
     val = {algo: fixed_batches(algo, 64, 16, seed=1)}
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--scalar-loss-weight", type=float, default=1.0)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tag", default="", help="label stored with the runs")

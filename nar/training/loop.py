@@ -65,6 +65,7 @@ class TrainConfig:
     eval_every: validate every this many steps (and at the last step).
     checkpoint_every: write ``last.pt`` every this many steps (and after each validation).
     teacher_forcing: probability of feeding ground-truth hints during training (CLRS: 0).
+    scalar_loss_weight: weight of the scalar fields' squared errors in the loss (CLRS: 1).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:i]".
     """
 
@@ -77,6 +78,7 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 100
     teacher_forcing: float = 0.0
+    scalar_loss_weight: float = 1.0
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -257,7 +259,8 @@ def train(
             parts: dict[str, float] = {}
             for algo in cfg.algorithms:
                 batch = train_data(algo, step).to(device)
-                loss, terms = total_loss(model.specs[algo], model(batch, cfg.teacher_forcing), batch)
+                pred = model(batch, cfg.teacher_forcing)
+                loss, terms = total_loss(model.specs[algo], pred, batch, cfg.scalar_loss_weight)
                 total = total + loss
                 parts.update({f"{algo}/{k}": float(v.detach()) for k, v in terms.items()})
             value = float(total.detach())

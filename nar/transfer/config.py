@@ -34,8 +34,8 @@ def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
 # short runs and a latent interface for the 64-node digit grids; the scalar interface and
 # longer (cheap) runs for the 12-24-node road subgraphs.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digit_grid": {"interface": "latent", "max_steps": 150, "patience": 4, "val_examples": 64},
-    "road": {"interface": "scalar", "max_steps": 500, "patience": 6, "val_examples": 100},
+    "digit_grid": {"interface": "latent", "batch_size": 8, "max_steps": 300, "patience": 6, "val_examples": 64},
+    "road": {"interface": "scalar", "batch_size": 16, "max_steps": 300, "patience": 4, "val_examples": 100},
 }
 
 
@@ -70,10 +70,10 @@ class TaskTransferParams:
     steps_per_hop: float = 1.25
     extra_steps: int = 2
     fixed_steps: int = 0
-    batch_size: int = 16
+    batch_size: int | None = None
     max_steps: int | None = None
     learning_rate: float = 0.01
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     processor_lr_scale: float = 1.0
     grad_clip: float = 1.0
     eval_every: int = 25
@@ -87,9 +87,6 @@ class TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""
         defaults = TASK_DEFAULTS.get(task, TASK_DEFAULTS["road"])
         return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
-
-    def node_kind(self, task: str) -> Literal["cnn", "mlp"]:
-        return self.node_net
 
     def check(self, key: str) -> None:
         for name in ("width", "batch_size", "max_steps", "eval_every", "patience", "val_examples"):

@@ -149,7 +149,8 @@ def build_model(
 ) -> nn.Module:
     """The network of ``spec.variant`` (initialised from ``spec.seed``); ``pretrained`` is a frozen P."""
     torch.manual_seed(spec.seed * 1_000_003 + zlib.crc32(spec.variant.encode()) % 1_000_003)
-    kind = params.node_kind(data.task)
+    params = params.resolved(data.task)
+    kind = params.node_net
     if spec.variant == "bottleneck":
         per = "cell" if data.edge_in == 0 else "edge"
         return CostModel(kind, data.node_in, data.edge_in, params.width, per)

@@ -54,3 +54,12 @@ def processor_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("processor")
     save_processor(processor, out, name="tiny", algorithms=["bellman_ford"])
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """The stage runs one thread per worker; tests do the same (tiny tensors, shared machines)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,7 +5,9 @@ from nar.registry import load_registered, weights_sha256
 from nar.transfer.config import TaskTransferParams
 from nar.transfer.train import FrozenProcessorChanged, RunSpec, TaskData, train_run, training_subset
 
-FAST = TaskTransferParams(width=8, batch_size=4, max_steps=3, eval_every=2, patience=2, val_examples=4)
+FAST = TaskTransferParams(
+    width=8, batch_size=4, max_steps=3, eval_every=2, patience=2, val_examples=4, precision="float32"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,9 @@ def test_each_variant_trains_a_few_steps(data, processor, task, variant):
         assert not any(k.startswith("runner.processor.") for k in r.state)  # referenced, not stored
     elif variant in ("nar_finetune", "e2e"):
         assert any(k.startswith("runner.processor.") for k in r.state)
+    if variant == "nar_finetune":  # starts from the pretrained weights and moves them
+        key = "runner.processor.z_proj.weight"
+        assert not torch.equal(r.state[key], processor.processor.state_dict()["z_proj.weight"])
 
 
 def test_frozen_processor_stays_bit_identical(data, processor):

@@ -13,10 +13,12 @@ x: encoded inputs and hints of the step, h: the previous step's state, e: edge f
 g: graph features. adj includes self-loops, so every node receives at least its own
 message. The MLP has ``msg_mlp_layers`` linear layers with ReLU between them (CLRS: two).
 
-PyG vocabulary: ``message(x_i, x_j, e_ij, g)``, ``aggregate(msgs, adj)``, ``update(aggr, z, hidden)``.
+PyG vocabulary: ``message(x_i, x_j, e_ij, g)``, ``aggregate(msgs, adj)``,
+``update(aggr, zp, hidden)``; message tensors are (B, senders, receivers, H) as in CLRS.
 The per-node terms of the first message layer are computed on (B, N, H) and only broadcast
 over pairs; only the edge term is (B, N, N, H), and it is cached across steps when edges
-come as EdgeFeatures.
+come as EdgeFeatures. The max over senders adds -inf for non-edges and sends the gradient
+to the maximal message only (``layers.masked_max``).
 """
 
 from __future__ import annotations
