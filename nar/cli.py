@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nar.registry_cli import add_register_parser, add_registry_parser
 
     add_natural_parser(sub)
+    from nar.transfer.cli import add_evaluate_parser, add_transfer_parser
+
+    add_transfer_parser(sub)
+    add_evaluate_parser(sub)
     from flows.cli import add_flow_parsers
 
     add_flow_parsers(sub)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from nar.models.model import ModelConfig
     from nar.natural.config import NaturalParams
     from nar.training.loop import TrainConfig
+    from nar.transfer.config import EvaluateParams, TransferParams
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -283,6 +284,8 @@ class Params:
     register: RegisterParams | None = None
     natural: NaturalParams | None = None
     flows: FlowsParams | None = None
+    transfer: TransferParams | None = None
+    evaluate: EvaluateParams | None = None
 
 
 def _natural_params() -> type:
@@ -297,6 +300,18 @@ def _flows_params() -> type:
     return FlowsParams
 
 
+def _transfer_params() -> type:
+    from nar.transfer.config import TransferParams  # builds on this module: imported on demand
+
+    return TransferParams
+
+
+def _evaluate_params() -> type:
+    from nar.transfer.config import EvaluateParams
+
+    return EvaluateParams
+
+
 # section name -> its class, resolved only when that section is asked for
 SECTIONS: dict[str, Any] = {
     "generate": lambda: GenerateParams,
@@ -304,6 +319,8 @@ SECTIONS: dict[str, Any] = {
     "register": lambda: RegisterParams,
     "natural": _natural_params,
     "flows": _flows_params,
+    "transfer": _transfer_params,
+    "evaluate": _evaluate_params,
 }
 
 

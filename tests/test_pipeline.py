@@ -13,52 +13,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-TINY = {
-    "generate": {
-        "seed": 1,
-        "algorithms": ["bfs", "bellman_ford"],
-        "shard_size": 50,
-        "sampler": {"kind": "er", "p_range": [0.2, 0.8]},
-        "splits": {
-            "train": {"count": 60, "sizes": [4, 7]},
-            "val": {"count": 8, "sizes": [7]},
-            "test": {"count": 4, "sizes": [16]},
-        },
-    },
-    "natural": {
-        "seed": 0,
-        "algorithm": "bellman_ford",
-        "shard_size": 100,
-        "digit_grid": {
-            "splits": {
-                "train": {"count": 8, "sizes": [4]},
-                "val": {"count": 4, "sizes": [4]},
-                "test": {"count": 4, "sizes": [4]},
-                "ood": {"count": 2, "sizes": [6]},
-            }
-        },
-        "road": {
-            "splits": {
-                "train": {"count": 8, "sizes": [12]},
-                "val": {"count": 4, "sizes": [12]},
-                "test": {"count": 4, "sizes": [12]},
-                "ood": {"count": 2, "sizes": [20]},
-            }
-        },
-    },
-    "pretrain": {
-        "device": "cpu",
-        "runs": {
-            "tiny": {
-                "batch_size": 8,
-                "model": {"processor": {"kind": "mpnn", "hidden": 16}},
-                "train": {"algorithms": ["bellman_ford"], "steps": 6, "eval_every": 3, "checkpoint_every": 3},
-            }
-        },
-    },
-    "register": {"run": "tiny", "model_name": "nar-processor", "gate_metric": "ood_score", "gate_margin": 0.0},
-}
-STAGES = ["generate@bfs", "generate@bellman_ford", "natural@digit_grid", "natural@road", "pretrain@tiny", "register"]
+TINY = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())
+STAGES = [
+    "generate@bfs",
+    "generate@bellman_ford",
+    "natural@digit_grid",
+    "natural@road",
+    "pretrain@tiny",
+    "register",
+    "transfer@digit_grid",
+    "transfer@road",
+    "evaluate",
+]
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -67,6 +33,15 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def _leaves(tree):
+    """The dicts at the bottom of a nested {variant: {size: {seed: run}}} mapping."""
+    if isinstance(tree, dict) and any(isinstance(v, dict) for v in tree.values()):
+        for v in tree.values():
+            yield from _leaves(v)
+    elif isinstance(tree, dict):
+        yield tree
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +68,14 @@ def test_repro_runs_every_stage_then_reruns_nothing(repo):
     registered = json.loads((repo / "models/registered.json").read_text())
     assert registered["name"] == "nar-processor" and str(registered["version"]) == "1"
     assert (repo / "mlflow.db").is_file()  # the default local store, inside the workspace
+    for task in ("digit_grid", "road"):
+        sweep = json.loads((repo / f"metrics/transfer/{task}.json").read_text())
+        frozen = [r for r in _leaves(sweep["runs"]) if r.get("variant") == "nar_frozen"]
+        assert len(frozen) == 4  # 2 sizes x 2 seeds, each with the processor unchanged by training
+        assert all(r["processor_sha256_before"] == r["processor_sha256_after"] for r in frozen)
+    report = (repo / "reports/blueprint.md").read_text()
+    assert "digit_grid" in report and "road" in report
+    assert set(json.loads((repo / "metrics/evaluate.json").read_text())) == {"digit_grid", "road"}
     again = run(["dvc", "repro"], repo).stdout
     assert "didn't change, skipping" in again
     assert "Running stage" not in again

@@ -1,5 +1,5 @@
-"""Helpers for the flow tests: a tiny pipeline in a temporary git + DVC repo (the approach of
-tests/test_pipeline.py, copied), subprocess environments, and reading runs back from Prefect's API.
+"""Helpers for the flow tests: a tiny pipeline in a temporary git + DVC repo (the profile and approach of
+tests/test_pipeline.py), subprocess environments, and reading runs back from Prefect's API.
 (A module of its own: a bare ``conftest`` import could find another directory's conftest.py.)"""
 
 from __future__ import annotations
@@ -16,51 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-TINY = {
-    "generate": {
-        "seed": 1,
-        "algorithms": ["bfs", "bellman_ford"],
-        "shard_size": 50,
-        "sampler": {"kind": "er", "p_range": [0.2, 0.8]},
-        "splits": {
-            "train": {"count": 60, "sizes": [4, 7]},
-            "val": {"count": 8, "sizes": [7]},
-            "test": {"count": 4, "sizes": [16]},
-        },
-    },
-    "natural": {
-        "seed": 0,
-        "algorithm": "bellman_ford",
-        "shard_size": 100,
-        "digit_grid": {
-            "splits": {
-                "train": {"count": 8, "sizes": [4]},
-                "val": {"count": 4, "sizes": [4]},
-                "test": {"count": 4, "sizes": [4]},
-                "ood": {"count": 2, "sizes": [6]},
-            }
-        },
-        "road": {
-            "splits": {
-                "train": {"count": 8, "sizes": [12]},
-                "val": {"count": 4, "sizes": [12]},
-                "test": {"count": 4, "sizes": [12]},
-                "ood": {"count": 2, "sizes": [20]},
-            }
-        },
-    },
-    "pretrain": {
-        "device": "cpu",
-        "runs": {
-            "tiny": {
-                "batch_size": 8,
-                "model": {"processor": {"kind": "mpnn", "hidden": 16}},
-                "train": {"algorithms": ["bellman_ford"], "steps": 6, "eval_every": 3, "checkpoint_every": 3},
-            }
-        },
-    },
-    "register": {"run": "tiny", "model_name": "nar-processor", "gate_metric": "ood_score", "gate_margin": 0.0},
-}
+TINY = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())  # shared with tests/test_pipeline.py
 GITIGNORE = "mlflow.db\nmlflow.db.lock\nmlruns/\nmlartifacts/\n.prefect/\n*.log\n"
 
 

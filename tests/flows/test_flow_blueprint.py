@@ -6,7 +6,17 @@ import json
 
 from flowtools import artifacts, flow_logs, git_commit, sh, task_runs
 
-STAGES = ["generate@bfs", "generate@bellman_ford", "natural@digit_grid", "natural@road", "pretrain@tiny", "register"]
+STAGES = [
+    "generate@bfs",
+    "generate@bellman_ford",
+    "natural@digit_grid",
+    "natural@road",
+    "pretrain@tiny",
+    "register",
+    "transfer@digit_grid",
+    "transfer@road",
+    "evaluate",
+]
 
 
 def test_first_run_runs_every_stage_in_order_and_publishes(first_run):
