@@ -167,29 +167,28 @@ def blueprint_markdown(
     rev: str | None = None,
     mlflow_ui: str | None = None,
 ) -> str:
-    """The run's report: the evaluation (reports/blueprint.md, else a table per metrics file, else the
-    pretraining scores), the registered processor and what each stage did."""
+    """The run's report: the evaluation (reports/blueprint.md, else a table per metrics file), the
+    pretraining scores, the registered processor and what each stage did."""
     title = "# NAR blueprint" + (f": experiment `{rev}`" if rev else "")
     parts = [title]
     report = read_text(root, REPORT, rev)
+    evaluation = {k: v for k, v in metrics.items() if not k.startswith("metrics/pretrain/")}
     if report:
         parts.append(f"## Evaluation\n\nFrom `{REPORT}`:\n\n{report.strip()}")
-    else:
-        evaluation = {k: v for k, v in metrics.items() if not k.startswith("metrics/pretrain/")}
-        if evaluation:
-            tables = [
-                f"### `{name}`\n\n" + markdown_table(["metric", "value"], sorted(values.items()))
-                for name, values in evaluation.items()
-            ]
-            parts.append("## Evaluation\n\n" + "\n\n".join(tables))
-        pre = pretrain_table(metrics)
-        if pre:
-            parts.append(
-                "## Pretraining\n\nScores (fraction of nodes with the correct predecessor), from "
-                f"`metrics/pretrain/`:\n\n{pre}"
-            )
-        if not evaluation and not pre:
-            parts.append("## Evaluation\n\nNo metrics yet.")
+    elif evaluation:
+        tables = [
+            f"### `{name}`\n\n" + markdown_table(["metric", "value"], sorted(values.items()))
+            for name, values in evaluation.items()
+        ]
+        parts.append("## Evaluation\n\n" + "\n\n".join(tables))
+    pre = pretrain_table(metrics)
+    if pre:
+        parts.append(
+            "## Pretraining\n\nScores (fraction of nodes with the correct predecessor), from "
+            f"`metrics/pretrain/`:\n\n{pre}"
+        )
+    if not report and not evaluation and not pre:
+        parts.append("## Evaluation\n\nNo metrics yet.")
     text = read_text(root, REGISTERED, rev)
     try:
         record = json.loads(text) if text else None
