@@ -106,20 +106,28 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
     better = (lambda a, b: a < b) if headline in LOWER_IS_BETTER else (lambda a, b: a > b)
     test = agg.get("test", {})
     out: dict[str, Any] = {"headline": headline, "low_data": low_data, "comparisons": []}
-    wins = total = 0
+    wins = total = clear_wins = 0
     frozen = test.get("nar_frozen", {})
     for rival in ("e2e", "bottleneck"):
         for size, cell in sorted(frozen.items(), key=lambda kv: _size(kv[0])):
             if _size(size) > low_data or rival not in test or size not in test[rival]:
                 continue
-            a, b = cell.get(headline, {}).get("mean"), test[rival][size].get(headline, {}).get("mean")
+            mine, theirs = cell.get(headline, {}), test[rival][size].get(headline, {})
+            a, b = mine.get("mean"), theirs.get("mean")
             if a is None or b is None:
                 continue
             won = better(a, b)
             wins += won
             total += 1
-            out["comparisons"].append({"rival": rival, "size": _size(size), "nar_frozen": a, rival: b, "wins": won})
+            # a difference within two standard errors of the difference (sqrt(se_a² + se_b²)) is noise
+            se = math.hypot(mine.get("stderr") or 0.0, theirs.get("stderr") or 0.0)
+            clear = abs(a - b) > 2 * se
+            clear_wins += won and clear
+            out["comparisons"].append(
+                {"rival": rival, "size": _size(size), "nar_frozen": a, rival: b, "wins": won, "beyond_2se": clear}
+            )
     out["low_data_wins"] = wins
+    out["low_data_clear_wins"] = clear_wins
     out["low_data_comparisons"] = total
     out["beats_baselines_low_data"] = total > 0 and wins == total
     gaps = {}
@@ -391,13 +399,15 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"- **{task}**: nar_frozen wins {v['low_data_wins']} of {v['low_data_comparisons']} comparisons of test "
             f"{h} against e2e and bottleneck at n ≤ {v['low_data']}"
-            + (" (it beats both everywhere)." if v["beats_baselines_low_data"] else " (it does **not** beat both).")
+            + (" (it beats both everywhere" if v["beats_baselines_low_data"] else " (it does **not** beat both")
+            + f"; {v.get('low_data_clear_wins', 0)} of the wins exceed two standard errors of the difference)."
         )
         for c in v["comparisons"]:
             rival = c["rival"]
             lines.append(
                 f"  - n={c['size']}: nar_frozen {100 * c['nar_frozen']:.1f} vs {rival} {100 * c[rival]:.1f}"
                 + (" ✓" if c["wins"] else " ✗")
+                + ("" if c.get("beyond_2se", True) else " (within 2 s.e.)")
             )
     if v["ood_drop"]:
         drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))

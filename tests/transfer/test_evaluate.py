@@ -40,12 +40,25 @@ def test_verdict_counts_low_data_wins_and_ood_drop():
     v = verdict(aggregate(_results()), "pointer_acc", low_data=200)
     assert v["low_data_comparisons"] == 2 and v["low_data_wins"] == 2 and v["beats_baselines_low_data"]
     assert {c["rival"] for c in v["comparisons"]} == {"e2e", "bottleneck"}
+    # 0.85 ± 0.05 against 0.65 ± 0.05 (gap 0.2 > 2 · 0.0707) and 0.5 ± 0 (gap 0.35 > 2 · 0.05)
+    assert v["low_data_clear_wins"] == 2 and all(c["beyond_2se"] for c in v["comparisons"])
     assert v["ood_drop"]["nar_frozen"] == pytest.approx(0.1)
     assert v["loses_least_ood"] in v["ood_drop"]
     lower = verdict(aggregate(_results()), "regret", low_data=200)
     assert lower["low_data_wins"] == 2  # 0.1 < 0.4 and 0.1 < 0.2: lower regret wins
     none = verdict(aggregate(_results()), "pointer_acc", low_data=10)
     assert none["low_data_comparisons"] == 0 and not none["beats_baselines_low_data"]
+
+
+def test_verdict_marks_a_win_within_two_standard_errors_as_noise():
+    results = {
+        "nar_frozen": {"n50": {"s0": {"test": {"pointer_acc": 0.80}}, "s1": {"test": {"pointer_acc": 0.90}}}},
+        "e2e": {"n50": {"s0": {"test": {"pointer_acc": 0.78}}, "s1": {"test": {"pointer_acc": 0.88}}}},
+    }
+    v = verdict(aggregate(results), "pointer_acc", low_data=200)
+    (c,) = v["comparisons"]
+    assert c["wins"] and not c["beyond_2se"]  # gap 0.02 < 2 · hypot(0.05, 0.05)
+    assert v["low_data_wins"] == 1 and v["low_data_clear_wins"] == 0
 
 
 def test_mean_curves_average_over_the_seeds_present_at_each_step():
