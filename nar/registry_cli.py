@@ -52,14 +52,65 @@ def _when(seconds: float) -> str:
 # --------------------------------------------------------------------------- nar register
 
 
+def _check_register_params(path: str | Path) -> None:
+    """Validate params.yaml's ``register`` section before any work, as every stage does with its own.
+
+    dvc.yaml passes the section's values as arguments, so without this an unknown key, a wrong type or a
+    run that ``pretrain.runs`` does not have would reach the registry (or argparse) unnamed.
+    """
+    import yaml
+
+    from nar.config import ConfigError, RegisterParams, build
+
+    path = Path(path)
+    if not path.is_file():
+        return  # `nar register` by hand, outside a workspace: the arguments are all there is
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    if not isinstance(data, dict) or "register" not in data:
+        return  # no section to check (dvc.yaml's register stage always has one: it templates from it)
+    params = build(RegisterParams, data["register"], "register")
+    runs = data["pretrain"].get("runs") if isinstance(data.get("pretrain"), dict) else None
+    if isinstance(runs, dict) and runs and params.run not in runs:
+        raise ConfigError("register.run", params.run, f"a run of pretrain.runs: {sorted(runs)}")
+
+
+def _float_or_text(text: str) -> float | str:
+    """argparse type that never fails: a bad value is reported after params.yaml is checked (it names the key)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _gate_margin(value: float | str) -> float:
+    from nar.errors import UserError
+
+    if isinstance(value, str):
+        raise UserError(f"--gate-margin {value!r} is not a number")
+    return value
+
+
 def cmd_register(args: argparse.Namespace) -> None:
+    from nar.errors import UserError
+
+    _check_register_params(getattr(args, "params", None) or "params.yaml")
+    margin = _gate_margin(args.gate_margin)
+    if not args.name or "/" in args.name or ":" in args.name:
+        raise UserError(f"--name {args.name!r}: a registered model name cannot be empty or contain '/' or ':'")
+    if args.out:
+        from nar.cli import inside_workspace
+
+        inside_workspace(args.out, "--out")  # before registering: the record must not land outside
     from nar.registry import Gate, register
 
     result = register(
         args.pretrained,
         args.metrics,
         name=args.name,
-        gate=Gate(metric=args.gate_metric, margin=args.gate_margin, higher_is_better=not args.lower_is_better),
+        gate=Gate(metric=args.gate_metric, margin=margin, higher_is_better=not args.lower_is_better),
         out=args.out,
         params=_params_for_hash(getattr(args, "params", "params.yaml")),
     )
@@ -85,7 +136,7 @@ def add_register_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--gate-metric", default="ood_score", help="metric (dotted path in the metrics JSON) the gate compares"
     )
     p.add_argument(
-        "--gate-margin", type=float, default=0.0, help="champion moves if new >= champion + margin (default 0)"
+        "--gate-margin", type=_float_or_text, default=0.0, help="champion moves if new >= champion + margin (default 0)"
     )
     p.add_argument("--lower-is-better", action="store_true", help="the gate metric is a loss, not a score")
     p.add_argument("--out", default="models/registered.json", help="where to write the registration record")

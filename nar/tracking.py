@@ -3,6 +3,10 @@
 Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else a SQLite database ``mlflow.db`` in the
 workspace (git-ignored) with artifacts under ``mlruns/``. mlflow is imported lazily: it costs
 seconds, and only stages that train or register need it.
+
+Credentials written into the URI (``http://user:password@host``) are moved into
+``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (MLflow's basic auth) and the URI is used
+without them, so no message, log line, tag or record can carry the password.
 """
 
 from __future__ import annotations
@@ -13,14 +17,38 @@ import os
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from nar.errors import NarError
 
 EXPERIMENT = "nar-pretrain"
 
 
+class TrackingUnavailable(NarError):
+    """The MLflow tracking server cannot be reached (or refuses) when a stage starts tracking."""
+
+
+def _without_credentials(uri: str) -> str:
+    """``uri`` minus ``user:password@``; the credentials go to MLflow's basic-auth variables instead
+    (unless those are set already), and ``MLFLOW_TRACKING_URI`` is rewritten so child processes and
+    any ``MlflowClient()`` see the clean URI too."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return uri
+    if parts.username:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username))
+    if parts.password:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password))
+    clean = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    if os.environ.get("MLFLOW_TRACKING_URI") == uri:
+        os.environ["MLFLOW_TRACKING_URI"] = clean
+    return clean
+
+
 def tracking_uri(workspace: Path | None = None) -> str:
-    """The MLflow tracking URI this workspace uses."""
+    """The MLflow tracking URI this workspace uses (never with credentials in it)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+        return _without_credentials(os.environ["MLFLOW_TRACKING_URI"])
     root = (workspace or Path.cwd()).resolve()
     return f"sqlite:///{root / 'mlflow.db'}"
 
@@ -31,13 +59,21 @@ def configure_mlflow(workspace: Path | None = None, experiment: str = EXPERIMENT
     import mlflow
 
     root = (workspace or Path.cwd()).resolve()
-    mlflow.set_tracking_uri(tracking_uri(root))
-    if mlflow.get_experiment_by_name(experiment) is None:
-        artifacts = None
-        if tracking_uri(root).startswith("sqlite:"):
-            artifacts = (root / "mlruns").as_uri()  # keep artifacts beside the local database
-        mlflow.create_experiment(experiment, artifact_location=artifacts)
-    mlflow.set_experiment(experiment)
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        if mlflow.get_experiment_by_name(experiment) is None:
+            artifacts = None
+            if uri.startswith("sqlite:"):
+                artifacts = (root / "mlruns").as_uri()  # keep artifacts beside the local database
+            mlflow.create_experiment(experiment, artifact_location=artifacts)
+        mlflow.set_experiment(experiment)
+    except Exception as exc:  # unreachable server, refused credentials, broken store: before any work
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise TrackingUnavailable(
+            f"MLflow at {uri} cannot be used ({type(exc).__name__}: {first}); start the tracking server, "
+            "fix MLFLOW_TRACKING_URI, or run without tracking (--no-mlflow)"
+        ) from None
     return mlflow
 
 

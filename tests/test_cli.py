@@ -66,6 +66,12 @@ def test_same_seed_same_bytes_different_seed_different(workspace):
         (["generate", "--out", "../outside"], "outside the workspace"),
     ],
 )
+@pytest.mark.fault(
+    category="config",
+    fault="bad `nar generate` argument (unknown algorithm/split, count 0, size -3, seed -1, --out ../outside)",
+    expected="exit 2, one line, no traceback, nothing written",
+    lossless=True,
+)
 def test_bad_arguments_are_one_line_errors(workspace, capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -74,6 +80,12 @@ def test_bad_arguments_are_one_line_errors(workspace, capsys, args, message):
     assert not (workspace / "data").exists()
 
 
+@pytest.mark.fault(
+    category="config",
+    fault="generate.seed -5 through `python -m nar.cli`",
+    expected="exit 2 naming the key, no traceback, nothing written",
+    lossless=True,
+)
 def test_bad_params_stop_before_work(workspace):
     (workspace / "params.yaml").write_text(yaml.safe_dump({"generate": {"algorithms": ["bellman_ford"], "seed": -5}}))
     proc = subprocess.run(

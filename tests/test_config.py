@@ -53,6 +53,11 @@ def test_params_are_frozen():
         ({"generate": {"shard_size": 0}}, "generate.shard_size", ">= 1"),
     ],
 )
+@pytest.mark.fault(
+    category="config",
+    fault="generate section: bad value (library validation)",
+    expected="ConfigError naming key, value and what is allowed",
+)
 def test_bad_values_name_key_value_and_allowed(data, key, allowed):
     with pytest.raises(ConfigError) as info:
         parse_params(data)
@@ -61,6 +66,9 @@ def test_bad_values_name_key_value_and_allowed(data, key, allowed):
     assert allowed in message, message
 
 
+@pytest.mark.fault(
+    category="config", fault="params.yaml missing, or not valid YAML", expected="ConfigError naming the file", inputs=2
+)
 def test_unparsable_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="params.yaml"):
         load_params(tmp_path / "params.yaml")

@@ -115,23 +115,31 @@ def test_loading_a_thousand_small_graphs_is_fast(tmp_path):
 # --------------------------------------------------------------------------- refusing damage
 
 
+@pytest.mark.fault(
+    category="data", fault="synthetic split without manifest.json", expected="DatasetError naming the split"
+)
 def test_missing_manifest(split, tmp_path):
     (split / MANIFEST_NAME).unlink()
     refused(split, str(split / MANIFEST_NAME), "missing")
     refused(tmp_path / "nowhere", "nowhere", "not a directory")
 
 
+@pytest.mark.fault(
+    category="data", fault="a shard listed in the manifest is missing", expected="DatasetError naming the shard"
+)
 def test_missing_shard(split):
     (split / SHARD).unlink()
     refused(split, SHARD, "missing")
 
 
+@pytest.mark.fault(category="data", fault="truncated shard", expected="DatasetError naming the shard")
 def test_truncated_shard(split):
     data = (split / SHARD).read_bytes()
     (split / SHARD).write_bytes(data[: len(data) // 2])
     refused(split, SHARD, "truncated")
 
 
+@pytest.mark.fault(category="data", fault="corrupted shard bytes", expected="DatasetError (sha256 mismatch)")
 def test_corrupted_shard(split):
     data = bytearray((split / SHARD).read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -139,6 +147,11 @@ def test_corrupted_shard(split):
     refused(split, SHARD, "sha256", "corrupted")
 
 
+@pytest.mark.fault(
+    category="data",
+    fault="truncated shard whose manifest entry was rewritten to match",
+    expected="DatasetError from the shard's own header",
+)
 def test_truncated_shard_with_matching_manifest_entry(split):
     data = (split / SHARD).read_bytes()[:-100]
     (split / SHARD).write_bytes(data)
@@ -151,6 +164,9 @@ def test_truncated_shard_with_matching_manifest_entry(split):
     refused(split, SHARD, "gzip")
 
 
+@pytest.mark.fault(
+    category="data", fault="hand-edited pointer outside the graph", expected="DatasetError naming the field"
+)
 def test_edited_pointer_out_of_range(split):
     def edit(arrays):
         arrays["output/pi"] = arrays["output/pi"].copy()
@@ -180,11 +196,13 @@ def test_edited_pointer_out_of_range(split):
         (lambda a: a | {"meta/num_nodes": a["meta/num_nodes"][:-1]}, ("meta/num_nodes",)),
     ],
 )
+@pytest.mark.fault(category="data", fault="hand-edited shard contents", expected="DatasetError naming what is wrong")
 def test_hand_edited_shard_contents(split, edit, fragments):
     rewrite_shard(split, SHARD, edit)
     refused(split, SHARD, *fragments)
 
 
+@pytest.mark.fault(category="data", fault="shard header disagreeing with the manifest", expected="DatasetError")
 def test_shard_header_disagreeing_with_manifest(split):
     arrays, meta = decode_shard((split / SHARD).read_bytes(), SHARD)
 
@@ -213,6 +231,11 @@ def test_shard_header_disagreeing_with_manifest(split):
         (lambda m: m["spec"]["fields"].pop(), MANIFEST_NAME, ("regenerate",)),
     ],
 )
+@pytest.mark.fault(
+    category="data",
+    fault="manifest disagreeing with itself or its shards",
+    expected="DatasetError naming the disagreement",
+)
 def test_manifest_disagreeing_with_itself_or_its_shards(split, edit, file, fragments):
     edit_manifest(split, edit)
     refused(split, file, *fragments)
@@ -225,6 +248,7 @@ def test_manifest_disagreeing_with_itself_or_its_shards(split, edit, file, fragm
         (lambda m: m["spec"]["fields"][2].update(type="mask"), ("input/A", "float32", "expected flat uint8")),
     ],
 )
+@pytest.mark.fault(category="data", fault="manifest spec disagreeing with the shards", expected="DatasetError")
 def test_manifest_spec_disagreeing_with_the_shards(split, edit, fragments, monkeypatch):
     # With the algorithm unregistered only the manifest's own spec is there to check against.
     monkeypatch.delitem(ALGORITHMS, "bellman_ford")
@@ -232,11 +256,15 @@ def test_manifest_spec_disagreeing_with_the_shards(split, edit, fragments, monke
     refused(split, "shard-00000", *fragments)
 
 
+@pytest.mark.fault(category="data", fault="manifest.json not JSON", expected="DatasetError naming the file")
 def test_manifest_not_json(split):
     (split / MANIFEST_NAME).write_text("{ not json")
     refused(split, MANIFEST_NAME, "not valid JSON")
 
 
+@pytest.mark.fault(
+    category="data", fault="dataset written by an older algorithm spec", expected="refused: spec version differs"
+)
 def test_stale_spec_is_refused(split):
     def bump(m):
         m["spec_version"] = m["spec"]["version"] = 99

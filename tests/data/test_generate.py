@@ -120,6 +120,12 @@ def test_chunks_are_bounded_and_deterministic():
     assert many[0].num_nodes == 32 and few[0].num_nodes == 32
 
 
+@pytest.mark.fault(
+    category="interrupt",
+    fault="temp files or partial manifest left after generating",
+    expected="none left",
+    lossless=True,
+)
 def test_no_temp_files_and_partial_manifest_left(bf_split):
     out, _ = bf_split
     assert not [p for p in out.iterdir() if p.name.startswith(".") or "partial" in p.name or "tmp" in p.name]
@@ -133,6 +139,12 @@ def test_files_get_ordinary_permissions(bf_split):
         assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
+@pytest.mark.fault(
+    category="interrupt",
+    fault="generation interrupted mid-split (exception after a shard)",
+    expected="no manifest.json (not complete-looking); rerun reuses the finished shards",
+    lossless=True,
+)
 def test_interrupted_run_leaves_no_complete_looking_split_and_resumes(bf_split, tmp_path, monkeypatch):
     out, _ = bf_split
     target = tmp_path / "train"
@@ -198,6 +210,11 @@ def test_progress_bar_can_be_silenced(tmp_path, capsys):
         ({"seed": -1}, "seed"),
         ({"shard_size": 0}, "shard_size"),
     ],
+)
+@pytest.mark.fault(
+    category="config",
+    fault="generate_split with bad count/sizes/shard size/algorithm",
+    expected="ValueError naming the argument",
 )
 def test_bad_arguments(kwargs, match, tmp_path):
     args = {"algorithm": "bellman_ford", "count": 4, "sizes": (4,), "seed": 0, "out_dir": tmp_path / "s"} | kwargs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from flowtools import artifacts, flow_logs, git_commit, sh, task_runs
 
 STAGES = [
@@ -106,6 +107,7 @@ def test_overrides_run_as_an_isolated_dvc_experiment(first_run):
     assert report.startswith("# NAR blueprint: experiment `seed5`")
 
 
+@pytest.mark.fault(category="config", fault="`nar blueprint` with an unknown stage", expected="one line, exit 2")
 def test_cli_reports_a_bad_selection_in_one_line(first_run, capsys):
     from flows.cli import main
 

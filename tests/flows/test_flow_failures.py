@@ -26,6 +26,12 @@ def assert_lock_free(repo: Path) -> None:
         pass
 
 
+@pytest.mark.fault(
+    category="orchestration",
+    fault="a stage failing with a user error inside the flow",
+    expected="stage message in the flow log, not retried, DVC lock released, registry unchanged, rerun restores",
+    lossless=True,
+)
 def test_user_error_fails_its_task_once_with_the_stage_message(first_run):
     from flows.blueprint import blueprint
 
@@ -75,6 +81,12 @@ repo.lock.unlock()
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.fault(
+    category="orchestration",
+    fault="DVC lock held by another process when a stage starts",
+    expected="transient: retried per policy, then succeeds; lock released",
+    lossless=True,
+)
 def test_lock_held_by_another_dvc_process_is_retried(first_run):
     from flows.blueprint import blueprint
 
@@ -116,6 +128,12 @@ lock.release()
 """
 
 
+@pytest.mark.fault(
+    category="orchestration",
+    fault="two flow runs on one workspace",
+    expected="the second waits; with a short timeout it fails clearly",
+    lossless=True,
+)
 def test_a_second_run_on_the_same_workspace_waits_then_fails_clearly(first_run):
     from flows.blueprint import blueprint
 

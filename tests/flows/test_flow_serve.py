@@ -19,6 +19,9 @@ from flowtools import BIN, ROOT, env, free_port
 from nar.config import ConfigError
 
 
+@pytest.mark.fault(
+    category="config", fault="flows section: bad cron, timezone, retries", expected="ConfigError naming the key"
+)
 def test_flows_params_defaults_and_validation(tmp_path):
     from flows.params import FlowsParams, load_flows_params
 

@@ -61,6 +61,11 @@ class _State:
         ("ERROR: failed to reproduce 'x': failed to run: nar x, exited with 1", False),
     ],
 )
+@pytest.mark.fault(
+    category="orchestration",
+    fault="stage failure lines (lock, MLflow unreachable, user error)",
+    expected="only transient ones retried",
+)
 def test_only_transient_failures_are_retried(line, transient):
     exc = StageFailed("stage 'x'", 255, [line])
     assert exc.transient is transient

@@ -24,6 +24,7 @@ def test_builds_from_params(workspace):
     assert len(load_natural(workspace / "data/natural/digit_grid/ood")) == 6
 
 
+@pytest.mark.fault(category="data", fault="a text file given as --pbf", expected="exit 2, one line naming the file")
 def test_bad_pbf_is_one_line_error(workspace, capsys):
     (workspace / "bad.osm.pbf").write_text("nope")
     assert main(["natural", "--task", "road", "--pbf", "bad.osm.pbf", "--no-progress"]) == 2
@@ -31,6 +32,12 @@ def test_bad_pbf_is_one_line_error(workspace, capsys):
     assert len(err) == 2 and err[-1].startswith("nar natural: error: bad.osm.pbf")
 
 
+@pytest.mark.fault(
+    category="config",
+    fault="`nar natural`: --pbf without --task road, unknown split, --out outside",
+    expected="exit 2, one line each",
+    inputs=3,
+)
 def test_user_errors(workspace, capsys):
     assert main(["natural", "--pbf", "x.osm.pbf"]) == 2
     assert "--pbf applies to the road task only" in capsys.readouterr().err
@@ -40,6 +47,12 @@ def test_user_errors(workspace, capsys):
     assert "outside the workspace" in capsys.readouterr().err
 
 
+@pytest.mark.fault(
+    category="config",
+    fault="natural section: bad algorithm, split without pool, count 0, bad region, seed -1, unknown key",
+    expected="ConfigError naming the key",
+    inputs=7,
+)
 def test_params_defaults_and_errors():
     p = parse_natural_params(None)
     assert p == NaturalParams() and list(p.road.regions) == ["train", "test", "val"]

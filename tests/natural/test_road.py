@@ -238,6 +238,12 @@ def _bad_files(tmp_path):
     }
 
 
+@pytest.mark.fault(
+    category="data",
+    fault=".osm.pbf missing, a directory, empty, text, truncated, no drivable roads (library)",
+    expected="RoadDataError naming the file and the problem",
+    inputs=6,
+)
 def test_bad_pbf_files_are_refused_naming_the_file(tmp_path, footway_pbf):
     cases = _bad_files(tmp_path)
     cases["no roads"] = (footway_pbf, "no drivable roads")
@@ -247,6 +253,12 @@ def test_bad_pbf_files_are_refused_naming_the_file(tmp_path, footway_pbf):
         assert str(path) in str(exc.value) and message in str(exc.value), label
 
 
+@pytest.mark.fault(
+    category="data",
+    fault="road subgraph size no node of the region can reach (200 nodes in the val band)",
+    expected="RoadDataError before anything is written",
+    lossless=True,
+)
 def test_sizes_a_region_cannot_hold_are_refused_before_writing(tmp_path):
     params = small_params(road={"splits": {"val": {"count": 2, "sizes": [200]}}})
     with pytest.raises(RoadDataError, match="val region"):

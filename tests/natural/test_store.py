@@ -70,11 +70,17 @@ def refused(path, *fragments):
     return str(exc.value)
 
 
+@pytest.mark.fault(
+    category="data", fault="natural split without manifest.json", expected="DatasetError naming the split"
+)
 def test_refuses_missing_manifest(split):
     (split / MANIFEST_NAME).unlink()
     refused(split, str(split / MANIFEST_NAME), "missing")
 
 
+@pytest.mark.fault(
+    category="data", fault="natural shard hand-edited", expected="refused: sha256 mismatch naming the shard"
+)
 def test_refuses_edited_shard(split):
     shard = split / "shard-00001.safetensors.gz"
     data = bytearray(shard.read_bytes())
@@ -83,22 +89,33 @@ def test_refuses_edited_shard(split):
     refused(split, str(shard), "sha256")
 
 
+@pytest.mark.fault(category="data", fault="natural shard truncated", expected="refused naming the shard")
 def test_refuses_truncated_shard(split):
     shard = split / "shard-00000.safetensors.gz"
     shard.write_bytes(shard.read_bytes()[:-10])
     refused(split, str(shard), "bytes")
 
 
+@pytest.mark.fault(category="data", fault="natural manifest from another task", expected="refused naming the manifest")
 def test_refuses_foreign_manifest(split):
     (split / MANIFEST_NAME).write_text(json.dumps({"format": "nar-trajectories"}))
     refused(split, "not a nar-natural manifest")
 
 
+@pytest.mark.fault(
+    category="data", fault="a file where a split directory should be", expected="refused: not a directory"
+)
 def test_refuses_a_file_instead_of_a_split(tmp_path):
     (tmp_path / "x").write_text("hi")
     refused(tmp_path / "x", "not a directory")
 
 
+@pytest.mark.fault(
+    category="data",
+    fault="natural example with out-of-range pointer, NaN feature, wrong shape",
+    expected="refused before writing",
+    inputs=3,
+)
 def test_encoder_refuses_bad_examples():
     schema = Schema(
         (

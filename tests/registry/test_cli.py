@@ -81,6 +81,9 @@ def test_register_list_show_promote_verify(ws, capsys):
     assert run(["registry", "list", "--name", "empty"], capsys).strip() == "no versions of empty"
 
 
+@pytest.mark.fault(
+    category="registry", fault="`nar registry verify` on altered weights", expected="exit 2 naming the sha256 mismatch"
+)
 def test_verify_reports_tampering(ws, capsys):
     run(["register", "--pretrained", str(ws.pretrain("a"))], capsys)
     (weights,) = ws.root.parent.glob("mlruns/models/m-*/artifacts/data/processor/processor.safetensors")

@@ -49,6 +49,12 @@ def test_local_round_trip_is_bit_identical(tmp_path, kind):
     assert registry.is_frozen(q)
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="local processor weights altered after freezing",
+    expected="refused on load (sha256)",
+    lossless=True,
+)
 def test_tampered_local_weights_are_refused(tmp_path):
     registry.save_processor(make(), tmp_path)
     blob = bytearray((tmp_path / "processor.safetensors").read_bytes())
@@ -58,6 +64,11 @@ def test_tampered_local_weights_are_refused(tmp_path):
         registry.load_processor(str(tmp_path))
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="processor directory without a recorded sha256",
+    expected="refused unless --allow-unverified",
+)
 def test_unverifiable_directory_is_refused_unless_allowed(tmp_path):
     registry.save_processor(make(), tmp_path)
     data = json.loads((tmp_path / "processor.json").read_text())
@@ -90,6 +101,11 @@ def _edit_config(path, **changes):
         ({"processor": "mpnn"}, "missing the 'processor' config"),
     ],
 )
+@pytest.mark.fault(
+    category="registry",
+    fault="processor config that does not match its weights",
+    expected="refused naming the mismatch",
+)
 def test_config_and_weights_must_match(tmp_path, changes, message):
     registry.save_processor(make(), tmp_path)
     _edit_config(tmp_path, **changes)
@@ -97,6 +113,7 @@ def test_config_and_weights_must_match(tmp_path, changes, message):
         registry.load_processor(str(tmp_path))
 
 
+@pytest.mark.fault(category="registry", fault="processor weights with an extra tensor", expected="refused")
 def test_extra_tensor_is_refused(tmp_path):
     from safetensors.torch import save
 
@@ -110,6 +127,11 @@ def test_extra_tensor_is_refused(tmp_path):
         registry.load_processor(str(tmp_path))
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="processor wrapped by encoders/decoders of another hidden size",
+    expected="RegistryError naming both sizes",
+)
 def test_check_fits_and_attach():
     p = registry.freeze(make(hidden=16))
     registry.check_fits(p, 16)

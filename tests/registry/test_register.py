@@ -110,6 +110,12 @@ def test_identical_weights_register_once(ws):
     assert (ws.root / "models" / "registered.json").read_text() == record  # DVC sees no change
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="registered weights (and their JSON sha) rewritten in the artifact store",
+    expected="refused on load: registry tag disagrees",
+    lossless=True,
+)
 def test_tampered_registry_weights_are_refused(ws):
     registry.register(ws.pretrain("a"))
     (weights,) = ws.root.parent.glob("mlruns/models/m-*/artifacts/data/processor/processor.safetensors")
@@ -125,6 +131,9 @@ def test_tampered_registry_weights_are_refused(ws):
         registry.load_processor("models:/nar-processor@champion")
 
 
+@pytest.mark.fault(
+    category="registry", fault="registered processor.json edited (hidden 32)", expected="refused on load"
+)
 def test_config_mismatch_in_registry_is_refused(ws):
     registry.register(ws.pretrain("a"))
     (config,) = ws.root.parent.glob("mlruns/models/m-*/artifacts/data/processor/processor.json")
@@ -135,6 +144,9 @@ def test_config_mismatch_in_registry_is_refused(ws):
         registry.load_processor("models:/nar-processor/1")
 
 
+@pytest.mark.fault(
+    category="registry", fault="unknown version, unknown alias, bad URI", expected="RegistryError naming it", inputs=3
+)
 def test_unknown_version_and_bad_uri(ws):
     registry.register(ws.pretrain("a"))
     with pytest.raises(RegistryError, match="has no version 9"):
@@ -156,6 +168,12 @@ def _fail_on(mp: pytest.MonkeyPatch, method: str, when):
     mp.setattr(mlflow.MlflowClient, method, patched)
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="MLflow failing after the version was created",
+    expected="bounded retries, rollback: no half-registered version, aliases restored",
+    lossless=True,
+)
 def test_failure_after_create_rolls_back(ws):
     first = registry.register(ws.pretrain("a", ood=80.0))
     # the last step (marking the version ready) keeps failing: transient error, retried, then rollback
@@ -169,6 +187,12 @@ def test_failure_after_create_rolls_back(ws):
     assert again.created and again.champion and versions()[again.version].status == "ready"
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="rollback failing too",
+    expected="version left 'pending', refused on load, cleaned by the next register",
+    lossless=True,
+)
 def test_failed_rollback_leaves_a_pending_version_that_is_refused_then_cleaned(ws):
     registry.register(ws.pretrain("a", ood=80.0))
     with pytest.MonkeyPatch.context() as mp:
@@ -184,6 +208,12 @@ def test_failed_rollback_leaves_a_pending_version_that_is_refused_then_cleaned(w
     assert sorted(versions()) == ["1", "3"] and versions()["3"].status == "ready"
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="MLflow server down (nothing listening)",
+    expected="bounded retries then one error naming the URI; no registered.json",
+    lossless=True,
+)
 def test_unreachable_mlflow_is_a_clear_bounded_error(ws, closed_uri):
     uri = closed_uri
     start = time.monotonic()
@@ -197,6 +227,11 @@ def test_unreachable_mlflow_is_a_clear_bounded_error(ws, closed_uri):
         registry.load_processor("models:/nar-processor@champion", tracking=uri, retry=RetryPolicy(2, 0.01))
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="MLflow answering 503 to everything",
+    expected="exactly N attempts, then RegistryUnavailable",
+)
 def test_server_errors_are_retried_then_reported(ws):
     """A server answering 503 to everything: our bounded retries (MLflow's own are off), then an error."""
     import http.server
@@ -227,6 +262,12 @@ def test_server_errors_are_retried_then_reported(ws):
         server.shutdown()
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="two registrations at once (processes)",
+    expected="one version per weights, champion the better, record whole",
+    lossless=True,
+)
 def test_two_registrations_at_once_end_consistent(ws, run_workers):
     ws.pretrain("a", seed=0, ood=80.0)
     ws.pretrain("b", seed=1, ood=90.0)

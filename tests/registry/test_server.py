@@ -38,6 +38,12 @@ def test_round_trip_gate_and_idempotency_through_a_server(server_ws, mlflow_serv
     assert not (ws.root / "mlruns").exists() and not (ws.root / "mlflow.db").exists()
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="same weights registered at once from two machines (real mlflow server, no shared lock)",
+    expected="one version survives, ready",
+    lossless=True,
+)
 def test_concurrent_identical_registrations_without_a_lock(server_ws, run_workers):
     """Two machines (no shared lock file) register the same weights at once: one version survives."""
     ws = server_ws

@@ -99,6 +99,7 @@ def test_blackbox_gradient_is_zero_when_the_tree_is_right():
     assert torch.count_nonzero(w.grad) == 0
 
 
+@pytest.mark.fault(category="numeric", fault="non-positive edge costs given to the exact solver", expected="refused")
 def test_solver_refuses_non_positive_costs():
     with pytest.raises(ValueError, match="> 0"):
         solve_pointers(np.array([1.0, 0.0]), np.array([0, 1]), np.array([1, 2]), np.array([0]), 3)

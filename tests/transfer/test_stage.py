@@ -127,6 +127,9 @@ def test_tracked_runs_land_in_mlflow(natural_root, processor_dir, tmp_path, monk
     assert len(client.get_metric_history(frozen.info.run_id, "curve_val_pointer_acc")) == 2
 
 
+@pytest.mark.fault(
+    category="config", fault="transfer/evaluate sections: bad values", expected="ConfigError naming the key"
+)
 def test_config_errors_name_the_key(natural_root, processor_dir, tmp_path):
     with pytest.raises(ConfigError, match="transfer.variants\\[1\\]"):
         parse_transfer_params({"variants": ["e2e", "nope"]})

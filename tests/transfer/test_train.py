@@ -62,6 +62,11 @@ def test_finetune_leaves_the_shared_processor_alone(data, processor):
     assert weights_sha256(proc) == before
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="the frozen processor's weights change during transfer training",
+    expected="fails loudly (sha256 before/after)",
+)
 def test_a_changed_frozen_processor_fails_loudly(data, processor, monkeypatch):
     import nar.transfer.train as train_mod
 

@@ -1,0 +1,166 @@
+"""Registry faults not covered in tests/registry: a deleted alias, and a real ``mlflow server`` that goes
+down and comes back while a registration is retrying (slow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .helpers import env, nar, one_line_error, write_pretrained
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """cwd = a workspace with two pretrained processors; MLflow = a fresh SQLite store beside it."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    write_pretrained(root, "a", seed=0, ood=80.0)
+    write_pretrained(root, "b", seed=1, ood=70.0)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("NAR_REGISTRY_RETRIES", "2")
+    monkeypatch.setenv("NAR_REGISTRY_RETRY_DELAY", "0.05")
+    return root
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="the champion alias deleted by hand in MLflow after registration",
+    expected="loading @champion fails with one line naming the alias (API and `nar registry verify`); the next "
+    "registration sets a champion again; versions untouched",
+    lossless=True,
+)
+def test_deleted_alias_is_a_clear_error_and_the_next_registration_restores_it(store):
+    from mlflow import MlflowClient
+
+    from nar import registry
+    from nar.registry import RegistryError
+
+    first = registry.register("models/pretrain/a")
+    assert first.champion
+    MlflowClient().delete_registered_model_alias(registry.REGISTERED_MODEL, "champion")
+    with pytest.raises(RegistryError, match="has no alias @champion"):
+        registry.load_processor("models:/nar-processor@champion")
+    proc = nar(["registry", "verify", "@champion"], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+    assert "@champion" in one_line_error(proc, "registry")
+    second = registry.register("models/pretrain/b")  # worse than a, but there is no champion to beat
+    assert second.champion and "no champion" in second.reason, second.reason
+    assert registry.load_registered("models:/nar-processor@champion").version == second.version
+    assert sorted(v.version for v in registry.list_versions()) == ["1", "2"]
+    assert all(v.status == "ready" for v in registry.list_versions())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(root: Path, port: int) -> subprocess.Popen:
+    server_env = {k: v for k, v in env().items() if not k.startswith("MLFLOW_TRACKING")}
+    server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    log = open(root / "server.log", "ab")  # noqa: SIM115 (the process owns it)
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+            "--workers", "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=server_env,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait_ready(uri: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "mlflow server exited"
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("mlflow server not ready")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # abrupt: the server dies, it does not shut down politely
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.fault(
+    category="registry",
+    fault="a real `mlflow server` killed (SIGKILL) after one registration, restarted while the next one retries",
+    expected="while down: bounded retries then a clear error naming the URI, nothing half-registered; restarted "
+    "mid-retry: the registration completes; every version ready, the champion loads bit-identically",
+    lossless=True,
+)
+def test_server_down_then_restarted_mid_registration(tmp_path, monkeypatch):
+    from nar import registry
+    from nar.registry import RegistryUnavailable, RetryPolicy
+
+    server_root = tmp_path / "server"
+    server_root.mkdir()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    write_pretrained(ws, "a", seed=0, ood=80.0)
+    write_pretrained(ws, "b", seed=1, ood=90.0)
+    monkeypatch.chdir(ws)
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    server = _start_server(server_root, port)
+    try:
+        _wait_ready(uri, server)
+        first = registry.register("models/pretrain/a")
+        _stop(server)
+        start = time.monotonic()
+        with pytest.raises(RegistryUnavailable, match=f"127.0.0.1:{port}"):
+            registry.register("models/pretrain/b", retry=RetryPolicy(attempts=3, delay=0.1))
+        assert time.monotonic() - start < 30
+        # restarted while a registration is retrying: it gets through
+        outcome: dict = {}
+
+        def register_b():
+            try:
+                outcome["result"] = registry.register("models/pretrain/b", retry=RetryPolicy(60, 1.0, 1.0, 1.0))
+            except Exception as exc:  # reported below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=register_b)
+        worker.start()
+        time.sleep(2)
+        server = _start_server(server_root, port)
+        _wait_ready(uri, server)
+        worker.join(timeout=120)
+        assert "error" not in outcome, outcome.get("error")
+        second = outcome["result"]
+        assert second.created and second.champion and second.version != first.version
+        versions = registry.list_versions()
+        assert sorted(v.version for v in versions) == sorted([first.version, second.version])
+        assert all(v.status == "ready" for v in versions)
+        loaded = registry.load_registered("models:/nar-processor@champion")
+        original = registry.read_pretrained("models/pretrain/b").processor
+        assert registry.weights_bytes(loaded.processor) == registry.weights_bytes(original)
+    finally:
+        _stop(server)
+        shutil.rmtree(server_root / "artifacts", ignore_errors=True)
