@@ -64,6 +64,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from nar.transfer.evaluate import run_evaluate
 
     params = load_evaluate_params(args.params)
+    # paths from params.yaml stay inside the workspace, like the CLI's
+    params = dataclasses.replace(
+        params,
+        report=str(_inside(params.report, "evaluate.report")),
+        notes=str(_inside(params.notes, "evaluate.notes")),
+    )
     if args.task:
         params = dataclasses.replace(params, tasks=tuple(args.task))
     run_evaluate(

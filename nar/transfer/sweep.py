@@ -17,10 +17,18 @@
    weights as safetensors per ``save_models``, ``predictions.json`` for the pictures).
 5. Logs it all to MLflow (experiment ``nar-transfer``): one parent run per task, one child
    run per (variant, size, seed) with its metrics and its learning curve as metric history.
+
+Resume: each finished run is kept in ``checkpoints/transfer/<task>/<key>/`` (its result as JSON,
+written last, and its weights), outside the DVC outputs, which DVC deletes before rerunning a
+stage. ``key`` hashes the resolved parameters, the processor's sha256 and the dataset versions,
+so a sweep killed at any point and started again with the same inputs redoes only the runs
+that had not finished (a run's result depends only on its spec); the directory is removed once
+the outputs are written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -203,12 +211,93 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+REQUIRED_SPLITS = ("train", "val", "test")
+
+
+class ResumeStore:
+    """Finished runs of one sweep, kept outside the DVC outputs until the sweep completes.
+
+    ``<root>/<task>/<key>/<variant>-n<size>-s<seed>.json`` (the result, written last and
+    atomically: its presence means the run finished) and ``.safetensors`` (its weights, when kept).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        task: str,
+        params: TransferParams,
+        record: ProcessorRecord | None,
+        versions: dict[str, str],
+    ) -> None:
+        identity = {
+            "params": _params_dict(params, task),
+            "processor": None if record is None else record.sha256,
+            "data": versions,
+        }
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.path = Path(root) / task / key
+
+    def _stem(self, spec: Any) -> Path:
+        return self.path / f"{spec.variant}-n{spec.size}-s{spec.seed}"
+
+    def save(self, r: Any) -> None:
+        from safetensors.torch import save_file
+
+        stem = self._stem(r.spec)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        if r.state is not None:
+            tmp = stem.with_suffix(".safetensors.tmp")
+            save_file({k: v.contiguous() for k, v in r.state.items()}, str(tmp))
+            tmp.replace(stem.with_suffix(".safetensors"))
+        _write_json(stem.with_suffix(".json"), {**r.to_json(), "predictions": r.predictions})
+
+    def load(self, spec: Any) -> Any:
+        """The finished run of ``spec``, or None (not run, or its files unreadable: run it again)."""
+        from safetensors.torch import load_file
+
+        from nar.transfer.train import RunResult
+
+        stem = self._stem(spec)
+        try:
+            d = json.loads(stem.with_suffix(".json").read_text())
+            weights = stem.with_suffix(".safetensors")
+            state = load_file(str(weights)) if weights.is_file() else None
+        except (OSError, ValueError):
+            return None
+        if d.get("variant") != spec.variant or d.get("size") != spec.size or d.get("seed") != spec.seed:
+            return None
+        return RunResult(
+            spec=spec,
+            metrics=d["metrics"],
+            curve=d["curve"],
+            best_step=d["best_step"],
+            steps=d["steps"],
+            train_seconds=d["train_seconds"],
+            eval_seconds=d["eval_seconds"],
+            processor_sha256_before=d["processor_sha256_before"],
+            processor_sha256_after=d["processor_sha256_after"],
+            state=state,
+            predictions=d.get("predictions") or {},
+        )
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        for parent in (self.path.parent, self.path.parent.parent):
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+
+
 def run_transfer(
     task: str,
     params: TransferParams,
     *,
     models_root: Path = Path("models/transfer"),
     metrics_root: Path = Path("metrics/transfer"),
+    checkpoints_root: Path = Path("checkpoints/transfer"),
     track: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -225,6 +314,12 @@ def run_transfer(
     base = data_root / task
     if not (base / "train").is_dir():
         raise NarError(f"no natural dataset at {base}: run `nar natural --task {task}` first")
+    missing = [name for name in REQUIRED_SPLITS if not (base / name).is_dir()]
+    if missing:
+        raise NarError(
+            f"{base}: missing split(s) {missing}; transfer needs {list(REQUIRED_SPLITS)} "
+            f"(ood is optional): run `nar natural --task {task}`"
+        )
     record = None
     if any(v in NEEDS_PROCESSOR for v in params.variants):
         record = load_processor_record(params.processor, params.allow_unverified)
@@ -261,7 +356,21 @@ def run_transfer(
                 flush=True,
             )
 
-    results = run_jobs(jobs, str(data_root), task, params, record, keep, pictures, report)
+    versions = {name: dataset_version(base / name) for name in ["train", *data.splits]}
+    resume = ResumeStore(checkpoints_root, task, params, record, versions)
+    finished = {spec: r for spec in jobs if (r := resume.load(spec)) is not None}
+    if finished and progress:
+        done_already = f"{len(finished)} of {len(jobs)} runs already done"
+        print(f"transfer {task}: resuming, {done_already} ({resume.path})", file=sys.stderr)
+
+    def on_done(r: RunResult) -> None:
+        resume.save(r)
+        report(r)
+
+    todo = [spec for spec in jobs if spec not in finished]
+    fresh = run_jobs(todo, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
+    by_spec = {**finished, **{r.spec: r for r in fresh}}
+    results = [by_spec[spec] for spec in jobs]
     if "oracle" in params.variants:
         oracle = run_oracle(RunSpec(task, "oracle", 0, 0), data)
         for n in params.sizes:
@@ -289,7 +398,6 @@ def run_transfer(
         }
     _write_json(out_dir / "predictions.json", predictions)
 
-    versions = {name: dataset_version(base / name) for name in ["train", *data.splits]}
     wall = time.perf_counter() - t0
     metrics: dict[str, Any] = {
         "task": task,
@@ -326,6 +434,7 @@ def run_transfer(
     if track:
         artifacts = [metrics_path, out_dir / "index.json", out_dir / "predictions.json"]
         log_to_mlflow(task, params, metrics, results, artifacts)
+    resume.clear()  # every output is written: nothing left to resume
     if progress:
         print(f"transfer {task}: {len(results)} results in {wall:.0f} s -> {metrics_path}", file=sys.stderr)
     return metrics

@@ -115,11 +115,6 @@ def test_manifest_disagreeing_with_shards_stops_pretraining(workspace):
     expected="exit 2 naming the missing split; no transfer model or metrics written",
     lossless=True,
 )
-@pytest.mark.xfail(
-    reason="nar transfer trains and reports without the test split (metrics data.sizes.test = 0): "
-    "needs a required-splits check in nar/transfer (reported)",
-    strict=False,
-)
 def test_missing_natural_split_stops_transfer(tmp_path):
     write_params(tmp_path, TINY)
     proc = nar(["natural", "--task", "digit_grid", "--no-progress"], tmp_path)

@@ -209,11 +209,6 @@ def test_cli_output_paths_cannot_leave_the_workspace(tmp_path):
     expected="exit 2 naming the key and 'outside the workspace'; nothing written",
     inputs=2,
 )
-@pytest.mark.xfail(
-    reason="evaluate.report/notes are used as given (nar/transfer/evaluate.py writes Path(params.report)); "
-    "needs an inside_workspace check in nar/transfer (reported)",
-    strict=False,
-)
 def test_params_output_paths_cannot_leave_the_workspace(tmp_path):
     root = tmp_path / "ws"
     root.mkdir()

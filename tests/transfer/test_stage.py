@@ -45,7 +45,12 @@ def swept(natural_root, processor_dir, tmp_path_factory):
     for task, sizes in (("digit_grid", [8]), ("road", [8, 24])):  # one size suffices for the digits
         params = tiny_params(natural_root, processor_dir, sizes=sizes)
         metrics[task] = run_transfer(
-            task, params, models_root=out / "models", metrics_root=out / "metrics", track=False
+            task,
+            params,
+            models_root=out / "models",
+            metrics_root=out / "metrics",
+            checkpoints_root=out / "checkpoints",
+            track=False,
         )
     return out, metrics
 
@@ -114,6 +119,7 @@ def test_tracked_runs_land_in_mlflow(natural_root, processor_dir, tmp_path, monk
         natural_root, processor_dir, variants=["nar_frozen", "oracle"], sizes=[8], seeds=[0], picture_size=8
     )
     run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", progress=False)
+    assert not (tmp_path / "checkpoints" / "transfer").exists()  # the resume store is removed once the outputs exist
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("nar-transfer")
     runs = client.search_runs([exp.experiment_id])
@@ -174,3 +180,54 @@ def test_cli_runs_both_stages(natural_root, processor_dir, tmp_path, monkeypatch
     assert main(["evaluate", "--data", "data", "--no-mlflow"]) == 0
     assert (tmp_path / "reports" / "blueprint.md").is_file()
     assert main(["transfer", "--task", "road", "--variant", "bogus"]) == 2
+
+
+@pytest.mark.fault(
+    category="interrupt",
+    fault="transfer sweep interrupted after some runs",
+    expected="the next sweep reuses the finished runs and gives the same results",
+    lossless=True,
+)
+def test_an_interrupted_sweep_resumes_from_its_finished_runs(natural_root, processor_dir, tmp_path, monkeypatch):
+    from nar.transfer import sweep
+
+    params = tiny_params(natural_root, processor_dir, variants=["nar_frozen", "e2e"], sizes=[8], seeds=[0, 1])
+    kw = dict(models_root=tmp_path / "m", metrics_root=tmp_path / "x", checkpoints_root=tmp_path / "ck", track=False)
+    reference = run_transfer(
+        "road", params, **{**kw, "metrics_root": tmp_path / "ref", "models_root": tmp_path / "ref"}
+    )
+
+    calls = []
+    original = sweep._run_job
+
+    def dies_on_the_third_run(spec, keep_state, pictures):
+        calls.append(spec)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would, after two runs finished
+        return original(spec, keep_state, pictures)
+
+    monkeypatch.setattr(sweep, "_run_job", dies_on_the_third_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_transfer("road", params, **kw)
+    assert not (tmp_path / "x" / "road.json").exists()  # no output that looks complete
+    assert len(list((tmp_path / "ck" / "road").glob("*/*.json"))) == 2
+
+    calls.clear()
+    monkeypatch.setattr(sweep, "_run_job", lambda *a: calls.append(a[0]) or original(*a))
+    resumed = run_transfer("road", params, **kw)
+    assert len(calls) == 2  # only the two runs that had not finished
+    assert resumed["results"] == reference["results"]
+    assert not (tmp_path / "ck" / "road").exists()
+    (weights,) = (tmp_path / "m" / "road").glob("nar_frozen-n8-s0.safetensors")
+    assert weights.stat().st_size > 0
+
+
+def test_a_missing_split_stops_the_sweep_before_training(natural_root, processor_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "natural"
+    shutil.copytree(natural_root / "road", root / "road", ignore=shutil.ignore_patterns("test"))
+    params = tiny_params(root, processor_dir)
+    with pytest.raises(NarError, match=r"missing split\(s\) \['test'\]"):
+        run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "x").exists()
