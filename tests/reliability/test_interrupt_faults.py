@@ -103,7 +103,8 @@ def assert_up_to_date(repo: Path) -> None:
     category="interrupt",
     fault="SIGKILL of `dvc repro generate` while generate@bellman_ford writes its train shards",
     expected="no manifest.json (split not complete-looking), DVC sees the stage changed; next repro skips the "
-    "finished generate@bfs, regenerates bellman_ford, data loads and matches the params",
+    "finished generate@bfs, reuses the finished bellman_ford shards and writes the rest; data loads and matches "
+    "the params",
     lossless=True,
 )
 def test_sigkill_during_generate(repo):
@@ -111,6 +112,8 @@ def test_sigkill_during_generate(repo):
     train = repo / "data/synthetic/bellman_ford/train"
     kill_during(repo, ["generate"], lambda: len(list(train.glob("shard-*"))) >= 2)
     assert not (train / "manifest.json").exists()
+    finished = {p.name: p.stat().st_mtime_ns for p in train.glob("shard-*.safetensors.gz")}  # atomic: complete
+    assert finished
     assert "generate@bellman_ford:" in changed(repo)
     out = repro(repo, "generate")
     assert "Stage 'generate@bfs' didn't change, skipping" in out, out
@@ -120,6 +123,8 @@ def test_sigkill_during_generate(repo):
     for split, count in (("train", 20000), ("val", 8), ("test", 4)):
         assert len(load_dataset(repo / "data/synthetic/bellman_ford" / split)) == count
     assert not list(train.glob("manifest.partial*")) and not list(train.glob(".*.tmp"))
+    # the shards the killed run finished were verified and kept, not written again
+    assert {name: (train / name).stat().st_mtime_ns for name in finished} == finished
 
 
 def _last_step(repo: Path) -> int:
