@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "pretrained": str(args.pretrained),
         "algorithm": algorithm,
-        "processor_sha256": meta.get("sha256"),
+        "processor_sha256": meta.get("weights_sha256") or meta.get("sha256"),
         "model": json.loads((args.pretrained / "model.json").read_text())["model"],
         "tasks": {},
     }
