@@ -48,6 +48,8 @@ def _leaves(tree):
 def repo(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pipeline")
     shutil.copy(ROOT / "dvc.yaml", path)
+    (path / "reports").mkdir()
+    shutil.copy(ROOT / "reports/transfer_notes.md", path / "reports")  # a dep of evaluate
     # the stage deps point at the package sources; link them so hashes are real
     (path / "nar").symlink_to(ROOT / "nar", target_is_directory=True)
     (path / "params.yaml").write_text(yaml.safe_dump(TINY))

@@ -45,6 +45,8 @@ def make_repo(path: Path, params: dict | None = None) -> Path:
     stage deps hash the real sources."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", path)
+    (path / "reports").mkdir()
+    shutil.copy(ROOT / "reports/transfer_notes.md", path / "reports")  # a dep of evaluate
     (path / "nar").symlink_to(ROOT / "nar", target_is_directory=True)
     (path / "params.yaml").write_text(yaml.safe_dump(params or TINY))
     (path / ".gitignore").write_text(GITIGNORE)

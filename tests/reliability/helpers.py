@@ -101,6 +101,8 @@ def make_repo(path: Path, params: dict[str, Any] | None = None) -> Path:
     the stage deps hash a fixed snapshot: edits to the working tree during a long test do not rerun stages."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", path)
+    (path / "reports").mkdir()
+    shutil.copy(ROOT / "reports/transfer_notes.md", path / "reports")  # a dep of evaluate
     shutil.copytree(ROOT / "nar", path / "nar", ignore=shutil.ignore_patterns("__pycache__"))
     write_params(path, params or TINY)
     (path / ".gitignore").write_text(GITIGNORE)
