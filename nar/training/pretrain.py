@@ -183,7 +183,7 @@ def run_pretrain(
     import safetensors.torch
 
     from nar.registry import save_processor
-    from nar.training.loop import train
+    from nar.training.loop import TrainingDiverged, train
 
     data = load_pretrain_data(data_root, train_config.algorithms)
     train_batches = DatasetBatches(data.train, batch_size, train_config.seed)
@@ -194,16 +194,21 @@ def run_pretrain(
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
 
     run = _Tracker(name, ckpt_dir, resolved, data.versions) if track else None
-    result = train(
-        model_config,
-        train_config,
-        train_batches,
-        val,
-        test,
-        out_dir=ckpt_dir,
-        extra_config=extra,
-        on_log=run.log_row if run else None,
-    )
+    try:
+        result = train(
+            model_config,
+            train_config,
+            train_batches,
+            val,
+            test,
+            out_dir=ckpt_dir,
+            extra_config=extra,
+            on_log=run.log_row if run else None,
+        )
+    except TrainingDiverged as exc:
+        if run is not None:  # a reader of MLflow sees a failed run, not one that looks still in progress
+            run.fail(str(exc))
+        raise
     model = result.model
     assert model is not None
     out_dir = Path(models_root) / name
@@ -276,6 +281,11 @@ class _Tracker:
         for key, value in row.items():
             if key != "step":
                 self.client.log_metric(self.run_id, key.replace("/", "."), float(value), step=step)
+
+    def fail(self, message: str) -> None:
+        """Mark the run FAILED with the reason (a later resume of the same run may still finish it)."""
+        self.client.set_tag(self.run_id, "failure", message[:5000])
+        self.client.set_terminated(self.run_id, status="FAILED")
 
     def finish(self, metrics: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
         self.client.log_metric(self.run_id, "ood_score", float(metrics["ood_score"]))

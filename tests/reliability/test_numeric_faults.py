@@ -66,7 +66,7 @@ def generated(tmp_path_factory):
     category="numeric",
     fault="pretrain with learning_rate 1000 (the loss overflows to NaN within a few steps)",
     expected="the pretrain stage exits 2 with 'training stopped: the loss is nan'; no model or metrics written; "
-    "the MLflow run never finishes and holds no score",
+    "the MLflow run is marked FAILED with the reason and holds no score",
     lossless=True,
 )
 def test_diverging_learning_rate_fails_the_stage_and_records_no_result(generated):
@@ -82,9 +82,10 @@ def test_diverging_learning_rate_fails_the_stage_and_records_no_result(generated
     with sqlite3.connect(generated / "mlflow.db") as db:
         statuses = [s for (s,) in db.execute("select status from runs")]
         metrics = {k for (k,) in db.execute("select key from metrics")}
-    # no finished run, no score: nothing a reader could take for a result (the run is left open, not FAILED:
-    # the stage keeps its id beside the checkpoint to continue it on a resume)
-    assert len(statuses) == 1 and statuses[0] != "FINISHED", statuses
+        failure = [v for (v,) in db.execute("select value from tags where key = 'failure'")]
+    # a failed run and no score: nothing a reader could take for a result
+    assert statuses == ["FAILED"], statuses
+    assert len(failure) == 1 and "training stopped" in failure[0], failure
     assert "ood_score" not in metrics and not any(k.startswith("test.") for k in metrics), metrics
 
 
