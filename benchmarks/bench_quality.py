@@ -39,6 +39,7 @@ def run_one(args: argparse.Namespace, algo: str, seed: int) -> dict:
         ),
         precision=args.precision,
         hint_feedback=args.hint_feedback,
+        encode_hints=not args.no_encode_hints,
     )
     cfg = TrainConfig(
         algorithms=(algo,),
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--msg-mlp-layers", type=int, default=2)
     p.add_argument("--no-layer-norm", action="store_true")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--no-encode-hints", action="store_true", help="decode hints but do not feed them back")
     p.add_argument("--hint-feedback", default="soft", choices=["soft", "hard", "hard_on_eval"])
     p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--scalar-loss-weight", type=float, default=1.0)
     p.add_argument("--eval-every", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (2 stall on a loaded 2-core machine)")
     p.add_argument("--tag", default="", help="label stored with the runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

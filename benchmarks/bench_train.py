@@ -14,6 +14,8 @@ trajectories of T = 8 steps):
   reference's 8 steps (7 processor steps), the like-for-like figure;
 * peak resident memory of each measurement (each runs in a fresh process).
 
+``--threads`` (default 1) sets torch's intra-op threads; the reference runs as it does.
+
 Writes ``benchmarks/results/train.json``. With ``--clrs-json`` (the JSON line printed by
 ``clrs_reference.py``, run on the same machine) it adds the reference figures and the
 speed-up ratios (reference seconds / our seconds).
@@ -160,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clrs-json", type=Path, help="JSON line written by shared/bench/clrs_reference.py")
     p.add_argument("--precision", default="both", choices=["bfloat16", "float32", "both"])
-    p.add_argument("--threads", type=int, default=2)
+    # One thread by default: the JAX reference keeps about one core busy (its cpu_per_wall is
+    # 0.92-0.97), and two torch threads stall whenever another process holds a core (measured:
+    # 0.28 s instead of 0.04 s per hidden-64 step), so one thread is like-for-like and stable.
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

@@ -54,7 +54,7 @@ TrainData = Callable[[str, int], Batch]
 
 
 class TrainingDiverged(NarError, RuntimeError):
-    """The loss (or gradient norm) became NaN or infinite."""
+    """The loss (or gradient norm) became NaN or infinite, or the loss exploded while finite."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,14 @@ class TrainConfig:
     checkpoint_every: write ``last.pt`` every this many steps (and after each validation).
     teacher_forcing: probability of feeding ground-truth hints during training (CLRS: 0).
     scalar_loss_weight: weight of the scalar fields' squared errors in the loss (CLRS: 1).
+    divergence_factor: stop (TrainingDiverged) when a finite loss exceeds this many times the
+        first step's loss: a learning rate too large for the model shows as a loss growing by
+        orders of magnitude long before it overflows, and must not end as a recorded result.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:i]".
+    threads: CPU threads for torch's intra-op parallelism (``torch.set_num_threads``);
+        0 keeps torch's default (one per core). On a shared 2-core machine one thread runs
+        the small matrices of a hidden-64 model at almost the speed of two and is not slowed
+        by other processes' load; two threads wait on each other when a core is busy.
     """
 
     algorithms: tuple[str, ...] = ("bellman_ford",)
@@ -79,8 +86,10 @@ class TrainConfig:
     checkpoint_every: int = 100
     teacher_forcing: float = 0.0
     scalar_loss_weight: float = 1.0
+    divergence_factor: float = 1000.0
     seed: int = 0
     device: str = "auto"
+    threads: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -93,8 +102,24 @@ class TrainConfig:
         for name in ("steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train {name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"train threads must be >= 0 (0: torch's default), got {self.threads}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"train teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+
+    def check(self, key: str) -> None:
+        """Ranges, named by their params.yaml key (``nar.config.build`` calls this)."""
+        from nar.config import ConfigError
+
+        for name, ok, allowed in (
+            ("learning_rate", self.learning_rate > 0, "a number > 0"),
+            ("grad_clip", self.grad_clip > 0, "a number > 0"),
+            ("lr_min_ratio", 0.0 <= self.lr_min_ratio <= 1.0, "a number in [0, 1]"),
+            ("scalar_loss_weight", self.scalar_loss_weight > 0, "a number > 0"),
+            ("divergence_factor", self.divergence_factor > 1, "a number > 1"),
+        ):
+            if not (ok and math.isfinite(getattr(self, name))):
+                raise ConfigError(f"{key}.{name}", getattr(self, name), allowed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -202,6 +227,8 @@ def train(
     """
     cfg = train_config
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     missing = [a for a in cfg.algorithms if a not in val_data]
     if missing:
         raise ValueError(f"no validation data for {missing}")
@@ -250,6 +277,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, dynamic_ncols=True, desc="train")
     model.train()
     try:
+        first_loss: float | None = None  # the reference of the divergence check
         while step < cfg.steps:
             if stop_after is not None and step >= stop_after:
                 return _result(
@@ -266,6 +294,10 @@ def train(
             value = float(total.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(_diverged_message("loss", value, step, parts, out))
+            first_loss = value if first_loss is None else first_loss
+            if value > cfg.divergence_factor * first_loss:
+                what = f"loss, over {cfg.divergence_factor:g}x the first step's {first_loss:.4g} (diverging),"
+                raise TrainingDiverged(_diverged_message(what, value, step, parts, out))
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
@@ -352,7 +384,7 @@ def _diverged_message(what: str, value: float, step: int, parts: dict[str, float
     return f"training stopped: the {what} is {value} at step {step + 1} ({terms}); {where}"
 
 
-_NOT_COMPARED = ("progress", "device")  # may differ between a run and its resumption
+_NOT_COMPARED = ("progress", "device", "threads")  # may differ between a run and its resumption
 
 
 def _check_same_config(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:

@@ -60,6 +60,12 @@ def _params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.fault(
+    category="interrupt",
+    fault="training stopped mid-run, then resumed (and resumed with a different config)",
+    expected="same final weights as an uninterrupted run; other config refused",
+    lossless=True,
+)
 def test_resume_after_an_interruption_ends_with_the_same_weights(tmp_path):
     test = {ALGO: {"5": fixed_batches(ALGO, 4, 5, seed=2)}}
     whole = train(MODEL, config(), small_data(), val_data(), test, tmp_path / "whole")
@@ -77,6 +83,9 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(tmp_path):
     assert all(torch.equal(last["model"][k], load_checkpoint(tmp_path / "whole" / "last.pt")["model"][k]) for k in a)
 
 
+@pytest.mark.fault(
+    category="security", fault="checkpoint loading", expected="weights_only load of plain tensors and config", inputs=0
+)
 def test_checkpoints_carry_the_resolved_config_and_load_without_pickle(tmp_path):
     result = train(MODEL, config(), small_data(), val_data(), None, tmp_path, extra_config={"data": {"seed": 0}})
     best = load_checkpoint(tmp_path / "best.pt")  # weights_only=True inside
@@ -93,6 +102,12 @@ def test_checkpoints_carry_the_resolved_config_and_load_without_pickle(tmp_path)
         train(MODEL, config(learning_rate=1e-4), small_data(), val_data(), None, tmp_path)
 
 
+@pytest.mark.fault(
+    category="numeric",
+    fault="NaN inputs at step 5 make the loss NaN",
+    expected="TrainingDiverged naming step, last good checkpoint kept",
+    lossless=True,
+)
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
     data = small_data()
 
@@ -141,7 +156,29 @@ def test_cosine_schedule_decays_to_the_floor():
     assert math.isclose(result.history[-1]["lr"], 3e-3 * 0.1, rel_tol=1e-6)
 
 
+def test_threads_sets_torch_threads_and_does_not_block_resuming(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        one = config(steps=2, eval_every=2, checkpoint_every=1, threads=1)
+        train(MODEL, one, small_data(), val_data(), None, tmp_path, stop_after=1)
+        assert torch.get_num_threads() == 1
+        # the thread count is how a run is executed, not what it learns: resuming with another is allowed
+        default = config(steps=2, eval_every=2, checkpoint_every=1)
+        result = train(MODEL, default, small_data(), val_data(), None, tmp_path)
+        assert result.resumed_from == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        config(threads=-1)
+
+
 @pytest.mark.slow
+@pytest.mark.fault(
+    category="interrupt",
+    fault="SIGKILL of a training process mid-run, then restart",
+    expected="resumes from last.pt; bit-identical final weights",
+    lossless=True,
+)
 def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path):
     """The real thing: SIGKILL a training process mid-run, start it again, compare weights."""
     script = textwrap.dedent(
