@@ -1,13 +1,12 @@
 """``nar serve``, ``nar blueprint`` and ``nar sweep``: the flows from the command line.
 
-``nar.cli.build_parser`` hooks them in with ``add_flow_parsers(sub)`` (or ``add_serve_parser(sub)`` alone);
-``python -m flows.cli ...`` works without that. Prefect and DVC are imported inside the handlers.
+``nar.cli.build_parser`` hooks them in with ``add_flow_parsers(sub)`` (or ``add_serve_parser(sub)`` alone).
+Prefect and DVC are imported inside the handlers.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from nar.errors import NarError, UserError
@@ -129,21 +128,3 @@ def add_flow_parsers(sub: Any) -> None:
     add_serve_parser(sub)
     add_blueprint_parser(sub)
     add_sweep_parser(sub)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.cli", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="configuration file (default: params.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_flow_parsers(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except NarError as exc:
-        print(f"nar {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

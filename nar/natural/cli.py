@@ -61,24 +61,3 @@ def add_natural_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_natural)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m nar.natural.cli``) until ``nar natural`` is wired in."""
-    from nar.errors import NarError
-
-    parser = argparse.ArgumentParser(prog="nar", description="nar natural")
-    parser.add_argument("--params", default="params.yaml", help="configuration file (default: params.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_natural_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except NarError as exc:
-        print(f"nar {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,15 +2,13 @@
 
 Hook them into the main parser with ``add_transfer_parser(subparsers)`` and
 ``add_evaluate_parser(subparsers)`` (``nar.cli.build_parser``). Both read their section of
-params.yaml (through ``nar.config`` once it knows the section, else validated here with the
-same rules). ``python -m nar.transfer.cli transfer ...`` works until they are wired in.
+params.yaml through ``nar.config``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,25 +112,3 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=cmd_evaluate)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m nar.transfer.cli``) until the commands are wired into ``nar``."""
-    from nar.errors import NarError
-
-    parser = argparse.ArgumentParser(prog="nar", description="nar transfer / evaluate")
-    parser.add_argument("--params", default="params.yaml", help="configuration file (default: params.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_transfer_parser(sub)
-    add_evaluate_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except NarError as exc:
-        print(f"nar {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

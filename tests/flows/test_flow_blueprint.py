@@ -109,7 +109,7 @@ def test_overrides_run_as_an_isolated_dvc_experiment(first_run):
 
 @pytest.mark.fault(category="config", fault="`nar blueprint` with an unknown stage", expected="one line, exit 2")
 def test_cli_reports_a_bad_selection_in_one_line(first_run, capsys):
-    from flows.cli import main
+    from nar.cli import main
 
     repo, _ = first_run
     assert main(["blueprint", "--root", str(repo), "--stage", "train"]) == 2

@@ -1,10 +1,10 @@
-"""`nar natural` (through nar.natural.cli until the main parser wires it in) and its params."""
+"""`nar natural` and its params."""
 
 import pytest
 import yaml
 
+from nar.cli import main
 from nar.config import ConfigError
-from nar.natural.cli import main
 from nar.natural.config import NaturalParams, parse_natural_params
 from nar.natural.store import load_natural
 

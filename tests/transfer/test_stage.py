@@ -153,7 +153,7 @@ def test_config_errors_name_the_key(natural_root, processor_dir, tmp_path):
 def test_cli_runs_both_stages(natural_root, processor_dir, tmp_path, monkeypatch):
     import yaml
 
-    from nar.transfer.cli import main
+    from nar.cli import main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
