@@ -22,11 +22,11 @@ def _inside(path: str, what: str) -> Path:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
+    from nar.config import load_params
     from nar.errors import UserError
-    from nar.transfer.config import load_transfer_params
     from nar.transfer.sweep import run_transfer
 
-    params = load_transfer_params(args.params)
+    params = load_params(args.params, "transfer").transfer
     overrides: dict[str, Any] = {}
     if args.processor:
         overrides["processor"] = args.processor
@@ -58,10 +58,10 @@ def cmd_transfer(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from nar.transfer.config import load_evaluate_params
+    from nar.config import load_params
     from nar.transfer.evaluate import run_evaluate
 
-    params = load_evaluate_params(args.params)
+    params = load_params(args.params, "evaluate").evaluate
     # paths from params.yaml stay inside the workspace, like the CLI's
     params = dataclasses.replace(
         params,

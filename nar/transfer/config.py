@@ -1,10 +1,8 @@
 """The ``transfer:`` and ``evaluate:`` sections of params.yaml, checked the way ``nar.config`` checks every section.
 
 Frozen dataclasses with type hints and a ``check(key)`` method raising ``ConfigError`` that
-names the dotted key, so ``nar.config.build(TransferParams, data, "transfer")`` validates them;
-the lead can add ``transfer: TransferParams | None`` and ``evaluate: EvaluateParams | None`` to
-``nar.config.Params`` (and to ``SECTIONS``) as they are. Until then :func:`load_transfer_params`
-reads the sections directly (the other sections of the file are not checked here).
+names the dotted key; ``nar.config`` builds them (``SECTIONS["transfer"]``, ``SECTIONS["evaluate"]``),
+so ``load_params(path, "transfer").transfer`` reads and validates the section.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import dataclasses
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from nar.config import ConfigError
@@ -201,35 +198,3 @@ def parse_evaluate_params(data: Any, key: str = "evaluate") -> EvaluateParams:
     from nar.config import build
 
     return build(EvaluateParams, data, key)
-
-
-def _section(path: str | Path, name: str) -> Any:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError("params", data, "a mapping of sections")
-    return data.get(name)
-
-
-def load_transfer_params(path: str | Path) -> TransferParams:
-    """The validated ``transfer`` section of ``path`` (through nar.config once it knows the section)."""
-    from nar import config
-
-    if "transfer" in config.SECTIONS:
-        return config.load_params(path, "transfer").transfer
-    return parse_transfer_params(_section(path, "transfer"))
-
-
-def load_evaluate_params(path: str | Path) -> EvaluateParams:
-    from nar import config
-
-    if "evaluate" in config.SECTIONS:
-        return config.load_params(path, "evaluate").evaluate
-    return parse_evaluate_params(_section(path, "evaluate"))
