@@ -31,8 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_model(pretrained: Path) -> tuple[torch.nn.Module, str]:
-    """The whole pretrained network (``model.safetensors`` + ``model.json``) and its algorithm."""
+def load_model(pretrained: Path) -> tuple[torch.nn.Module, str, dict]:
+    """The whole pretrained network (``model.safetensors`` + ``model.json``), its algorithm and its config."""
     from nar.algorithms import ALGORITHMS
     from nar.config import build
     from nar.models.model import EncodeProcessDecode, ModelConfig
@@ -42,7 +42,7 @@ def load_model(pretrained: Path) -> tuple[torch.nn.Module, str]:
     config = build(ModelConfig, meta["model"], "model")
     model = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
     model.load_state_dict(safetensors.torch.load_file(str(pretrained / "model.safetensors")))
-    return model.eval(), algorithm
+    return model.eval(), algorithm, meta
 
 
 def score_split(model: torch.nn.Module, algorithm: str, split_dir: Path, limit: int) -> dict[str, float]:
@@ -94,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/processor_ceiling.json")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    model, algorithm = load_model(args.pretrained)
+    model, algorithm, model_meta = load_model(args.pretrained)
     meta = json.loads((args.pretrained / "processor.json").read_text())
     result: dict = {
         "pretrained": str(args.pretrained),
         "algorithm": algorithm,
         "processor_sha256": meta.get("weights_sha256") or meta.get("sha256"),
-        "model": json.loads((args.pretrained / "model.json").read_text())["model"],
+        "model": model_meta["model"],
         "tasks": {},
     }
     metrics_path = ROOT / "metrics/pretrain" / f"{args.pretrained.name}.json"

@@ -235,6 +235,11 @@ def plot_scores(task: str, agg: Mapping[str, Any], path: Path, metrics: Sequence
             ax.set_title(f"{task}: {m} ({s})")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write and close a figure (PNG at 100 dpi)."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -256,11 +261,7 @@ def plot_curves(task: str, curves: Mapping[str, Any], path: Path) -> Path:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _path_nodes(pi: Sequence[int], source: int, target: int) -> list[int]:
@@ -300,11 +301,7 @@ def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, pa
         "predicted orange dashed, wrong pointers red",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _draw_digit(ax, ex, pred: np.ndarray) -> None:

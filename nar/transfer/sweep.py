@@ -266,19 +266,7 @@ class ResumeStore:
             return None
         if d.get("variant") != spec.variant or d.get("size") != spec.size or d.get("seed") != spec.seed:
             return None
-        return RunResult(
-            spec=spec,
-            metrics=d["metrics"],
-            curve=d["curve"],
-            best_step=d["best_step"],
-            steps=d["steps"],
-            train_seconds=d["train_seconds"],
-            eval_seconds=d["eval_seconds"],
-            processor_sha256_before=d["processor_sha256_before"],
-            processor_sha256_after=d["processor_sha256_after"],
-            state=state,
-            predictions=d.get("predictions") or {},
-        )
+        return RunResult.from_json(spec, d, state)
 
     def clear(self) -> None:
         import shutil

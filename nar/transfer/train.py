@@ -134,6 +134,23 @@ class RunResult:
             "processor_sha256_after": self.processor_sha256_after,
         }
 
+    @classmethod
+    def from_json(cls, spec: RunSpec, d: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> RunResult:
+        """The inverse of :meth:`to_json` (plus ``predictions`` when ``d`` has them, and the weights)."""
+        return cls(
+            spec=spec,
+            metrics=d["metrics"],
+            curve=d["curve"],
+            best_step=d["best_step"],
+            steps=d["steps"],
+            train_seconds=d["train_seconds"],
+            eval_seconds=d["eval_seconds"],
+            processor_sha256_before=d["processor_sha256_before"],
+            processor_sha256_after=d["processor_sha256_after"],
+            state=state,
+            predictions=d.get("predictions") or {},
+        )
+
 
 def training_subset(num_train: int, size: int, seed: int) -> np.ndarray:
     """The training examples of (size, seed): the first ``size`` of a seed-fixed permutation
