@@ -10,14 +10,15 @@ keywords: ``inputs`` (how many bad inputs the test tries, default 1 for config/d
 registry versions).
 
 With ``NAR_RELIABILITY_REPORT=path`` set, every fault test that ran is written to that JSON file
-(merged with what is already there, so the fast and the slow pass add up); ``python -m
-tests.reliability.report`` renders it as docs/reliability.md.
+(merged with what is already there, so the fast and the slow pass add up);
+``python scripts/reliability_table.py`` renders it as docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,27 @@ import pytest
 CATEGORIES = ("config", "data", "interrupt", "numeric", "registry", "orchestration", "security")
 REPORT_ENV = "NAR_RELIABILITY_REPORT"
 _RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored():
+    """Each test starts with the MLflow tracking URI it inherited from the environment.
+
+    A stage run in-process (``nar.tracking.configure_mlflow``) sets mlflow's process-wide URI and the
+    ``MLFLOW_TRACKING_URI`` variable, as a command should; without this a later test's
+    ``MlflowClient()`` would read an earlier test's store.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:  # only when some test used it: importing mlflow costs seconds
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
+    # mlflow.set_tracking_uri also writes the variable
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def pytest_configure(config):
