@@ -114,7 +114,7 @@ def test_served_deployment_runs_when_triggered_through_the_api(first_run, tmp_pa
     try:
         start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_log)
         _wait("the Prefect server", lambda: client.get("/health").status_code == 200, 120, procs, logs)
-        start([sys.executable, "-m", "flows.cli", "serve", "--root", str(repo)], serve_log)
+        start([sys.executable, "-m", "nar.cli", "serve", "--root", str(repo)], serve_log)
 
         def deployment(name: str):
             response = client.get(f"/deployments/name/{name}")
