@@ -69,8 +69,10 @@ def _model(kind: str, precision: str):
 def measure_train(kind: str, precision: str, threads: int, reps: int) -> dict:
     import torch
 
+    from nar.runtime import tune_malloc
     from nar.training.losses import total_loss
 
+    tune_malloc()  # as nar.training.loop.train does (predict_chunks does it for predictions)
     torch.set_num_threads(threads)
     batches = _batches(16, 4, steps=8, seed=1)
     model = _model(kind, precision)

@@ -112,6 +112,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
             run.model,
             train_config,
             batch_size=run.batch_size,
+            train_data=run.train_data,
             data_root=Path(args.data),  # read only: may live anywhere (e.g. a shared data mount)
             track=not args.no_mlflow,
         )

@@ -224,6 +224,8 @@ class PretrainRunParams:
     model: ModelConfig
     train: TrainConfig
     batch_size: int = 32
+    # "dataset": batches from the generated train split; "online": fresh graphs drawn like it every step
+    train_data: str = "dataset"
 
     @staticmethod
     def lazy_types() -> dict[str, type]:
@@ -234,6 +236,9 @@ class PretrainRunParams:
 
     def check(self, key: str) -> None:
         _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
+        _require(
+            self.train_data in ("dataset", "online"), f"{key}.train_data", self.train_data, "'dataset' or 'online'"
+        )
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from nar.algorithms import ALGORITHMS
 from nar.data.batching import Batch
 from nar.errors import NarError
 from nar.models.model import EncodeProcessDecode, ModelConfig
+from nar.runtime import tune_malloc
 from nar.training.checkpoint import (
     BEST,
     LAST,
@@ -227,6 +228,7 @@ def train(
     """
     cfg = train_config
     device = resolve_device(cfg.device)
+    tune_malloc()  # big tensors reuse freed memory instead of fresh pages (nar.runtime)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     missing = [a for a in cfg.algorithms if a not in val_data]

@@ -164,6 +164,9 @@ INFERENCE_PAIR_BUDGET = 1 << 20
 
 def predict_chunks(model: torch.nn.Module, batch: Batch, spec: AlgorithmSpec, budget: int = INFERENCE_PAIR_BUDGET):
     """Yield (sub-batch, Prediction) over ``batch`` split into cache-sized pieces (inference mode)."""
+    from nar.runtime import tune_malloc
+
+    tune_malloc()  # 1.5-1.9x faster at n = 64 (nar.runtime)
     hidden = model.config.hidden
     per_graph = batch.max_nodes**2 * hidden
     for part in split_batch(spec, batch, max(1, budget // per_graph)):

@@ -64,6 +64,39 @@ class DatasetBatches:
         return collate(ALGORITHMS[algorithm].spec, [trajs[i] for i in picks])
 
 
+class SampledBatches:
+    """``(algorithm, step) -> Batch`` of fresh graphs drawn like the training split's (online sampling).
+
+    The graphs come from the sampler and node counts recorded in each training split's manifest,
+    so "online" trains on the same distribution as the split, without ever repeating a graph
+    (Ibarz et al. 2022 sample training data on-line). A pure function of (algorithm, step) like
+    :class:`DatasetBatches`; the node count is uniform over the split's sizes. About 1 ms per
+    batch of 32 graphs at n <= 16 (a training step takes 30-100 ms).
+    """
+
+    def __init__(self, datasets: Mapping[str, Dataset], batch_size: int, seed: int) -> None:
+        from nar.data.samplers import GraphSamplerConfig
+
+        self.batch_size, self.seed = batch_size, seed
+        self.order = sorted(datasets)
+        self.sampler = {a: GraphSamplerConfig.from_dict(d.manifest.sampler) for a, d in datasets.items()}
+        self.sizes = {a: tuple(int(n) for n in d.manifest.sizes) for a, d in datasets.items()}
+
+    def __call__(self, algorithm: str, step: int) -> Batch:
+        from nar.data.samplers import sample_graphs
+
+        # stream 1: never the same numbers as DatasetBatches' (seed, algorithm, step) picks
+        rng = np.random.default_rng([self.seed, self.order.index(algorithm), step, 1])
+        sizes = self.sizes[algorithm]
+        n = sizes[int(rng.integers(len(sizes)))]
+        algo = ALGORITHMS[algorithm]
+        trace = algo.run(sample_graphs(algo.spec.graph, self.sampler[algorithm], n, self.batch_size, rng))
+        return collate(algo.spec, trace.trajectories())
+
+
+TRAIN_DATA = {"dataset": DatasetBatches, "online": SampledBatches}
+
+
 def fixed_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
     """A validation/test set as batches of graphs of equal size (in file order within a size)."""
     trajs = dataset.trajectories()
@@ -172,6 +205,7 @@ def run_pretrain(
     train_config: Any,
     *,
     batch_size: int,
+    train_data: str = "dataset",
     data_root: Path = Path("data/synthetic"),
     models_root: Path = Path("models/pretrain"),
     metrics_root: Path = Path("metrics/pretrain"),
@@ -179,17 +213,23 @@ def run_pretrain(
     checkpoints_root: Path = Path("checkpoints/pretrain"),
     track: bool = True,
 ) -> dict[str, Any]:
-    """Train one processor configuration end to end; returns the metrics written."""
+    """Train one processor configuration end to end; returns the metrics written.
+
+    ``train_data``: "dataset" draws training batches from the generated train split, "online"
+    draws fresh graphs like it at every step (:data:`TRAIN_DATA`).
+    """
     import safetensors.torch
 
     from nar.registry import save_processor
     from nar.training.loop import TrainingDiverged, train
 
+    if train_data not in TRAIN_DATA:
+        raise NarError(f"train_data {train_data!r} is not one of {sorted(TRAIN_DATA)}")
     data = load_pretrain_data(data_root, train_config.algorithms)
-    train_batches = DatasetBatches(data.train, batch_size, train_config.seed)
+    train_batches = TRAIN_DATA[train_data](data.train, batch_size, train_config.seed)
     val = {a: fixed_batches(d, batch_size) for a, d in data.val.items()}
     test = {a: {label: fixed_batches(d, batch_size) for label, d in sets.items()} for a, sets in data.test.items()}
-    extra = {"batch_size": batch_size, "name": name}
+    extra = {"batch_size": batch_size, "train_data": train_data, "name": name}
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
 

@@ -97,8 +97,10 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(data_root: str, task: str, params: TransferParams, record: ProcessorRecord | None, threads: int):
     import torch
 
+    from nar.runtime import tune_malloc
     from nar.transfer.train import TaskData
 
+    tune_malloc()
     torch.set_num_threads(threads)
     tp = params.task(task)
     data = TaskData.load(data_root, task, tp)

@@ -68,6 +68,13 @@ CASES = [
     Case(
         "pretrain",
         "unknown name",
+        {"pretrain.runs.tiny.train_data": "stream"},
+        "pretrain.runs.tiny.train_data",
+        "'online'",
+    ),
+    Case(
+        "pretrain",
+        "unknown name",
         {"pretrain.runs.tiny.model.processor.kind": "transformer"},
         "pretrain.runs.tiny.model.processor",
         "'mpnn'",
