@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     p.add_argument("--data", type=Path, default=Path("data/synthetic"))
     p.add_argument("-S", dest="overrides", action="append", default=[], help="key=value in the run's section")
+    p.add_argument("--label", help="name of the variant in the results (default: the run's name)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         algos = section["train"]["algorithms"]
         entry = {
             "run": args.run,
+            "label": args.label or args.run,
             "seed": seed,
             "overrides": args.overrides,
             "profile": section,
@@ -130,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
             "load_1min_after": os.getloadavg()[0],
             "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "how": f"python benchmarks/bench_pretrain_profiles.py --run {args.run} --seeds {seed}"
-            + "".join(f" -S {o}" for o in args.overrides),
+            + "".join(f" -S '{o}'" for o in args.overrides)
+            + (f" --label {args.label}" if args.label else ""),
             **result,
         }
         entries.append(entry)
         print(
-            f"{args.run} seed {seed}: OOD {entry['ood_score']:.2f} % (val {entry['val']}), "
+            f"{entry['label']} seed {seed}: OOD {entry['ood_score']:.2f} % (val {entry['val']}), "
             f"wall {entry['wall_s']:.0f} s, CPU {entry['cpu_s']:.0f} s, peak RSS {entry['peak_rss_mb']:.0f} MB",
             flush=True,
         )
