@@ -3,7 +3,7 @@
     python benchmarks/bench_pretrain_profiles.py --run bellman_ford --seeds 0 1 2 \
         [--params params.yaml] [--data data/synthetic] [-S train.steps=8000 ...] [--out PATH]
 
-Runs exactly what ``nar pretrain --run <run>`` runs (``run_pretrain`` with the run's section of
+Runs exactly what ``nar pretrain --run <run>`` runs (``nar.cli.pretrain_run`` with the run's section of
 params.yaml, the generated data under ``--data``), once per seed, each in a fresh process so
 its wall time, CPU time and peak resident memory are its own; outputs go to a temporary
 directory and nothing is logged to MLflow. ``-S key=value`` overrides a key of the run's
@@ -44,21 +44,15 @@ def _set(tree: dict, dotted: str, value: object) -> None:
 
 def child(params: Path, run: str, data: Path, out: Path) -> None:
     """In the fresh process: train and print one JSON line."""
-    import dataclasses
-
+    from nar.cli import pretrain_run
     from nar.config import load_params
-    from nar.training.pretrain import run_pretrain
 
     section = load_params(params, "pretrain").pretrain
-    cfg = section.runs[run]
-    train_config = dataclasses.replace(cfg.train, device=section.device, progress=False)
     wall, cpu = time.perf_counter(), time.process_time()
-    metrics = run_pretrain(
+    metrics = pretrain_run(
+        section,
         run,
-        cfg.model,
-        train_config,
-        batch_size=cfg.batch_size,
-        train_data=cfg.train_data,
+        progress=False,
         data_root=data,
         models_root=out / "models",
         metrics_root=out / "metrics",

@@ -12,8 +12,9 @@ import signal
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
-from nar.config import load_params
+from nar.config import PretrainParams, load_params
 from nar.errors import NarError, UserError
 
 
@@ -91,6 +92,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- pretrain
 
 
+def pretrain_run(params: PretrainParams, name: str, *, progress: bool, **kwargs: Any) -> dict[str, Any]:
+    """Train ``pretrain.runs.<name>`` of a validated ``pretrain`` section.
+
+    What ``nar pretrain`` runs, and what benchmarks/bench_pretrain_profiles.py times. ``kwargs``
+    go to :func:`nar.training.pretrain.run_pretrain` (``data_root``, ``track``, output roots).
+    """
+    import dataclasses
+
+    from nar.training.pretrain import run_pretrain
+
+    run = params.runs[name]
+    train_config = dataclasses.replace(run.train, device=params.device, progress=progress)
+    return run_pretrain(name, run.model, train_config, batch_size=run.batch_size, train_data=run.train_data, **kwargs)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     params = load_params(args.params, "pretrain").pretrain
     if not params.runs:
@@ -99,20 +115,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     for name in names:
         if name not in params.runs:
             raise UserError(f"--run {name!r} is not in pretrain.runs; available: {sorted(params.runs)}")
-    import dataclasses
-
-    from nar.training.pretrain import run_pretrain
-
     for name in names:
         run = params.runs[name]
-        train_config = dataclasses.replace(run.train, device=params.device, progress=not args.no_progress)
-        print(f"pretrain {name}: {run.model.processor.kind}, {list(train_config.algorithms)}", file=sys.stderr)
-        metrics = run_pretrain(
+        print(f"pretrain {name}: {run.model.processor.kind}, {list(run.train.algorithms)}", file=sys.stderr)
+        metrics = pretrain_run(
+            params,
             name,
-            run.model,
-            train_config,
-            batch_size=run.batch_size,
-            train_data=run.train_data,
+            progress=not args.no_progress,
             data_root=Path(args.data),  # read only: may live anywhere (e.g. a shared data mount)
             track=not args.no_mlflow,
         )

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 SNIPPET = """
-import ctypes, ctypes.util
 from nar.runtime import tune_malloc
 first = tune_malloc()
 print(first, tune_malloc())
