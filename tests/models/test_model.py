@@ -64,7 +64,7 @@ def _compare(spec, pred_all, pred_one, b: int, n: int, steps: int) -> None:
         torch.testing.assert_close(
             real(f, pred_all.outputs[f.name][b]), real(f, pred_one.outputs[f.name][0]), atol=1e-5, rtol=1e-5
         )
-    for f in spec.hints:
+    for f in (h for h in spec.hints if h.name in pred_one.hints):  # none without decode_hints
         for t in range(steps):
             torch.testing.assert_close(
                 real(f, pred_all.hints[f.name][b, t]), real(f, pred_one.hints[f.name][0, t]), atol=1e-5, rtol=1e-5
@@ -101,6 +101,28 @@ def test_padding_never_leaks_bellman_ford(kind):
         for b, tr in enumerate(trajs):
             pred_one = model(collate(spec, [tr]))
             _compare(spec, pred_all, pred_one, b, tr.num_nodes, max(1, tr.length - 1))
+
+
+@pytest.mark.parametrize("algorithm", ["dijkstra", "mst_prim"])
+def test_padding_never_leaks_without_hints_and_all_pairs_messages(algorithm):
+    """The Dijkstra and MST-Prim profiles: no hints, all-pairs messages, one message layer."""
+    import numpy as np
+
+    from nar.training.synthetic import er_graphs
+
+    algo = ALGORITHMS[algorithm]
+    rng = np.random.default_rng(1)
+    trajs = [tr for n in (5, 12, 8) for tr in algo.run(er_graphs(rng, 2, n, algo.spec.graph)).trajectories()]
+    torch.manual_seed(0)
+    processor = ProcessorConfig(kind="mpnn", hidden=32, full_adjacency=True, msg_mlp_layers=1)
+    model = EncodeProcessDecode([algo.spec], ModelConfig(processor=processor, encode_hints=False, decode_hints=False))
+    model.eval()
+    with torch.no_grad():
+        pred_all = model(collate(algo.spec, trajs))
+        assert not pred_all.hints
+        for b, tr in enumerate(trajs):
+            pred_one = model(collate(algo.spec, [tr]))
+            _compare(algo.spec, pred_all, pred_one, b, tr.num_nodes, max(1, tr.length - 1))
 
 
 def make_batch_trajs(rng, n):
