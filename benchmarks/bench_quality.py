@@ -35,7 +35,11 @@ def run_one(args: argparse.Namespace, algo: str, seed: int) -> dict:
     torch.set_num_threads(args.threads)
     model = ModelConfig(
         processor=ProcessorConfig(
-            kind=args.kind, hidden=args.hidden, msg_mlp_layers=args.msg_mlp_layers, layer_norm=not args.no_layer_norm
+            kind=args.kind,
+            hidden=args.hidden,
+            msg_mlp_layers=args.msg_mlp_layers,
+            layer_norm=not args.no_layer_norm,
+            full_adjacency=args.full_adjacency,
         ),
         precision=args.precision,
         hint_feedback=args.hint_feedback,
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--msg-mlp-layers", type=int, default=2)
     p.add_argument("--no-layer-norm", action="store_true")
+    p.add_argument("--full-adjacency", action="store_true", help="messages between all nodes (CLRS's mpnn family)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--no-encode-hints", action="store_true", help="decode hints but do not feed them back")
     p.add_argument("--hint-feedback", default="soft", choices=["soft", "hard", "hard_on_eval"])
