@@ -51,26 +51,18 @@ def gemm_rate(dtype_name: str, rows: int, reps: int = 100) -> float:
 
 def profile_predict(kind: str, precision: str) -> dict:
     import torch
-    from bench_train import _batches, _model
+    from bench_train import predict_setup
 
     from nar.runtime import tune_malloc
-    from nar.training.metrics import predict_chunks
 
     tune_malloc()
-    (batch,) = _batches(N, 1, steps=None, seed=3)
-    batch.lengths = batch.lengths.clamp(max=HINT_STEPS)
-    model = _model(kind, precision).eval()
-    spec = model.specs["bellman_ford"]
-    with torch.inference_mode():
-        for _ in predict_chunks(model, batch, spec):  # warm-up
-            pass
-        t0 = time.perf_counter()
-        for _ in predict_chunks(model, batch, spec):
-            pass
-        wall = time.perf_counter() - t0
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            for _ in predict_chunks(model, batch, spec):
-                pass
+    predict, _batch = predict_setup(kind, precision, cap_steps=HINT_STEPS)
+    predict()  # warm-up
+    t0 = time.perf_counter()
+    predict()
+    wall = time.perf_counter() - t0
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        predict()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)

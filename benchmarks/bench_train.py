@@ -106,24 +106,38 @@ def measure_train(kind: str, precision: str, threads: int, reps: int) -> dict:
     }
 
 
-def measure_predict(kind: str, precision: str, threads: int, reps: int, cap_steps: int | None = None) -> dict:
+def predict_setup(kind: str, precision: str, cap_steps: int | None = None):
+    """(predict, batch): ``predict()`` runs the eval-mode model over 32 Bellman-Ford graphs at
+    n = 64 as evaluation does (``predict_chunks``, inference mode); ``cap_steps`` caps the
+    hint steps (the reference runs as many processor steps as the longest trajectory)."""
     import torch
 
     from nar.training.metrics import predict_chunks
 
-    torch.set_num_threads(threads)
     (batch,) = _batches(64, 1, steps=None, seed=3)
-    if cap_steps is not None:  # run as many processor steps as the reference does
+    if cap_steps is not None:
         batch.lengths = batch.lengths.clamp(max=cap_steps)
     model = _model(kind, precision).eval()
     spec = model.specs["bellman_ford"]
-    times = []
-    with torch.inference_mode():
-        for _ in range(reps + 1):
-            t0 = time.perf_counter()
+
+    def predict() -> None:
+        with torch.inference_mode():
             for _part, _pred in predict_chunks(model, batch, spec):
                 pass
-            times.append(time.perf_counter() - t0)
+
+    return predict, batch
+
+
+def measure_predict(kind: str, precision: str, threads: int, reps: int, cap_steps: int | None = None) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    predict, batch = predict_setup(kind, precision, cap_steps)
+    times = []
+    for _ in range(reps + 1):
+        t0 = time.perf_counter()
+        predict()
+        times.append(time.perf_counter() - t0)
     return {
         "median_s": statistics.median(times[1:]),
         "min_s": min(times[1:]),

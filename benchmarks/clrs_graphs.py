@@ -1,0 +1,113 @@
+"""Graphs drawn as the CLRS-30 reference samplers draw them, for the protocol benchmark.
+
+CLRS's Erdős–Rényi sampler (``clrs/_src/samplers.py``, ``_random_er_graph``) differs from
+``nar.training.synthetic.er_graphs`` in three ways that matter for a like-for-like score:
+
+* an undirected edge {i, j} needs two coin flips to succeed (``mat *= mat.T``), so a graph
+  drawn with probability p has edge density p², not p;
+* undirected weights are ``sqrt(w_ij · w_ji + 1e-3)`` with w ~ U[0, 1);
+* p is one of a list per graph: training and validation draw it from {0.1, 0.2, ..., 0.9}
+  (``run.py``: ``p = 0.1 + 0.1 i``); the published test set (the CLRS-30 dataset, n = 64)
+  uses the samplers' default p = 0.5 (density 0.25, about 16 neighbours per node) and
+  evenly spaced positions i / n; training and validation positions are random
+  (``random_pos``).
+
+Self-loops that CLRS's coin flips put on the diagonal are not drawn: the ``adj`` input field
+has self-loops on every node anyway, and none of these algorithms reads a self-loop weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nar.algorithms import ALGORITHMS, GraphKind, Graphs
+from nar.data.batching import Batch, collate
+
+#: training and validation edge-coin probabilities of CLRS's run.py
+TRAIN_P = tuple(round(0.1 + 0.1 * i, 1) for i in range(9))
+#: the CLRS-30 test set's (sampler default)
+TEST_P = (0.5,)
+
+
+def clrs_er_graphs(
+    rng: np.random.Generator,
+    batch_size: int,
+    n: int,
+    kind: GraphKind | None = None,
+    p_choices: Sequence[float] = TRAIN_P,
+    random_pos: bool = True,
+) -> Graphs:
+    """B graphs with n nodes from CLRS's Erdős–Rényi sampler (see the module docstring)."""
+    kind = kind or GraphKind()
+    B = batch_size
+    p = rng.choice(np.asarray(p_choices, dtype=float), size=(B, 1, 1))
+    coin = rng.random((B, n, n)) < p  # (B, n, n) one flip per ordered pair
+    weights = rng.random((B, n, n))
+    off = ~np.eye(n, dtype=bool)
+    if kind.acyclic:
+        upper = np.triu(coin, k=1)
+        perm = np.argsort(rng.random((B, n)), axis=1)
+        idx = np.arange(B)[:, None, None]
+        adj = np.zeros_like(upper)
+        adj[idx, perm[:, :, None], perm[:, None, :]] = upper
+    elif kind.directed:
+        adj = coin & off
+    else:
+        adj = coin & coin.transpose(0, 2, 1) & off  # both flips: density p²
+        weights = np.sqrt(weights * weights.transpose(0, 2, 1) + 1e-3)  # symmetric
+    A = np.where(adj, weights if kind.weighted else 1.0, 0.0)
+    if random_pos:
+        pos = np.sort(rng.random((B, n)), axis=1)
+    else:
+        pos = np.broadcast_to(np.arange(n) / n, (B, n)).copy()
+    source = rng.integers(0, n, size=B)
+    return Graphs(A=A, adj=adj, pos=pos, source=source.astype(np.int64))
+
+
+def clrs_batch(
+    algorithm: str,
+    rng: np.random.Generator,
+    batch_size: int,
+    n: int,
+    p_choices: Sequence[float] = TRAIN_P,
+    random_pos: bool = True,
+) -> Batch:
+    algo = ALGORITHMS[algorithm]
+    graphs = clrs_er_graphs(rng, batch_size, n, algo.spec.graph, p_choices, random_pos)
+    return collate(algo.spec, algo.run(graphs).trajectories())
+
+
+class ClrsOnlineBatches:
+    """``batches(algorithm, step) -> Batch``: CLRS's training stream (one size per batch,
+    n in {4, 7, 11, 13, 16}, p from ``TRAIN_P``, random positions); a pure function of
+    (seed, algorithm, step) like ``nar.training.synthetic.OnlineBatches``."""
+
+    def __init__(self, sizes: Sequence[int] = (4, 7, 11, 13, 16), batch_size: int = 32, seed: int = 0) -> None:
+        self.sizes = tuple(int(s) for s in sizes)
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def __call__(self, algorithm: str, step: int) -> Batch:
+        key = sum(ord(c) * 31**i for i, c in enumerate(algorithm)) % (2**31)
+        rng = np.random.default_rng([self.seed, key, step, 30])
+        n = self.sizes[int(rng.integers(len(self.sizes)))]
+        return clrs_batch(algorithm, rng, self.batch_size, n)
+
+
+def clrs_fixed_batches(
+    algorithm: str,
+    count: int,
+    n: int,
+    p_choices: Sequence[float],
+    random_pos: bool,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[Batch]:
+    """``count`` graphs of size n in batches: CLRS-distribution validation or test graphs."""
+    rng = np.random.default_rng([seed, n, count, 30])
+    return [
+        clrs_batch(algorithm, rng, min(batch_size, count - start), n, p_choices, random_pos)
+        for start in range(0, count, batch_size)
+    ]

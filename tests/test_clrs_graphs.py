@@ -1,0 +1,67 @@
+"""benchmarks/clrs_graphs.py draws graphs as CLRS-30's samplers do (the protocol benchmark's
+like-for-like test set). Figures checked against the reference sampler (clrs 2.0,
+``build_sampler("bellman_ford", length=64)``: edge density 0.251, weight quantiles
+0.147 / 0.438 / 0.770 at 10 / 50 / 90 %)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from clrs_graphs import TEST_P, TRAIN_P, ClrsOnlineBatches, clrs_er_graphs, clrs_fixed_batches  # noqa: E402
+
+from nar.algorithms import GraphKind  # noqa: E402
+
+
+def test_undirected_test_distribution_matches_clrs_reference() -> None:
+    g = clrs_er_graphs(np.random.default_rng(0), 64, 64, GraphKind(weighted=True), TEST_P, random_pos=False)
+    off = ~np.eye(64, dtype=bool)
+    assert (g.adj == g.adj.transpose(0, 2, 1)).all() and not g.adj[:, ~off].any()
+    assert np.array_equal(g.A, g.A.transpose(0, 2, 1))
+    assert abs(g.adj[:, off].mean() - 0.25) < 0.005  # two coin flips of p = 0.5 per edge
+    w = g.A[g.adj]
+    assert w.min() >= np.sqrt(1e-3) and w.max() < np.sqrt(1 + 1e-3)
+    q10, q50, q90 = np.quantile(w, [0.1, 0.5, 0.9])
+    assert abs(q10 - 0.147) < 0.01 and abs(q50 - 0.438) < 0.01 and abs(q90 - 0.770) < 0.01
+    assert np.array_equal(g.pos, np.broadcast_to(np.arange(64) / 64, (64, 64)))
+
+
+def test_training_graphs_draw_p_per_graph_and_random_positions() -> None:
+    g = clrs_er_graphs(np.random.default_rng(1), 400, 40, GraphKind(weighted=True), TRAIN_P, random_pos=True)
+    off = ~np.eye(40, dtype=bool)
+    density = g.adj[:, off].mean(axis=1)  # (B,)
+    squares = np.array(TRAIN_P) ** 2
+    nearest = np.abs(density[:, None] - squares[None, :]).min(axis=1)
+    assert nearest.max() < 0.06  # every graph sits at one of the p² levels
+    assert density.min() < 0.03 and density.max() > 0.7  # both ends of the range are drawn
+    assert (np.diff(g.pos, axis=1) > 0).all() and g.pos.min() >= 0 and g.pos.max() < 1
+
+
+@pytest.mark.parametrize("kind", [GraphKind(directed=True), GraphKind(directed=True, acyclic=True)])
+def test_directed_and_acyclic_kinds(kind: GraphKind) -> None:
+    g = clrs_er_graphs(np.random.default_rng(2), 8, 12, kind, TEST_P)
+    assert not g.adj[:, np.eye(12, dtype=bool)].any()
+    assert abs(g.adj.mean() * 12 / 11 - (0.25 if kind.acyclic else 0.5)) < 0.06
+    if kind.acyclic:  # a DAG: the adjacency matrix is nilpotent
+        m = g.adj.astype(np.int64)
+        power = m.copy()
+        for _ in range(12):
+            power = np.minimum(power @ m, 1)
+        assert not power.any()
+
+
+def test_streams_are_pure_functions_of_seed_and_step() -> None:
+    a, b = ClrsOnlineBatches(seed=3), ClrsOnlineBatches(seed=3)
+    x, y = a("bellman_ford", 17), b("bellman_ford", 17)
+    assert torch.equal(x.inputs["A"], y.inputs["A"]) and x.max_nodes in (4, 7, 11, 13, 16)
+    assert not torch.equal(a("bellman_ford", 18).inputs["pos"][:1, :4], x.inputs["pos"][:1, :4])
+    t1 = clrs_fixed_batches("bfs", 40, 16, TEST_P, random_pos=False, seed=5)
+    t2 = clrs_fixed_batches("bfs", 40, 16, TEST_P, random_pos=False, seed=5)
+    assert [b.batch_size for b in t1] == [32, 8]
+    assert all(torch.equal(u.inputs["adj"], v.inputs["adj"]) for u, v in zip(t1, t2, strict=True))
