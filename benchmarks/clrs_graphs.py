@@ -24,6 +24,7 @@ import numpy as np
 
 from nar.algorithms import ALGORITHMS, GraphKind, Graphs
 from nar.data.batching import Batch, collate
+from nar.training.synthetic import OnlineBatches
 
 #: training and validation edge-coin probabilities of CLRS's run.py
 TRAIN_P = tuple(round(0.1 + 0.1 * i, 1) for i in range(9))
@@ -39,31 +40,27 @@ def clrs_er_graphs(
     p_choices: Sequence[float] = TRAIN_P,
     random_pos: bool = True,
 ) -> Graphs:
-    """B graphs with n nodes from CLRS's Erdős–Rényi sampler (see the module docstring)."""
+    """B undirected graphs with n nodes from CLRS's Erdős–Rényi sampler (module docstring).
+
+    Undirected only: the protocol's algorithms (BFS, Bellman-Ford, Dijkstra, MST-Prim,
+    Floyd-Warshall) all draw undirected graphs in CLRS.
+    """
     kind = kind or GraphKind()
+    if kind.directed or kind.acyclic:
+        raise ValueError(f"clrs_er_graphs draws undirected graphs only (the CLRS protocol's algorithms), got {kind}")
     B = batch_size
     p = rng.choice(np.asarray(p_choices, dtype=float), size=(B, 1, 1))
     coin = rng.random((B, n, n)) < p  # (B, n, n) one flip per ordered pair
+    adj = coin & coin.transpose(0, 2, 1) & ~np.eye(n, dtype=bool)  # both flips: density p²
     weights = rng.random((B, n, n))
-    off = ~np.eye(n, dtype=bool)
-    if kind.acyclic:
-        upper = np.triu(coin, k=1)
-        perm = np.argsort(rng.random((B, n)), axis=1)
-        idx = np.arange(B)[:, None, None]
-        adj = np.zeros_like(upper)
-        adj[idx, perm[:, :, None], perm[:, None, :]] = upper
-    elif kind.directed:
-        adj = coin & off
-    else:
-        adj = coin & coin.transpose(0, 2, 1) & off  # both flips: density p²
-        weights = np.sqrt(weights * weights.transpose(0, 2, 1) + 1e-3)  # symmetric
+    weights = np.sqrt(weights * weights.transpose(0, 2, 1) + 1e-3)  # (B, n, n) symmetric
     A = np.where(adj, weights if kind.weighted else 1.0, 0.0)
     if random_pos:
         pos = np.sort(rng.random((B, n)), axis=1)
     else:
         pos = np.broadcast_to(np.arange(n) / n, (B, n)).copy()
-    source = rng.integers(0, n, size=B)
-    return Graphs(A=A, adj=adj, pos=pos, source=source.astype(np.int64))
+    source = rng.integers(0, n, size=B).astype(np.int64)
+    return Graphs(A=A, adj=adj, pos=pos, source=source)
 
 
 def clrs_batch(
@@ -79,21 +76,17 @@ def clrs_batch(
     return collate(algo.spec, algo.run(graphs).trajectories())
 
 
-class ClrsOnlineBatches:
+class ClrsOnlineBatches(OnlineBatches):
     """``batches(algorithm, step) -> Batch``: CLRS's training stream (one size per batch,
     n in {4, 7, 11, 13, 16}, p from ``TRAIN_P``, random positions); a pure function of
-    (seed, algorithm, step) like ``nar.training.synthetic.OnlineBatches``."""
-
-    def __init__(self, sizes: Sequence[int] = (4, 7, 11, 13, 16), batch_size: int = 32, seed: int = 0) -> None:
-        self.sizes = tuple(int(s) for s in sizes)
-        self.batch_size = batch_size
-        self.seed = seed
+    (seed, algorithm, step) like the ``OnlineBatches`` it extends."""
 
     def __call__(self, algorithm: str, step: int) -> Batch:
+        # the key of nar.training.synthetic.OnlineBatches (the runs in clrs_protocol.json used it)
         key = sum(ord(c) * 31**i for i, c in enumerate(algorithm)) % (2**31)
         rng = np.random.default_rng([self.seed, key, step, 30])
-        n = self.sizes[int(rng.integers(len(self.sizes)))]
-        return clrs_batch(algorithm, rng, self.batch_size, n)
+        size = self.sizes[int(rng.integers(len(self.sizes)))]
+        return clrs_batch(algorithm, rng, self.batch_size, size)
 
 
 def clrs_fixed_batches(
