@@ -8,14 +8,15 @@ score) on five sets at n = 64, all seed-fixed:
 
 * ``stage_test``: the pretrain stage's own test split (``data/synthetic/<algorithm>/test``,
   what ``metrics/pretrain/<run>.json`` reports), when it is there;
-* ``ours_64`` / ``ours_64x128``: the benchmarks' test graphs (``nar.training.synthetic``:
-  p ~ U(0.1, 0.9) per graph, edge density p, weights U[0, 1), random positions); the same
-  sets ``bench_quality.py`` reports as ``ood_64`` / ``ood_64x128``;
-* ``clrs_64`` / ``clrs_64x128``: CLRS-30's published test distribution (``clrs_graphs.py``:
+* ``64`` / ``64x128``: the benchmarks' test graphs (``nar.training.synthetic``: p ~ U(0.1, 0.9)
+  per graph, edge density p, weights U[0, 1), random positions), 32 and 128 graphs;
+* ``clrs64`` / ``clrs64x128``: CLRS-30's published test distribution (``clrs_graphs.py``:
   edge density 0.25, weights sqrt(w·w' + 1e-3), evenly spaced positions), 32 and 128 graphs.
 
+The last four are ``clrs_graphs.ood_test_sets``, the sets ``bench_quality.py`` scores every
+run on (reported there as ``ood_64``, ``ood_64x128``, ``clrs_64``, ``clrs_64x128``).
 The issue's floors are the Triplet-GMPNN figures of Ibarz et al. 2022, measured on CLRS-30's
-test set, so ``clrs_*`` is the like-for-like comparison. Writes one entry per model.
+test set, so ``clrs64*`` is the like-for-like comparison. Writes one entry per model.
 """
 
 from __future__ import annotations
@@ -31,34 +32,26 @@ RESULTS = ROOT / "results" / "clrs_test.json"
 sys.path.insert(0, str(ROOT))
 
 from bench_pretrain_profiles import FLOORS  # noqa: E402
-from clrs_graphs import TEST_P, clrs_fixed_batches  # noqa: E402
+from clrs_graphs import ood_test_sets  # noqa: E402
 
 
 def score_model(model_dir: Path, data_root: Path) -> dict:
     import safetensors.torch
 
+    from nar.data.dataset import load_dataset
     from nar.models import ModelConfig
     from nar.training.loop import build_model
     from nar.training.metrics import evaluate
     from nar.training.pretrain import fixed_batches as dataset_batches
-    from nar.training.synthetic import fixed_batches
 
     cfg = json.loads((model_dir / "model.json").read_text())
     model = build_model(ModelConfig.from_dict(cfg["model"]), cfg["algorithms"])
     model.load_state_dict(safetensors.torch.load_file(str(model_dir / "model.safetensors")))
     entry: dict = {"model": str(model_dir), "processor": cfg["model"]["processor"], "scores": {}}
     for algo in cfg["algorithms"]:
-        sets = {
-            "ours_64": fixed_batches(algo, 32, 64, seed=2),
-            "ours_64x128": fixed_batches(algo, 128, 64, seed=3),
-            "clrs_64": clrs_fixed_batches(algo, 32, 64, TEST_P, random_pos=False, seed=3),
-            "clrs_64x128": clrs_fixed_batches(algo, 128, 64, TEST_P, random_pos=False, seed=4),
-        }
         stage_test = data_root / algo / "test"
-        if stage_test.is_dir():
-            from nar.data.dataset import load_dataset
-
-            sets = {"stage_test": dataset_batches(load_dataset(stage_test), 32), **sets}
+        sets = {"stage_test": dataset_batches(load_dataset(stage_test), 32)} if stage_test.is_dir() else {}
+        sets.update(ood_test_sets(algo))
         t0 = time.perf_counter()
         scores = {k: 100 * evaluate(model, v, model.specs[algo])["score"] for k, v in sets.items()}
         entry["scores"][algo] = {**scores, "floor": FLOORS.get(algo), "seconds": time.perf_counter() - t0}

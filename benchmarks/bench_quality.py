@@ -40,7 +40,7 @@ def run_one(args: argparse.Namespace, algo: str, seed: int) -> dict:
     from nar.training.synthetic import OnlineBatches, fixed_batches
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from clrs_graphs import TEST_P, TRAIN_P, ClrsOnlineBatches, clrs_fixed_batches
+    from clrs_graphs import TRAIN_P, ClrsOnlineBatches, clrs_fixed_batches, ood_test_sets
 
     torch.set_num_threads(args.threads)
     model = ModelConfig(
@@ -72,14 +72,7 @@ def run_one(args: argparse.Namespace, algo: str, seed: int) -> dict:
     else:
         val = {algo: fixed_batches(algo, 64, 16, seed=1)}
         batches = OnlineBatches(batch_size=args.batch_size, seed=seed)
-    test = {
-        algo: {
-            "64": fixed_batches(algo, 32, 64, seed=2),
-            "64x128": fixed_batches(algo, 128, 64, seed=3),
-            "clrs64": clrs_fixed_batches(algo, 32, 64, TEST_P, random_pos=False, seed=3),
-            "clrs64x128": clrs_fixed_batches(algo, 128, 64, TEST_P, random_pos=False, seed=4),
-        }
-    }
+    test = {algo: ood_test_sets(algo)}
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(model, cfg, batches, val, test)

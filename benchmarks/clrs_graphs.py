@@ -24,7 +24,7 @@ import numpy as np
 
 from nar.algorithms import ALGORITHMS, GraphKind, Graphs
 from nar.data.batching import Batch, collate
-from nar.training.synthetic import OnlineBatches
+from nar.training.synthetic import OnlineBatches, fixed_batches
 
 #: training and validation edge-coin probabilities of CLRS's run.py
 TRAIN_P = tuple(round(0.1 + 0.1 * i, 1) for i in range(9))
@@ -104,3 +104,15 @@ def clrs_fixed_batches(
         clrs_batch(algorithm, rng, min(batch_size, count - start), n, p_choices, random_pos)
         for start in range(0, count, batch_size)
     ]
+
+
+def ood_test_sets(algorithm: str) -> dict[str, list[Batch]]:
+    """The benchmarks' seed-fixed out-of-distribution test sets at n = 64, by label: ours
+    (``64``: 32 graphs, ``64x128``: 128 more; ``nar.training.synthetic``) and CLRS-30's
+    (``clrs64``: 32 graphs, ``clrs64x128``: 128 more; evenly spaced positions)."""
+    return {
+        "64": fixed_batches(algorithm, 32, 64, seed=2),
+        "64x128": fixed_batches(algorithm, 128, 64, seed=3),
+        "clrs64": clrs_fixed_batches(algorithm, 32, 64, TEST_P, random_pos=False, seed=3),
+        "clrs64x128": clrs_fixed_batches(algorithm, 128, 64, TEST_P, random_pos=False, seed=4),
+    }
