@@ -69,6 +69,27 @@ def _stop(proc: subprocess.Popen, grace: float) -> None:
             proc.wait(timeout=10)
 
 
+def _api(client: httpx.Client, method: str, path: str, budget: float = 60, **kwargs) -> httpx.Response:
+    """One API call as a client of a just-started server must make it: a 503 (the server's retryable
+    "Service Unavailable", e.g. its SQLite database briefly locked while the runner registers deployments)
+    or a refused/reset connection is retried with exponential backoff (0.5 s doubling, at most 8 s a wait),
+    for at most ``budget`` seconds; anything else is returned as is."""
+    deadline = time.monotonic() + budget
+    delay = 0.5
+    while True:
+        try:
+            response = client.request(method, path, **kwargs)
+            if response.status_code != 503:
+                return response
+            failure = f"503 {response.text}"
+        except httpx.TransportError as exc:
+            failure = repr(exc)
+        if time.monotonic() + delay > deadline:
+            raise AssertionError(f"{method} {path}: still failing after {budget:.0f} s of retries: {failure}")
+        time.sleep(delay)
+        delay = min(delay * 2, 8)
+
+
 def _wait(what: str, check, timeout: float, procs: list[subprocess.Popen], logs: list[Path]):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,11 +134,12 @@ def test_served_deployment_runs_when_triggered_through_the_api(first_run, tmp_pa
     client = httpx.Client(base_url=api, timeout=10)
     try:
         start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_log)
-        _wait("the Prefect server", lambda: client.get("/health").status_code == 200, 120, procs, logs)
+        # /ready answers 200 only once the server's database accepts connections (/health answers earlier)
+        _wait("the Prefect server", lambda: client.get("/ready").status_code == 200, 120, procs, logs)
         start([sys.executable, "-m", "nar.cli", "serve", "--root", str(repo)], serve_log)
 
         def deployment(name: str):
-            response = client.get(f"/deployments/name/{name}")
+            response = _api(client, "GET", f"/deployments/name/{name}")
             return response.json() if response.status_code == 200 else None
 
         on_demand = _wait("the served deployments", lambda: deployment("nar-blueprint/on-demand"), 120, procs, logs)
@@ -127,21 +149,26 @@ def test_served_deployment_runs_when_triggered_through_the_api(first_run, tmp_pa
         assert on_demand["parameters"]["root"] == str(repo)
 
         # trigger a run as the UI's "Run" button does, only the generate stages to keep it short
-        created = client.post(
-            f"/deployments/{on_demand['id']}/create_flow_run", json={"parameters": {"stages": ["generate"]}}
+        created = _api(
+            client,
+            "POST",
+            f"/deployments/{on_demand['id']}/create_flow_run",
+            json={"parameters": {"stages": ["generate"]}},
         )
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]
 
         def finished():
-            state = client.get(f"/flow_runs/{run_id}").json()["state"]
+            state = _api(client, "GET", f"/flow_runs/{run_id}").json()["state"]
             return state if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
 
         state = _wait("the triggered flow run", finished, 180, procs, logs)
         assert state["type"] == "COMPLETED", (state, serve_log.read_text()[-4000:])
-        found = client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+        found = _api(
+            client, "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        ).json()
         assert "nar-blueprint-report" in {a["key"] for a in found}
-        tasks = client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
+        tasks = _api(client, "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
         assert {t["name"] for t in tasks} == {"generate@bfs", "generate@bellman_ford"}
         assert all(t["state"]["type"] == "COMPLETED" for t in tasks)
     finally:
