@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nar.algorithms.spec import AlgorithmSpec, Field, Location, Type
-from nar.models.layers import NEG_INF, EdgeFeatures, apply_edge, linear, max_linear
+from nar.models.layers import NEG_INF, EdgeFeatures, Pairs, apply_edge, linear, max_linear
 
 EdgeParts = Sequence[EdgeFeatures | Tensor]
 
@@ -73,6 +73,10 @@ class NodeDecoder(nn.Module):
             logits = logits.masked_fill(~node_mask, NEG_INF)
         return logits
 
+    def sparse(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, pairs: Pairs) -> Tensor:
+        logits = hp[0].float()  # (V, c); no padding on a flat batch
+        return logits if self.field.type == Type.CATEGORICAL else logits.squeeze(-1)
+
 
 class NodePointerDecoder(nn.Module):
     widths = staticmethod(lambda f, hidden: [hidden, hidden])  # P_1 h (pointing node i), P_2 h (candidate j)
@@ -89,6 +93,11 @@ class NodePointerDecoder(nn.Module):
         logits = max_linear(src, dst_edge, self.out).float()  # (B, N_j, N_i)
         return logits.transpose(1, 2).masked_fill(~node_mask[:, None, :], NEG_INF)  # (B, N_i, N_j)
 
+    def sparse(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, pairs: Pairs) -> Tensor:
+        """(P,) logit of "receiver i points to sender j" on each pair j -> i."""
+        dst_edge = self.p_edge(edges) + hp[1][pairs.senders]  # (P, H): P_2 h_j + P_3 e_ji
+        return max_linear(hp[0][pairs.receivers], dst_edge, self.out).float()
+
 
 class EdgeDecoder(nn.Module):
     widths = staticmethod(lambda f, hidden: [_out_width(f), _out_width(f)])  # w_1·h_i, w_2·h_j
@@ -101,6 +110,10 @@ class EdgeDecoder(nn.Module):
     def forward(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, node_mask: Tensor) -> Tensor:
         logits = self.p_e(edges) + hp[0].unsqueeze(2) + hp[1].unsqueeze(1)  # (B, N, N, c)
         logits = logits.float()
+        return logits if self.field.type == Type.CATEGORICAL else logits.squeeze(-1)
+
+    def sparse(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, pairs: Pairs) -> Tensor:
+        logits = (self.p_e(edges) + hp[0][pairs.senders] + hp[1][pairs.receivers]).float()  # (P, c)
         return logits if self.field.type == Type.CATEGORICAL else logits.squeeze(-1)
 
 
@@ -124,6 +137,9 @@ class EdgePointerDecoder(nn.Module):
         logits = torch.cat(chunks, dim=1).float()  # (B, N_i, N_j, N_k)
         return logits.masked_fill(~node_mask[:, None, None, :], NEG_INF)
 
+    def sparse(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, pairs: Pairs) -> Tensor:
+        raise ValueError("edge pointers need every node triple; this algorithm runs densely only")
+
 
 class GraphDecoder(nn.Module):
     widths = staticmethod(lambda f, hidden: [])  # reads max-pooled h, not h
@@ -137,6 +153,14 @@ class GraphDecoder(nn.Module):
 
     def forward(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, node_mask: Tensor) -> Tensor:
         pooled = h.masked_fill(~node_mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, 3H)
+        return self._logits(pooled, graph_fts)
+
+    def sparse(self, h: Tensor, hp: list[Tensor], edges: EdgeParts, graph_fts: Tensor, pairs: Pairs) -> Tensor:
+        idx = pairs.node_graph.unsqueeze(-1).expand_as(h)
+        pooled = h.new_zeros(pairs.num_graphs, h.shape[-1]).scatter_reduce(0, idx, h, "amax", include_self=False)
+        return self._logits(pooled, graph_fts)  # (G, c) from the max over each graph's nodes (G, 3H)
+
+    def _logits(self, pooled: Tensor, graph_fts: Tensor) -> Tensor:
         logits = (self.p_nodes(pooled) + self.p_graph(graph_fts)).float()  # (B, c)
         return logits if self.field.type == Type.CATEGORICAL else logits.squeeze(-1)
 
@@ -195,6 +219,15 @@ class SpecDecoder(nn.Module):
         node_mask: Tensor,
     ) -> dict[str, Tensor]:
         """Logits of every field of ``group`` ("outputs" or "hints") from h (B, N, 3H)."""
+        return self._decode(group, h, lambda layer, hp: layer(h, hp, edges, graph_fts, node_mask))
+
+    def forward_sparse(
+        self, group: str, h: Tensor, edges: EdgeParts, graph_fts: Tensor, pairs: Pairs
+    ) -> dict[str, Tensor]:
+        """The same on a flat batch: h (V, 3H), edges (P, ...), graph_fts (G, H); see ``nar.models.sparse``."""
+        return self._decode(group, h, lambda layer, hp: layer.sparse(h, hp, edges, graph_fts, pairs))
+
+    def _decode(self, group: str, h: Tensor, head) -> dict[str, Tensor]:
         fields, widths = self.groups[group], self.widths[group]
         if not fields:
             return {}
@@ -203,7 +236,7 @@ class SpecDecoder(nn.Module):
         out = {}
         for f, ws in zip(fields, widths, strict=True):
             hp, parts = parts[: len(ws)], parts[len(ws) :]
-            out[f.name] = self.layers[f.name](h, hp, edges, graph_fts, node_mask)
+            out[f.name] = head(self.layers[f.name], hp)
         return out
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nar.algorithms.spec import AlgorithmSpec, Field, Location, Stage, Type
-from nar.models.layers import linear
+from nar.models.layers import Pairs, linear
 
 
 def field_width(f: Field) -> int:
@@ -91,13 +91,30 @@ class SpecEncoder(nn.Module):
         step only adds ``edge_x @ edge_w.T``.
         """
         B, N = node_mask.shape
-        dev = node_mask.device
-        node = torch.zeros(B, N, self.hidden, device=dev)
-        edge = torch.zeros(B, N, N, self.hidden, device=dev)
-        graph = torch.zeros(B, self.hidden, device=dev)
+        feats = {f.name: to_features(f, inputs[f.name], N) for f in self.input_fields}
+        return self._sum_inputs(feats, (B, N), (B, N, N), (B,), node_mask)
+
+    def encode_inputs_sparse(self, inputs: dict[str, Tensor], pairs: Pairs) -> tuple[Tensor, Tensor, Tensor]:
+        """The same on a flat batch (``nar.models.sparse``): node (V, H), edge (P, H), graph (G, H)."""
+        from nar.models.sparse import sparse_features
+
+        feats = {f.name: sparse_features(f, inputs[f.name], pairs) for f in self.input_fields}
+        return self._sum_inputs(feats, (pairs.num_nodes,), (pairs.num_pairs,), (pairs.num_graphs,), None)
+
+    def _sum_inputs(
+        self,
+        feats: dict[str, Tensor],
+        node_shape: tuple[int, ...],
+        edge_shape: tuple[int, ...],
+        graph_shape: tuple[int, ...],
+        node_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        dev = next(iter(feats.values())).device if feats else None
+        node = torch.zeros(*node_shape, self.hidden, device=dev)
+        edge = torch.zeros(*edge_shape, self.hidden, device=dev)
+        graph = torch.zeros(*graph_shape, self.hidden, device=dev)
         for f in self.input_fields:
-            x = to_features(f, inputs[f.name], N)
-            kind, value = self._encode(f, x, node_mask)
+            kind, value = self._encode(f, feats[f.name], node_mask)
             if kind == "node":
                 node = node + value
             elif kind == "graph":
@@ -111,8 +128,12 @@ class SpecEncoder(nn.Module):
         return node, edge, graph
 
     # -------------------------------------------------------------------------- hints
-    def encode_hints(self, hints: dict[str, Tensor], node_mask: Tensor) -> StepEncoding:
-        """One step's hints, in feature form (``to_features`` or fed-back probabilities)."""
+    def encode_hints(self, hints: dict[str, Tensor], node_mask: Tensor | None) -> StepEncoding:
+        """One step's hints, in feature form (``to_features`` or fed-back probabilities).
+
+        Dense (B, N, ...) with ``node_mask``, or flat (V / P / G, ...) with ``node_mask=None``
+        (``nar.models.sparse``): every map is per entry, so one code path serves both.
+        """
         node = graph = None
         xs: list[Tensor] = []
         ws: list[Tensor] = []
@@ -139,8 +160,8 @@ class SpecEncoder(nn.Module):
                     biases.append(m.bias)
         return torch.stack(biases).sum(0) if biases else None
 
-    def _encode(self, f: Field, x: Tensor, node_mask: Tensor):
-        """-> ("node", (B,N,H)) | ("graph", (B,H)) | ("edge", (channels, weights, bias))."""
+    def _encode(self, f: Field, x: Tensor, node_mask: Tensor | None):
+        """-> ("node", (B,N,H)) | ("graph", (B,H)) | ("edge", (channels, weights, bias)); flat alike."""
         layer = self.layers[f.name]
         if f.location == Location.GRAPH:
             return "graph", layer(x if f.type == Type.CATEGORICAL else x.unsqueeze(-1))
@@ -149,6 +170,8 @@ class SpecEncoder(nn.Module):
         if f.location == Location.EDGE and f.type == Type.POINTER:
             # x: (B, N_i, N_j, N_k) rows over k. CLRS averages the two maps of the one-hot
             # over i and over j; padded i / j rows are excluded and the mean is over real nodes.
+            if node_mask is None:
+                raise ValueError(f"edge pointer {f.name!r} cannot be encoded on a flat batch")
             m = node_mask.to(x.dtype)
             n = m.sum(1).clamp(min=1)[:, None, None, None]  # (B, 1, 1, 1)
             over_i = (x * m[:, :, None, None]).sum(1, keepdim=False).unsqueeze(-1) / n  # (B, N_j, N_k, 1)

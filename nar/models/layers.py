@@ -181,3 +181,92 @@ def max_linear(a: Tensor, b: Tensor, layer: nn.Linear) -> Tensor:
     if torch.is_autocast_enabled(a.device.type):
         dtype = torch.get_autocast_dtype(a.device.type)
     return _MaxLinear.apply(a.to(dtype), b.to(dtype), layer.weight[0], layer.bias)
+
+
+class _ScatterMax(torch.autograd.Function):
+    """out[v] = max over {p : index[p] == v} of x[p]; gradient to every maximal entry (as ``_MaskedMax``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, size: int) -> Tensor:
+        idx = index.unsqueeze(-1).expand_as(x)  # (P, H)
+        out = x.new_zeros(size, x.shape[-1]).scatter_reduce_(0, idx, x, reduce="amax", include_self=False)
+        ctx.save_for_backward(x, index, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, index, out = ctx.saved_tensors
+        return (x == out[index]) * grad[index], None, None
+
+
+class Pairs:
+    """The message pairs of a flat batch: G graphs concatenated into one graph of V nodes.
+
+    ``senders[p] -> receivers[p]`` for p < P (global node indices, self-loops included, every
+    node receives at least its own message); ``graph[p]`` is the graph of pair p,
+    ``node_graph[v]`` that of node v, ``reverse[p]`` the pair receivers[p] -> senders[p].
+    The processors' sparse step and the decoders' sparse heads
+    take this instead of the dense (B, N, N) adjacency: O(P) instead of O(B·N²).
+    """
+
+    __slots__ = ("senders", "receivers", "graph", "node_graph", "reverse", "num_nodes", "num_graphs")
+
+    def __init__(self, senders: Tensor, receivers: Tensor, node_graph: Tensor, num_graphs: int) -> None:
+        self.senders, self.receivers = senders, receivers  # (P,) int64
+        self.node_graph = node_graph  # (V,) int64
+        self.num_nodes = int(node_graph.shape[0])
+        self.num_graphs = int(num_graphs)
+        self.graph = node_graph[receivers]  # (P,)
+        V = max(self.num_nodes, 1)
+        key = receivers * V + senders  # sorted when pairs are sorted by (receiver, sender)
+        order = torch.argsort(key)
+        rev_key = senders * V + receivers
+        pos = torch.searchsorted(key[order], rev_key).clamp(max=max(len(key) - 1, 0))
+        found = key[order][pos] == rev_key if len(key) else rev_key.bool()
+        self.reverse = torch.where(found, order[pos], torch.full_like(pos, -1))  # (P,)
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.senders.shape[0])
+
+    def max_into_receivers(self, msgs: Tensor) -> Tensor:
+        """(P, H) -> (V, H): max over each node's incoming pairs."""
+        return _ScatterMax.apply(msgs, self.receivers, self.num_nodes)
+
+    def softmax_into_receivers(self, logits: Tensor) -> Tensor:
+        """(P,) logits -> (P,) probabilities, a softmax over the pairs into each node."""
+        return segment_softmax(logits, self.receivers, self.num_nodes)
+
+    def argmax_into_receivers(self, logits: Tensor) -> Tensor:
+        """(V,) the pair (lowest index on ties) with the largest logit among those into each node."""
+        return segment_argmax(logits, self.receivers, self.num_nodes)
+
+
+def segment_max(x: Tensor, index: Tensor, size: int) -> Tensor:
+    """(P, ...) -> (size, ...): the max of the rows of each group, without gradient; empty groups -inf."""
+    idx = index.view(-1, *([1] * (x.dim() - 1))).expand_as(x)
+    out = torch.full((size, *x.shape[1:]), float("-inf"), dtype=x.dtype, device=x.device)
+    return out.scatter_reduce_(0, idx, x.detach(), reduce="amax", include_self=True)
+
+
+def segment_softmax(logits: Tensor, index: Tensor, size: int) -> Tensor:
+    """Softmax of ``logits`` (P,) within each group ``index`` (P,) -> (P,)."""
+    z = (logits - segment_max(logits, index, size)[index]).exp()
+    total = torch.zeros(size, dtype=z.dtype, device=z.device).index_add_(0, index, z)
+    return z / total[index]
+
+
+def segment_log_softmax(logits: Tensor, index: Tensor, size: int) -> Tensor:
+    """Log-softmax of ``logits`` (P,) within each group ``index`` (P,) -> (P,)."""
+    shifted = logits - segment_max(logits, index, size)[index]
+    total = torch.zeros(size, dtype=logits.dtype, device=logits.device).index_add_(0, index, shifted.exp())
+    return shifted - total.log()[index]
+
+
+def segment_argmax(scores: Tensor, index: Tensor, size: int) -> Tensor:
+    """For each group i, the position p (lowest on ties) of the largest ``scores[p]`` with index[p] == i."""
+    m = segment_max(scores, index, size)
+    pos = torch.arange(len(scores), device=scores.device)
+    cand = torch.where(scores == m[index], pos, torch.full_like(pos, len(scores)))
+    out = torch.full((size,), len(scores), dtype=pos.dtype, device=pos.device)
+    return out.scatter_reduce_(0, index, cand, reduce="amin", include_self=True)

@@ -37,6 +37,7 @@ from nar.models.decoders import SpecDecoder, postprocess
 from nar.models.encoders import SpecEncoder, to_features
 from nar.models.layers import EdgeFeatures
 from nar.models.processors import Processor, ProcessorConfig, build_processor
+from nar.models.sparse import SparseBatch, SparsePrediction, from_dense, sparse_features, sparse_postprocess, to_dense
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class ModelConfig:
         while training, hard in eval mode).
     precision: "bfloat16" runs the matrix products under autocast (bf16 on CPUs with
         AVX512-BF16 or AMX, and on GPUs); "float32" is exact (tests, reference runs).
+    messages: "dense" runs every step on (B, N, N, H) tensors (CLRS's layout, any processor);
+        "sparse" on the graphs' edge lists (``nar.models.sparse``: O(edges), the MPNN family
+        without full_adjacency; pointers choose among a node's neighbours and itself).
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -56,6 +60,7 @@ class ModelConfig:
     decode_hints: bool = True
     hint_feedback: Literal["soft", "hard", "hard_on_eval"] = "soft"
     precision: Literal["float32", "bfloat16"] = "float32"
+    messages: Literal["dense", "sparse"] = "dense"
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -64,6 +69,13 @@ class ModelConfig:
             raise ValueError(f"model hint_feedback {self.hint_feedback!r}; allowed: 'soft', 'hard', 'hard_on_eval'")
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"model precision {self.precision!r}; allowed: 'float32', 'bfloat16'")
+        if self.messages not in ("dense", "sparse"):
+            raise ValueError(f"model messages {self.messages!r}; allowed: 'dense', 'sparse'")
+        if self.messages == "sparse" and (self.processor.full_adjacency or self.processor.kind == "triplet_gmpnn"):
+            raise ValueError(
+                "model messages 'sparse' needs a processor of kind mpnn or gmpnn with full_adjacency: false "
+                f"(got kind {self.processor.kind!r}, full_adjacency {self.processor.full_adjacency})"
+            )
         if self.encode_hints and not self.decode_hints:
             raise ValueError("model: encode_hints without decode_hints is not supported (nothing to feed back)")
 
@@ -149,8 +161,87 @@ class EncodeProcessDecode(nn.Module):
             raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
         spec = self.specs[batch.algorithm]
         node_mask = batch.node_mask
+        if self.config.messages == "sparse":
+            sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, node_mask))
+            dense = to_dense(spec, self.forward_sparse(sb, teacher_forcing), sb, node_mask)
+            return Prediction(outputs=dense["outputs"], hints=dense["hints"])
         with self._precision(node_mask.device):
             return self._run(spec, enc, dec, batch, teacher_forcing)
+
+    def forward_sparse(self, batch: SparseBatch, teacher_forcing: float = 0.0) -> SparsePrediction:
+        """Run every step of a flat batch on its edge lists (``nar.models.sparse``).
+
+        Each graph runs max(1, T_b - 1) steps as in ``forward``; all graphs step together
+        and each graph's outputs are decoded from its own last step. Works whatever
+        ``config.messages`` says (a dense-trained model runs sparsely and vice versa).
+        """
+        try:
+            enc: SpecEncoder = self.encoders[batch.algorithm]
+            dec: SpecDecoder = self.decoders[batch.algorithm]
+        except KeyError:
+            raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
+        with self._precision(batch.lengths.device):
+            return self._run_sparse(enc, dec, batch, teacher_forcing)
+
+    def _run_sparse(self, enc: SpecEncoder, dec: SpecDecoder, batch: SparseBatch, teacher_forcing: float):
+        pairs = batch.pairs
+        V, H = pairs.num_nodes, self.config.hidden
+        last = (batch.lengths - 1).clamp(min=1) - 1  # (G,) step whose outputs count
+        ends = set(last.tolist())
+        S = max(ends) + 1
+        node_in, edge_in, graph_in = enc.encode_inputs_sparse(batch.inputs, pairs)  # (V, H), (P, H), (G, H)
+        edges = EdgeFeatures(edge_in)
+        hidden = torch.zeros(V, H, device=node_in.device)
+        hints_t = {f.name: sparse_features(f, batch.hints[f.name][:, 0], pairs) for f in enc.hint_fields}
+        hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
+        h_out = x_out = g_out = None  # each graph's decoder inputs at its own last step
+        for t in range(S):
+            step = enc.encode_hints(hints_t, None)
+            node_fts = node_in if step.node is None else node_in + step.node  # (V, H)
+            graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (G, H)
+            step_edges = edges.with_step(step.edge_x, step.edge_w)  # (P, H), lazily
+            nxt = self.processor.forward_sparse(node_fts, step_edges, graph_fts, pairs, hidden).hidden
+            h = torch.cat([node_fts.to(nxt.dtype), hidden.to(nxt.dtype), nxt], dim=-1)  # (V, 3H)
+            preds = dec.forward_sparse("hints", h, [step_edges], graph_fts, pairs)
+            for name, logits in preds.items():
+                hint_logits[name].append(logits)
+            if t in ends:
+                if len(ends) == 1:
+                    h_out, x_out, g_out = h, step.edge_x, graph_fts
+                else:
+                    done = last == t  # (G,)
+                    h_out = _keep(done[pairs.node_graph], h, h_out)
+                    x_out = None if step.edge_x is None else _keep(done[pairs.graph], step.edge_x, x_out)
+                    g_out = _keep(done, graph_fts, g_out)
+            hidden = nxt
+            if t + 1 < S and enc.hint_fields:
+                hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing)
+        out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
+        outputs = dec.forward_sparse("outputs", h_out, [out_edges], g_out, pairs)
+        hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items()}  # (V / P / G, S, ...)
+        return SparsePrediction(outputs=outputs, hints=hints)
+
+    def _next_hints_sparse(
+        self, enc: SpecEncoder, preds: dict[str, Tensor], batch: SparseBatch, t: int, teacher_forcing: float
+    ) -> dict[str, Tensor]:
+        """Hints fed to step t on a flat batch (``_next_hints`` for ``SparseBatch``)."""
+        mode = self.config.hint_feedback
+        hard = mode == "hard" or (mode == "hard_on_eval" and not self.training)
+        pairs = batch.pairs
+        force = None
+        if teacher_forcing > 0.0:
+            force = torch.rand(pairs.num_graphs, device=batch.lengths.device) < teacher_forcing  # (G,)
+        nxt = {}
+        for f in enc.hint_fields:
+            fed = sparse_postprocess(f, preds[f.name], hard, pairs)
+            if force is not None:
+                truth = sparse_features(f, batch.hints[f.name][:, t], pairs)
+                where = {Location.GRAPH: force, Location.NODE: force[pairs.node_graph]}.get(f.location)
+                if where is None or f.type == Type.POINTER and f.location == Location.NODE:
+                    where = force[pairs.graph]  # edge-located features (edges, node pointers)
+                fed = torch.where(_expand(where, fed), truth.to(fed.dtype), fed)
+            nxt[f.name] = fed
+        return nxt
 
     def _run(
         self, spec: AlgorithmSpec, enc: SpecEncoder, dec: SpecDecoder, batch: Batch, teacher_forcing: float
@@ -233,6 +324,11 @@ class EncodeProcessDecode(nn.Module):
                 fed = torch.where(_expand(force, fed), truth.to(fed.dtype), fed)
             nxt[f.name] = fed
         return nxt
+
+
+def _keep(new_rows: Tensor, new: Tensor, old: Tensor | None) -> Tensor:
+    """``new`` where ``new_rows`` (rows,) is true, else ``old`` (zeros when None)."""
+    return torch.where(_expand(new_rows, new), new, torch.zeros_like(new) if old is None else old)
 
 
 def _rows(x: Tensor, k: int) -> Tensor:

@@ -1,0 +1,175 @@
+"""Flat graph batches: G graphs as one graph of V nodes with P message pairs (edge lists).
+
+The dense :class:`~nar.data.batching.Batch` pads every graph to N nodes and holds edge
+fields as (B, N, N): fine for CLRS's n <= 64, quadratic for the grids and road networks
+users have. A :class:`SparseBatch` holds the same fields on the graph's own pairs::
+
+    node fields   (V[, C])      node pointers: global node indices (V,)
+    edge fields   (P[, C])      one row per message pair senders[p] -> receivers[p]
+    graph fields  (G[, C])
+    hints add a time axis after the first: (V, T[, C]), (P, T[, C]), (G, T[, C]).
+
+The pairs are the dense model's message adjacency (``model.message_adjacency``: the input
+graph symmetrised, with self-loops), so a model run on a ``SparseBatch`` computes exactly
+what it computes densely, except that pointers choose among a node's message pairs (its
+neighbours and itself) instead of among all nodes: every pointer of the algorithms that run
+sparsely (bfs, bellman_ford, dijkstra, mst_prim) follows an edge, so the true answer is
+always a candidate.
+
+Feature conventions match the dense encoders: a node pointer i -> j is a feature of the
+pair (sender i, receiver j); the decoders score "i points to j" on the pair (j -> i), i.e.
+among the pairs into i, and feed it back on ``pairs.reverse``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nar.algorithms.spec import AlgorithmSpec, Field, Location, Stage, Type
+from nar.data.batching import Batch
+from nar.models.layers import NEG_INF, Pairs, segment_argmax, segment_softmax
+
+
+@dataclass
+class SparseBatch:
+    """Fields of G graphs on their message pairs (module docstring for the shapes)."""
+
+    algorithm: str
+    inputs: dict[str, Tensor]
+    hints: dict[str, Tensor]
+    outputs: dict[str, Tensor]
+    pairs: Pairs
+    lengths: Tensor  # (G,) int64, hint steps per graph
+    num_nodes: Tensor  # (G,) int64
+
+    @property
+    def node_offset(self) -> Tensor:
+        """(G,) first global node of each graph."""
+        return torch.cumsum(self.num_nodes, 0) - self.num_nodes
+
+
+@dataclass
+class SparsePrediction:
+    """Logits on a flat batch: node (V[, C]), node pointer (P,) (pair j -> i: "i points to j"),
+    edge (P[, C]), graph (G[, C]); hints with a step axis after the first (steps 1..S)."""
+
+    outputs: dict[str, Tensor]
+    hints: dict[str, Tensor]
+
+
+def _check_sparse_field(f: Field) -> None:
+    if f.location == Location.EDGE and f.type == Type.POINTER:
+        raise ValueError(f"field {f.name!r}: edge pointers need every node triple; this algorithm runs densely only")
+
+
+def from_dense(spec: AlgorithmSpec, batch: Batch, adj: Tensor) -> SparseBatch:
+    """The graphs of ``batch`` on the pairs of ``adj`` (B, N, N) bool [sender, receiver].
+
+    Pairs are ordered by (graph, receiver, sender); padded nodes are dropped.
+    """
+    mask = batch.node_mask  # (B, N)
+    B, N = mask.shape
+    gid = torch.cumsum(mask.reshape(-1).long(), 0).reshape(B, N) - 1  # (B, N) global index of real nodes
+    offset = torch.cumsum(batch.num_nodes, 0) - batch.num_nodes  # (B,)
+    real = mask.unsqueeze(2) & mask.unsqueeze(1)
+    b, r, s = (adj & real).transpose(1, 2).nonzero(as_tuple=True)  # sorted by (b, r, s)
+    node_graph = torch.arange(B, device=mask.device).repeat_interleave(batch.num_nodes)
+    pairs = Pairs(gid[b, s], gid[b, r], node_graph, B)
+
+    def convert(f: Field, value: Tensor, timed: bool) -> Tensor:
+        _check_sparse_field(f)
+        if f.location == Location.GRAPH:
+            return value
+        if f.location == Location.NODE:
+            if f.type == Type.POINTER:
+                value = value + offset.view(B, *([1] * (value.dim() - 1)))
+            x = value.transpose(1, 2) if timed else value  # (B, N, T, ...) with time
+            return x[mask]
+        return value[b, :, s, r] if timed else value[b, s, r]
+
+    def group(stage: Stage, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {f.name: convert(f, values[f.name], stage == Stage.HINT) for f in spec.by_stage(stage)}
+
+    return SparseBatch(
+        algorithm=batch.algorithm,
+        inputs=group(Stage.INPUT, batch.inputs),
+        hints=group(Stage.HINT, batch.hints),
+        outputs=group(Stage.OUTPUT, batch.outputs),
+        pairs=pairs,
+        lengths=batch.lengths,
+        num_nodes=batch.num_nodes,
+    )
+
+
+def sparse_features(f: Field, value: Tensor, pairs: Pairs) -> Tensor:
+    """One step of a field in the float form the encoders take (``encoders.to_features``, flat).
+
+    A node pointer (V,) becomes a (P,) indicator: pair s -> r is 1 where pointer[s] == r.
+    """
+    _check_sparse_field(f)
+    if f.type == Type.POINTER:
+        return (value[pairs.senders] == pairs.receivers).to(torch.float32)
+    return value.to(torch.float32)
+
+
+def sparse_postprocess(f: Field, logits: Tensor, hard: bool, pairs: Pairs) -> Tensor:
+    """Decoded logits -> the feature form fed back as the next step's hint (flat ``postprocess``)."""
+    if f.type == Type.SCALAR:
+        return logits.detach() if hard else logits
+    if f.type == Type.MASK:
+        return (logits > 0).to(logits.dtype) if hard else torch.sigmoid(logits)
+    if f.type == Type.CATEGORICAL:
+        if hard:
+            return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        return torch.softmax(logits, dim=-1)
+    index, size = (pairs.receivers, pairs.num_nodes) if f.type == Type.POINTER else (pairs.node_graph, pairs.num_graphs)
+    if hard:
+        best = segment_argmax(logits.detach(), index, size)
+        probs = torch.zeros_like(logits).index_fill_(0, best, 1.0)
+    else:
+        probs = segment_softmax(logits, index, size)
+    # a pointer: probs[p] on pair p = (j -> i) is P(i points to j), a feature of pair (i -> j)
+    return probs[pairs.reverse] if f.type == Type.POINTER else probs
+
+
+def pointer_predictions(logits: Tensor, pairs: Pairs) -> Tensor:
+    """(P,) pointer logits -> (V,) the global node each node points to."""
+    return pairs.senders[pairs.argmax_into_receivers(logits)]
+
+
+def to_dense(spec: AlgorithmSpec, pred: SparsePrediction, sb: SparseBatch, node_mask: Tensor) -> dict[str, dict]:
+    """Scatter flat logits back to the dense layout of ``Prediction`` (padding as the dense decoders)."""
+    B, N = node_mask.shape
+    pairs = sb.pairs
+    offset = sb.node_offset
+    local = torch.arange(pairs.num_nodes, device=node_mask.device) - offset[pairs.node_graph]  # (V,)
+    b, r, s = pairs.graph, local[pairs.receivers], local[pairs.senders]
+
+    def scatter(f: Field, x: Tensor, timed: bool) -> Tensor:
+        if f.location == Location.GRAPH:
+            return x
+        tail = tuple(x.shape[1:])  # ([S,] [C])
+        if f.location == Location.NODE and f.type != Type.POINTER:
+            fill = NEG_INF if f.type == Type.MASK_ONE else 0.0
+            out = x.new_full((B, N, *tail), fill)
+            out[node_mask] = x
+            return out.transpose(1, 2) if timed else out  # (B, [S,] N, ...)
+        fill = NEG_INF if f.type == Type.POINTER else 0.0
+        if timed:
+            out = x.new_full((B, tail[0], N, N, *tail[1:]), fill)
+            idx = (b, slice(None), r, s) if f.type == Type.POINTER else (b, slice(None), s, r)
+        else:
+            out = x.new_full((B, N, N, *tail), fill)
+            idx = (b, r, s) if f.type == Type.POINTER else (b, s, r)
+        out[idx] = x
+        return out
+
+    fields = {f.name: f for f in spec.fields}
+    return {
+        "outputs": {k: scatter(fields[k], v, False) for k, v in pred.outputs.items()},
+        "hints": {k: scatter(fields[k], v, True) for k, v in pred.hints.items()},
+    }

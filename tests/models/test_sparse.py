@@ -1,0 +1,114 @@
+"""Sparse (edge-list) message passing gives what the dense CLRS layout gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nar.algorithms import ALGORITHMS
+from nar.data.batching import collate
+from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
+from nar.models.layers import Pairs
+from nar.models.processors import build_processor
+from nar.models.sparse import from_dense, pointer_predictions
+from nar.training.synthetic import er_graphs
+
+
+def _random_graphs(gen: torch.Generator, sizes: list[int], p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, N) bool adjacency [sender, receiver] with self-loops on real nodes, and (B, N) node mask."""
+    B, N = len(sizes), max(sizes)
+    mask = torch.arange(N)[None, :] < torch.tensor(sizes)[:, None]
+    adj = (torch.rand(B, N, N, generator=gen) < p) & mask.unsqueeze(2) & mask.unsqueeze(1)
+    return adj | torch.eye(N, dtype=torch.bool), mask
+
+
+@pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
+@pytest.mark.parametrize("msg_layers", [0, 1, 2])
+def test_sparse_processor_step_equals_dense_on_random_directed_graphs(kind, msg_layers):
+    gen = torch.Generator().manual_seed(msg_layers)
+    torch.manual_seed(0)
+    H, sizes = 8, [6, 9, 4]
+    proc = build_processor(ProcessorConfig(kind=kind, hidden=H, msg_mlp_layers=msg_layers))
+    adj, mask = _random_graphs(gen, sizes, 0.3)
+    B, N = mask.shape
+    node = torch.randn(B, N, H, generator=gen, requires_grad=True)
+    edge = torch.randn(B, N, N, H, generator=gen, requires_grad=True)
+    graph = torch.randn(B, H, generator=gen)
+    hidden = torch.randn(B, N, H, generator=gen)
+    dense = proc(node, edge, graph, adj, hidden, mask).hidden
+
+    gid = torch.cumsum(mask.reshape(-1).long(), 0).reshape(B, N) - 1
+    b, s, r = (adj & mask.unsqueeze(2) & mask.unsqueeze(1)).nonzero(as_tuple=True)
+    pairs = Pairs(gid[b, s], gid[b, r], torch.arange(B).repeat_interleave(torch.tensor(sizes)), B)
+    sparse = proc.forward_sparse(node[mask], edge[b, s, r], graph, pairs, hidden[mask]).hidden
+    torch.testing.assert_close(sparse, dense[mask], atol=1e-5, rtol=1e-5)
+
+    # the gradients agree too (the max sends its gradient to the maximal message in both)
+    g_dense = torch.autograd.grad(dense[mask].square().sum(), (node, edge))
+    g_sparse = torch.autograd.grad(sparse.square().sum(), (node, edge))
+    for a, c in zip(g_dense, g_sparse, strict=True):
+        torch.testing.assert_close(a, c, atol=1e-4, rtol=1e-4)
+
+
+def test_pairs_reverse_and_segment_ops():
+    # 0 <-> 1, 1 -> 2 (one way), self-loops
+    snd = torch.tensor([0, 1, 0, 1, 1, 2])
+    rcv = torch.tensor([0, 0, 1, 1, 2, 2])
+    pairs = Pairs(snd, rcv, torch.zeros(3, dtype=torch.long), 1)
+    assert pairs.reverse.tolist() == [0, 2, 1, 3, -1, 5]
+    logits = torch.tensor([0.0, 1.0, 3.0, 0.0, 2.0, 2.0])
+    probs = pairs.softmax_into_receivers(logits)
+    torch.testing.assert_close(probs[:2].sum(), torch.tensor(1.0))
+    assert pointer_predictions(logits, pairs).tolist() == [1, 0, 1]  # ties go to the lower pair
+
+
+@pytest.mark.parametrize("algorithm", ["bellman_ford", "bfs", "dijkstra", "mst_prim"])
+@pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
+def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind):
+    """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree."""
+    algo = ALGORITHMS[algorithm]
+    rng = np.random.default_rng(0)
+    trajs = []
+    for n in (5, 8, 3):
+        trajs += algo.run(er_graphs(rng, 2, n, algo.spec.graph, p_range=(1.0, 1.0))).trajectories()
+    batch = collate(algo.spec, trajs)
+    torch.manual_seed(1)
+    cfg = ProcessorConfig(kind=kind, hidden=16)
+    dense = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg))
+    sparse = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg, messages="sparse"))
+    sparse.load_state_dict(dense.state_dict())
+    pd, ps = dense(batch), sparse(batch)
+    for b in range(batch.batch_size):
+        n, S = int(batch.num_nodes[b]), max(1, int(batch.lengths[b]) - 1)
+        for name, logits in pd.outputs.items():
+            torch.testing.assert_close(ps.outputs[name][b, :n, :n], logits[b, :n, :n], atol=1e-4, rtol=1e-4)
+        for name, logits in pd.hints.items():
+            want, got = logits[b, :S, :n], ps.hints[name][b, :S, :n]
+            if want.dim() == 3:
+                want, got = want[..., :n], got[..., :n]
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_sparse_batch_keeps_only_the_graph_pairs_and_its_pointers_follow_them():
+    algo = ALGORITHMS["bellman_ford"]
+    rng = np.random.default_rng(3)
+    batch = collate(algo.spec, algo.run(er_graphs(rng, 4, 12, algo.spec.graph, p_range=(0.2, 0.3))).trajectories())
+    from nar.models import message_adjacency
+
+    adj = message_adjacency(algo.spec, batch.inputs, batch.node_mask)
+    sb = from_dense(algo.spec, batch, adj)
+    assert sb.pairs.num_pairs == int(adj.sum())  # no padding: every graph has 12 real nodes
+    assert (sb.pairs.reverse >= 0).all()  # symmetrised
+    pi = sb.outputs["pi"]  # (V,) global
+    candidates = set(zip(sb.pairs.senders.tolist(), sb.pairs.receivers.tolist(), strict=True))
+    assert all((int(pi[v]), v) in candidates for v in range(len(pi)))
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [ProcessorConfig(kind="triplet_gmpnn", hidden=8), ProcessorConfig(kind="mpnn", hidden=8, full_adjacency=True)],
+)
+def test_sparse_messages_refuse_processors_that_need_all_pairs(cfg):
+    with pytest.raises(ValueError, match="sparse"):
+        ModelConfig(processor=cfg, messages="sparse")
