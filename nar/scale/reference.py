@@ -109,8 +109,9 @@ def _tied(algorithm: str, g: SuiteGraph, dist: np.ndarray, parents: np.ndarray, 
     ok = (e >= 0) & np.isfinite(dist[children]) & (children != g.source)
     if algorithm == "bfs":
         return ok & (dist[parents] == dist[children] - 1)
-    through = dist[parents] + g.weights[np.maximum(e, 0)]
-    return ok & (np.abs(through - dist[children]) <= TIE_RTOL * np.abs(dist[children]))
+    through = np.where(ok, dist[parents] + g.weights[np.maximum(e, 0)], 0.0)  # (K,)
+    target = np.where(ok, dist[children], 0.0)  # (K,) finite: no inf - inf
+    return ok & (np.abs(through - target) <= TIE_RTOL * np.abs(target))
 
 
 def pointer_correct(algorithm: str, g: SuiteGraph, pred_pi: np.ndarray, ref: Reference | None = None) -> np.ndarray:

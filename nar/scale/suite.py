@@ -97,7 +97,7 @@ class SuiteGraph:
     def __post_init__(self) -> None:
         n = int(self.num_nodes)
         edges = np.asarray(self.edges)
-        weights = np.asarray(self.weights, dtype=np.float64)
+        weights = np.array(self.weights, dtype=np.float64)  # a copy: it is made read-only below
         where = f"{self.name}: "
         if n < 1:
             raise ValueError(where + f"needs at least one node, got {n}")
@@ -117,7 +117,7 @@ class SuiteGraph:
             raise ValueError(where + "parallel edges are not allowed")
         if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
             raise ValueError(where + "weights must be finite and > 0")
-        reverse = _edge_index(keys, edges[:, 1] * n + edges[:, 0])  # (E,) index of v -> u, or -1
+        reverse = _reverse_index(n, edges)  # (E,) index of v -> u, or -1
         directed = bool(np.any(reverse < 0))
         if bool(self.directed) != directed:
             raise ValueError(where + f"directed={self.directed} but the edges say directed={directed}")
@@ -127,7 +127,7 @@ class SuiteGraph:
             raise ValueError(where + f"source {self.source} out of range [0, {n})")
         pos = self.pos
         if pos is not None:
-            pos = np.asarray(pos, dtype=np.float64)
+            pos = np.array(pos, dtype=np.float64)
             if pos.shape != (n, 2) or not np.all(np.isfinite(pos)):
                 raise ValueError(where + f"pos must be a finite ({n}, 2) array, got {pos.shape}")
             pos.setflags(write=False)
@@ -167,6 +167,11 @@ def _edge_index(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     order = np.argsort(keys, kind="stable")
     at = np.minimum(np.searchsorted(keys[order], query), len(keys) - 1)  # (Q,)
     return np.where(keys[order][at] == query, order[at], -1)
+
+
+def _reverse_index(n: int, edges: np.ndarray) -> np.ndarray:
+    """(E,) index of each edge's reverse v -> u, or -1: the graph is directed when any is -1."""
+    return _edge_index(edges[:, 0] * n + edges[:, 1], edges[:, 1] * n + edges[:, 0])
 
 
 # ---------------------------------------------------------------- assembling a graph
@@ -231,8 +236,7 @@ def _assemble(
     if pos is not None:
         new_pos = np.empty_like(pos, dtype=np.float64)
         new_pos[perm] = pos
-    keys = edges[:, 0] * n + edges[:, 1]
-    directed = bool(np.any(_edge_index(keys, edges[:, 1] * n + edges[:, 0]) < 0))
+    directed = bool(np.any(_reverse_index(n, edges) < 0))
     return SuiteGraph(family, name, n, edges, weights, directed, int(perm[source]), new_pos)
 
 
@@ -414,7 +418,7 @@ def road_directed(n: int, rng: np.random.Generator) -> SuiteGraph:
 # ---------------------------------------------------------------- Helsinki (real roads)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Roads:
     """A directed road network before labels are permuted."""
 
