@@ -38,14 +38,9 @@ class FlowsParams:
 
 def load_flows_params(path: str | Path) -> FlowsParams:
     """The ``flows`` section of params.yaml (defaults when absent), validated like every other section."""
-    import yaml
+    from nar.config import ConfigError, build, read_params_file
 
-    from nar.config import ConfigError, build
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_params_file(path)
     params = build(FlowsParams, data.get("flows") if isinstance(data, dict) else None, "flows")
     if params.schedule is not None:  # the full cron grammar, as Prefect will read it
         from prefect.client.schemas.schedules import CronSchedule

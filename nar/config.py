@@ -9,6 +9,8 @@ path), the value found and what is allowed; the CLI prints it without a tracebac
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -28,6 +30,21 @@ if TYPE_CHECKING:
     from nar.transfer.config import EvaluateParams, TransferParams
 
 DEFAULT_PARAMS = Path("params.yaml")
+MAX_PARAMS_BYTES = 8 * 2**20  # a params.yaml is a few KB; anything near this is not a configuration
+MAX_PARAMS_VALUES = 100_000  # values after YAML aliases are expanded: an alias bomb stops here
+SHOWN_CHARS = 200  # at most this much of a bad value goes into an error message
+
+_REPR = reprlib.Repr()  # bounded by depth and length: never builds the whole repr of a huge value
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 8, 10, 10
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = SHOWN_CHARS, 60, SHOWN_CHARS
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, cut to at most SHOWN_CHARS characters."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)  # read-only views: reprlib would fall back to the full repr
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class ConfigError(NarError, ValueError):
@@ -35,7 +52,7 @@ class ConfigError(NarError, ValueError):
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}: got {value!r}; allowed: {allowed}")
+        super().__init__(f"{key}: got {shown(value)}; allowed: {allowed}")
 
 
 # --------------------------------------------------------------------------- generic checking
@@ -107,6 +124,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, value, "a number")
+        if not math.isfinite(value):  # YAML's .nan / .inf: no comparison or threshold means anything with them
+            raise ConfigError(key, value, "a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str) or not value:
@@ -181,6 +200,12 @@ class SamplerParams:
         _require(0 < lo <= hi <= 1, f"{key}.p_range", list(self.p_range), "two probabilities 0 < low <= high <= 1")
 
 
+def is_split_name(name: str) -> bool:
+    """A split name becomes a directory (``<root>/<algorithm>/<split>``): letters, digits and _ only, so
+    never a path (no ``/``, no ``..``)."""
+    return name.replace("_", "").isalnum()
+
+
 def _default_splits() -> Mapping[str, SplitParams]:
     return types.MappingProxyType(
         {
@@ -210,7 +235,7 @@ class GenerateParams:
             len(set(self.algorithms)) == len(self.algorithms), f"{key}.algorithms", list(self.algorithms), "no repeats"
         )
         for split in self.splits:
-            _require(split.replace("_", "").isalnum(), f"{key}.splits", split, "split names of letters, digits and _")
+            _require(is_split_name(split), f"{key}.splits", split, "split names of letters, digits and _")
 
 
 @dataclass(frozen=True)
@@ -346,13 +371,82 @@ def parse_params(data: Any, sections: tuple[str, ...] = ()) -> Params:
     return Params(**built)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, *sections: str) -> Params:
-    """Read and validate params.yaml (``sections``, or all). Raises ConfigError for any bad key or value."""
+def _check_nodes(node: yaml.Node, path: Path) -> None:
+    """Refuse a key given twice in one mapping (PyYAML keeps the last silently; DVC refuses the file) and a
+    document that expands to more than MAX_PARAMS_VALUES values through aliases, before anything is built.
+
+    Works on the composed node graph, where an alias is the same node object again: each node is checked
+    once and its expanded size is memoised, so a billion-laughs document costs a few hundred steps.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, key: str) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:
+                raise ConfigError(key or str(path), "a value that contains itself", "no recursive aliases")
+            return sizes[id(node)]
+        sizes[id(node)] = -1  # in progress
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: later keys may override it
+                    total += size(value_node, key)
+                    continue
+                name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.tag}>"
+                line = key_node.start_mark.line + 1
+                if isinstance(key_node, yaml.ScalarNode):  # `1` and `"1"` differ: compare with the tag
+                    if (key_node.tag, name) in first_line:
+                        raise ConfigError(
+                            _join(key, name),
+                            f"given twice, on lines {first_line[key_node.tag, name]} and {line} of {path}",
+                            "each key once per mapping",
+                        )
+                    first_line[key_node.tag, name] = line
+                total += size(value_node, _join(key, name))
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, f"{key}[{i}]") for i, item in enumerate(node.value))
+        sizes[id(node)] = total
+        if total > MAX_PARAMS_VALUES:
+            raise ConfigError(
+                key or str(path),
+                f"{total} values after YAML aliases are expanded",
+                f"at most {MAX_PARAMS_VALUES} values in {path}",
+            )
+        return total
+
+    size(node, "")
+
+
+def read_params_file(path: str | Path) -> Any:
+    """params.yaml parsed safely: a regular UTF-8 file of at most MAX_PARAMS_BYTES, not empty, no key twice,
+    no alias bomb. Raises ConfigError naming the file (or the key) otherwise; no sections are checked here."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), None, "an existing params.yaml (run from the project root or pass --params)")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ConfigError(str(path), f"{path.stat().st_size} bytes", f"a params file of at most {MAX_PARAMS_BYTES}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"a byte that is not UTF-8 at offset {exc.start}", "UTF-8 text") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(
+                str(path), "an empty file", f"a mapping with sections {sorted(SECTIONS)} (`{{}}`: all defaults)"
+            )
+        _check_nodes(node, path)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
-    return parse_params(data, sections)
+    except RecursionError:
+        raise ConfigError(str(path), "<nested too deep>", "YAML nested at most a few hundred levels") from None
+    finally:
+        loader.dispose()
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, *sections: str) -> Params:
+    """Read and validate params.yaml (``sections``, or all). Raises ConfigError for any bad key or value."""
+    return parse_params(read_params_file(path), sections)

@@ -7,6 +7,7 @@ Heavy imports (torch, mlflow) happen inside the handlers.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,13 +28,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _params_for_hash(path: str | Path) -> dict[str, Any] | None:
     """The params.yaml sections a processor depends on (hashed into its lineage), None without the file."""
-    import yaml
+    from nar.config import read_params_file
 
     path = Path(path)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
-    return {k: data[k] for k in PARAMS_SECTIONS if k in data}
+    data = read_params_file(path)
+    return {k: data[k] for k in PARAMS_SECTIONS if k in data} if isinstance(data, dict) else {}
 
 
 def _uri(ref: str, name: str) -> str:
@@ -58,17 +59,12 @@ def _check_register_params(path: str | Path) -> None:
     dvc.yaml passes the section's values as arguments, so without this an unknown key, a wrong type or a
     run that ``pretrain.runs`` does not have would reach the registry (or argparse) unnamed.
     """
-    import yaml
-
-    from nar.config import ConfigError, RegisterParams, build
+    from nar.config import ConfigError, RegisterParams, build, read_params_file
 
     path = Path(path)
     if not path.is_file():
         return  # `nar register` by hand, outside a workspace: the arguments are all there is
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    data = read_params_file(path)
     if not isinstance(data, dict) or "register" not in data:
         return  # no section to check (dvc.yaml's register stage always has one: it templates from it)
     params = build(RegisterParams, data["register"], "register")
@@ -88,8 +84,8 @@ def _float_or_text(text: str) -> float | str:
 def _gate_margin(value: float | str) -> float:
     from nar.errors import UserError
 
-    if isinstance(value, str):
-        raise UserError(f"--gate-margin {value!r} is not a number")
+    if isinstance(value, str) or not math.isfinite(value):
+        raise UserError(f"--gate-margin {value!r} is not a finite number")
     return value
 
 

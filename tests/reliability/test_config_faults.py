@@ -19,7 +19,7 @@ from .helpers import env, files, nar, one_line_error, stage_command, tiny, write
 @dataclass(frozen=True)
 class Case:
     section: str
-    kind: str  # wrong type | unknown key | out of range | unknown name | empty list | missing key
+    kind: str  # wrong type | unknown key | out of range | unknown name | empty list | missing key | not finite ...
     changes: dict[str, Any]
     key: str  # the key the message must start with
     allowed: str  # a fragment of what the message says is allowed
@@ -83,6 +83,9 @@ CASES = [
     Case("pretrain", "empty list", {f"{TRAIN}.algorithms": []}, f"{TRAIN}.algorithms", "non-empty"),
     # register (dvc.yaml passes its values as arguments; the command validates the section too)
     Case("register", "wrong type", {"register.gate_margin": "abc"}, "register.gate_margin", "a number"),
+    # .nan never compares >=: the champion could never move again
+    Case("register", "not finite nan", {"register.gate_margin": float("nan")}, "register.gate_margin", "finite"),
+    Case("register", "not finite inf", {"register.gate_margin": float("inf")}, "register.gate_margin", "finite"),
     Case("register", "wrong type", {"register.run": 3}, "register.run", "string"),
     Case("register", "unknown key", {"register.colour": "red"}, "register.colour", "one of the keys"),
     Case("register", "out of range", {"register.model_name": "bad/name"}, "register.model_name", "letters, digits"),
