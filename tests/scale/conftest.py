@@ -1,7 +1,4 @@
-import networkx as nx
 import pytest
-
-from nar.scale.suite import SuiteGraph
 
 
 @pytest.fixture(scope="session")
@@ -13,11 +10,3 @@ def helsinki_ok() -> None:
         load_network(None)
     except (ImportError, RoadDataError) as exc:  # pragma: no cover - depends on the environment
         pytest.skip(f"Helsinki extract not readable here: {exc}")
-
-
-def to_networkx(g: SuiteGraph) -> nx.DiGraph:
-    """The suite graph as a networkx DiGraph with ``weight`` on every edge (all N nodes present)."""
-    d = nx.DiGraph()
-    d.add_nodes_from(range(g.num_nodes))
-    d.add_weighted_edges_from(zip(g.edges[:, 0].tolist(), g.edges[:, 1].tolist(), g.weights.tolist(), strict=True))
-    return d

@@ -6,9 +6,16 @@ import pytest
 
 from nar.scale.reference import ALGORITHMS, applicable, exact, exact_match_fraction, pointer_accuracy, pointer_correct
 from nar.scale.suite import FAMILIES, SuiteGraph, graph_rng
-from tests.scale.conftest import to_networkx
 
 CHECKED = ["er_sparse", "grid_rect", "delaunay", "geometric", "tree", "path", "road_directed", "helsinki_region"]
+
+
+def to_networkx(g: SuiteGraph) -> nx.DiGraph:
+    """The suite graph as a networkx DiGraph with ``weight`` on every edge (all N nodes present)."""
+    d = nx.DiGraph()
+    d.add_nodes_from(range(g.num_nodes))
+    d.add_weighted_edges_from(zip(g.edges[:, 0].tolist(), g.edges[:, 1].tolist(), g.weights.tolist(), strict=True))
+    return d
 
 
 def build(family: str, n: int = 64, seed: int = 1) -> SuiteGraph:
