@@ -425,6 +425,7 @@ class _Roads:
     edges: np.ndarray  # (E, 2) int64
     lengths: np.ndarray  # (E,) float64 metres
     xy: np.ndarray  # (N, 2) float64 metres east / north
+    node_osm: np.ndarray  # (N,) int64 OpenStreetMap node ids (to relate the two Helsinki graphs)
 
     @property
     def num_nodes(self) -> int:
@@ -468,7 +469,7 @@ def _helsinki_osm_nodes() -> _Roads:
     lon0, lat0 = float(lon.mean()), float(lat.mean())
     deg = EARTH_RADIUS_M * math.pi / 180.0
     xy = np.stack([(lon - lon0) * deg * math.cos(math.radians(lat0)), (lat - lat0) * deg], axis=1)
-    return _Roads(edges, lengths, xy)
+    return _Roads(edges, lengths, xy, np.asarray(used, dtype=np.int64))
 
 
 @lru_cache(maxsize=1)
@@ -476,7 +477,7 @@ def _helsinki_junctions() -> _Roads:
     from nar.natural.osm import load_network
 
     net = load_network(None)
-    return _Roads(np.stack([net.seg_u, net.seg_v], axis=1), net.seg_length.copy(), net.xy.copy())
+    return _Roads(np.stack([net.seg_u, net.seg_v], axis=1), net.seg_length.copy(), net.xy.copy(), net.node_osm.copy())
 
 
 def helsinki(n: int, rng: np.random.Generator) -> SuiteGraph:

@@ -173,3 +173,19 @@ def test_edge_ids() -> None:
     g = graph([[0, 1], [1, 0], [1, 2], [2, 1]], [1.0, 1.0, 2.0, 2.0])
     assert g.edge_ids(np.array([1, 0, 2]), np.array([2, 2, 1])).tolist() == [2, -1, 3]
     assert isinstance(g.adjacency(), sp.csr_matrix)
+
+
+def test_helsinki_osm_nodes_agree_with_the_road_task_network(helsinki_ok: None) -> None:
+    """Each junction-to-junction segment of nar.natural.osm is a directed path of at most its length
+    in the OSM-node graph: the two read directions (one-way streets) and lengths alike."""
+    from nar.scale.suite import _helsinki_junctions, _helsinki_osm_nodes
+
+    fine, coarse = _helsinki_osm_nodes(), _helsinki_junctions()
+    index = {osm: k for k, osm in enumerate(fine.node_osm.tolist())}
+    tails = np.array([index[x] for x in coarse.node_osm[coarse.edges[:, 0]].tolist()])
+    heads = np.array([index[x] for x in coarse.node_osm[coarse.edges[:, 1]].tolist()])
+    a = sp.csr_matrix((fine.lengths, (fine.edges[:, 0], fine.edges[:, 1])), shape=(fine.num_nodes,) * 2)
+    starts, row = np.unique(tails, return_inverse=True)
+    dist = csgraph.dijkstra(a, indices=starts)[row, heads]  # (S,)
+    assert np.all(dist <= coarse.lengths * (1 + 1e-9))
+    assert np.mean(np.isclose(dist, coarse.lengths)) > 0.95  # the rest: a shorter way round
