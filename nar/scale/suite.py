@@ -35,7 +35,8 @@ Every family is a function ``(n, rng) -> SuiteGraph`` in :data:`FAMILIES`:
                     components, largest strong one 1,283 nodes): the source is drawn among the
                     nodes that reach the most nodes (1,353 of 1,437).
 ``helsinki_junctions`` the same network as :func:`nar.natural.osm.load_network` contracts it for the
-                    road task (junctions only: 175 nodes, 330 segments). Ignores n; source as above.
+                    road task (junctions only: 175 nodes, 330 segments). Ignores n; source as above
+                    (it reaches 158).
 ``helsinki_region`` the n nodes of ``helsinki`` first reached by a breadth-first search along the
                     traffic from a random centre in its largest strongly connected part, with all
                     segments among them: exactly n nodes (n <= 1,283), all reachable from the
@@ -45,8 +46,11 @@ Every family is a function ``(n, rng) -> SuiteGraph`` in :data:`FAMILIES`:
 Common to all: node labels are a random permutation (an index carries no position), edges are
 sorted by (u, v), undirected graphs list both directions with the same weight, and the source is
 drawn uniformly among the nodes that reach the most nodes (every node, for a connected undirected
-graph), except ``path``. :func:`suite` seeds each graph from (seed, family, n, index), so a graph
-does not change when other families or sizes are added or left out.
+graph), except ``path``. Weights are in the graph's own unit: U[0.05, 1), unit-square lengths,
+or metres for Helsinki (1 cm to about 1 km); every pointer answer is invariant to rescaling them,
+so a model that wants one scale can divide by, e.g., the maximum. :func:`suite` seeds each graph
+from (seed, family, n, index), so a graph does not change when other families or sizes are added
+or left out.
 """
 
 from __future__ import annotations
