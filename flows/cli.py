@@ -19,13 +19,19 @@ def _params_path(args: argparse.Namespace) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     from flows.serve import serve
 
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: allowed: an integer >= 1 (flow runs at once; omit it for no limit)")
     serve(args.root, _params_path(args), limit=args.limit)
 
 
 def cmd_blueprint(args: argparse.Namespace) -> None:
     from flows.blueprint import blueprint
-    from flows.stages import StageFailed
+    from flows.stages import StageFailed, pipeline_stages, select_stages
 
+    try:  # the flow's own selection, checked before Prefect starts: a bad name is one line, not a flow traceback
+        select_stages(*pipeline_stages(args.root), args.stage, args.algorithm, args.task, not args.no_upstream)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     try:
         result = blueprint(
             root=args.root,
@@ -117,7 +123,7 @@ def add_sweep_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", help="stage to reproduce (default: the whole pipeline); repeat")
     p.add_argument("--name", help="experiment name prefix (default: sweep-<time>)")
     p.add_argument("--metric", action="append", help="glob of result columns to keep, e.g. 'pretrain/*:ood_score'")
-    p.add_argument("--csv", help="results file (default: sweeps/<name>.csv)")
+    p.add_argument("--csv", help="results file inside the workspace (default: sweeps/<name>.csv)")
     p.add_argument("--address", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default: 2)")
     p.set_defaults(func=cmd_sweep)

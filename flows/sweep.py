@@ -36,6 +36,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.blueprint import DEFAULT_RETRIES, run_experiment
 from flows.report import markdown_table, metric_file_label, read_metrics
 from flows.stages import has_commit
+from nar.cli import inside_workspace
 
 
 def format_value(value: Any) -> str:
@@ -170,6 +171,12 @@ def runner_from_env() -> Any:
     return dask_runner(os.environ.get("NAR_DASK_ADDRESS") or None, int(os.environ.get("NAR_DASK_WORKERS", "2")))
 
 
+def results_path(root: str | Path, csv: str | None, prefix: str) -> Path:
+    """Where the results table goes: ``csv``, else sweeps/<prefix>.csv; refused (UserError) outside ``root``
+    (a --name with a path in it would lead the default file out too)."""
+    return inside_workspace(csv or f"sweeps/{prefix}.csv", "--csv" if csv else "--name", root)
+
+
 @flow(
     name="nar-sweep",
     description="A grid of parameter overrides as parallel DVC experiments, one results table.",
@@ -202,6 +209,7 @@ def sweep(
     if not has_commit(root):
         raise ValueError(f"DVC experiments start from a git commit; {root} has none (commit dvc.yaml, params.yaml)")
     prefix = name or time.strftime("sweep-%Y%m%d-%H%M%S")
+    out = results_path(root, csv, prefix)  # refused before any experiment runs
     names = [f"{prefix}-{i:03d}" for i in range(1, len(runs) + 1)]
     logger.info("%d experiments on %s, targets %s", len(runs), root, targets or "all stages")
     task = run_experiment.with_options(retries=retries, retry_delay_seconds=retry_delay_seconds)
@@ -219,7 +227,6 @@ def sweep(
                 {"experiment": exp_name, "overrides": overrides, "status": "failed", "error": str(error)[:2000]}
             )
     table = results_table(root, results, metrics)
-    out = Path(root) / (csv or f"sweeps/{prefix}.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     logger.info("results of %d experiments: %s\n%s", len(table), out, table.to_string(index=False, max_colwidth=40))
@@ -252,6 +259,8 @@ def run_sweep(
     """Run flow ``nar-sweep`` on Dask (see :func:`dask_runner`); returns the results as a DataFrame."""
     import pandas as pd
 
+    if kwargs.get("csv") or kwargs.get("name"):  # refused here, before Dask and the flow start, as one line
+        results_path(root, kwargs.get("csv"), kwargs.get("name") or "")
     runner = dask_runner(address, n_workers, processes)
     records = sweep.with_options(task_runner=runner)(
         root=root,

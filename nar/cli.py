@@ -14,16 +14,19 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from nar.config import PretrainParams, load_params
+from nar.config import PretrainParams, is_split_name, load_params
 from nar.errors import NarError, UserError
 
 
-def inside_workspace(path: str | Path, what: str) -> Path:
-    """Resolve ``path`` and refuse it if it points outside the current workspace."""
-    root = Path.cwd().resolve()
+def inside_workspace(path: str | Path, what: str, root: str | Path | None = None) -> Path:
+    """Resolve ``path`` (relative to ``root``, default the current directory: the workspace) and refuse it
+    if it points outside the workspace."""
+    root = Path(root or Path.cwd()).resolve()
     resolved = (root / path).resolve()
     if resolved != root and root not in resolved.parents:
-        raise UserError(f"{what} {str(path)!r} resolves to {resolved}, outside the workspace {root}")
+        raise UserError(
+            f"{what} {str(path)!r} resolves to {resolved}, outside the workspace {root}; allowed: a path inside it"
+        )
     return resolved
 
 
@@ -48,6 +51,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if name not in ALGORITHMS:
             raise UserError(f"--algorithm {name!r} is unknown; available: {sorted(ALGORITHMS)}")
     splits = dict(params.splits)
+    if args.split is not None and not is_split_name(args.split):
+        raise UserError(
+            f"--split {args.split!r}: allowed: a split name of letters, digits and _ "
+            "(it names the directory <out>/<algorithm>/<split>; choose the place with --out)"
+        )
     if args.split:
         if args.split not in splits and (args.count is None or not args.size):
             raise UserError(
@@ -69,6 +77,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
         directed=params.sampler.directed,
     )
     out_root = inside_workspace(args.out, "--out")
+    for name in algorithms:  # all before any is written: a symlinked <out>/<algorithm>/<split> may lead out
+        for split in splits:
+            inside_workspace(out_root / name / split, "--split directory")
     for name in algorithms:
         for split, split_params in splits.items():
             count = args.count if args.count is not None else split_params.count
