@@ -93,7 +93,6 @@ class FlatBatch:
     tree_usage: Tensor
     edge_cost: Tensor
     edge_optimal: Tensor
-    slot_pair: Tensor | None = None  # (V, D): the pairs into each node, padded with its self-loop
 
     @property
     def num_graphs(self) -> int:
@@ -215,7 +214,6 @@ class FlatSplit:
         is_source = np.zeros(V, dtype=bool)
         is_source[source] = True
         steps = self.steps[idx]
-        slot_pair = in_slots(pair_dst, V)
 
         def t(a: np.ndarray) -> Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(device)
@@ -244,57 +242,8 @@ class FlatSplit:
             tree_usage=t(self.tree_usage[edge_rows]),
             edge_cost=t(self.edge_cost[edge_rows]),
             edge_optimal=t(self.edge_optimal[edge_rows]),
-            slot_pair=t(slot_pair),
         )
 
     def batches(self, batch_size: int, device: torch.device | str = "cpu") -> list[FlatBatch]:
         """The whole split as fixed batches, in order (evaluation)."""
         return [self.batch(range(s, min(s + batch_size, len(self))), device) for s in range(0, len(self), batch_size)]
-
-
-def in_slots(pair_dst: np.ndarray, size: int) -> np.ndarray:
-    """(size, D) the pairs into each node, D = the largest in-degree (self-loop included).
-
-    Short rows are padded with the node's self-loop pair (``pair_dst == v`` and index
-    E + v, the last V pairs): a repeated message leaves a max unchanged, and autograd's amax
-    splits the gradient between the copies, which the gather sums back.
-    """
-    order = np.argsort(pair_dst, kind="stable")
-    counts = np.bincount(pair_dst, minlength=size)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    dst_sorted = pair_dst[order]
-    rank = np.arange(len(pair_dst)) - start[dst_sorted]
-    D = int(counts.max()) if size else 0
-    num_edges = len(pair_dst) - size
-    slots = np.repeat((num_edges + np.arange(size, dtype=np.int64))[:, None], D, axis=1)
-    slots[dst_sorted, rank] = order
-    return slots
-
-
-# --------------------------------------------------------------------------- scatter helpers
-
-
-def scatter_max(src: Tensor, index: Tensor, size: int) -> Tensor:
-    """out[i] = max over {p : index[p] == i} of src[p] (rows of ``src``); every i must receive one."""
-    shape = (size, *src.shape[1:])
-    idx = index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
-    return src.new_zeros(shape).scatter_reduce(0, idx, src, reduce="amax", include_self=False)
-
-
-def segment_log_softmax(logits: Tensor, index: Tensor, size: int) -> Tensor:
-    """Log-softmax of ``logits`` (P,) within each group ``index`` (P,) -> (P,)."""
-    m = scatter_max(logits.detach(), index, size)
-    z = (logits - m[index]).exp()
-    total = torch.zeros(size, dtype=logits.dtype, device=logits.device).index_add_(0, index, z)
-    return logits - m[index] - total.log()[index]
-
-
-def segment_argmax(scores: Tensor, index: Tensor, size: int) -> Tensor:
-    """For each group i, the position p (lowest on ties) of the largest ``scores[p]`` with index[p] == i."""
-    m = scatter_max(scores, index, size)
-    pos = torch.arange(len(scores), device=scores.device)
-    big = torch.full_like(pos, len(scores))
-    cand = torch.where(scores == m[index], pos, big)
-    return torch.full((size,), len(scores), dtype=pos.dtype, device=pos.device).scatter_reduce(
-        0, index, cand, reduce="amin", include_self=True
-    )

@@ -14,28 +14,22 @@
 cost of entering it) or per segment (roads) from the same raw inputs; an exact solver turns
 it into the shortest-path tree (:mod:`nar.transfer.solver`).
 
-``ProcessorRunner`` runs P on the flat batch: for the MPNN family (mpnn, gmpnn) sparsely, by
-calling the processor's own ``z_proj`` / ``message`` / ``update`` on the edge list and
-replacing only the dense masked max by a scatter max (about 50x less work on grids); for
-any other processor, or if a check on a random graph finds the two disagree, densely
-through the processor's ``forward``. Graphs of a batch stop updating at their own step
-count, so each gets exactly what it would get alone.
+``ProcessorRunner`` runs P on the flat batch: through the processor's own sparse step
+(``forward_sparse``, the MPNN family: O(edges), about 50x less work than dense on grids) when
+it has one, else densely through its ``forward``. Graphs of a batch stop updating at their own
+step count, so each gets exactly what it would get alone.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from nar.models.layers import linear
+from nar.models.layers import EdgeFeatures, Pairs, linear, segment_argmax, segment_log_softmax
 from nar.models.processors import Processor
-from nar.models.processors.mpnn import MPNN
-from nar.transfer.graphs import FlatBatch, segment_argmax, segment_log_softmax
-
-log = logging.getLogger(__name__)
+from nar.transfer.graphs import FlatBatch
 
 PIXEL_SIDE = 8
 
@@ -152,89 +146,29 @@ class PointerDecoder(nn.Module):
         return self.out(s.relu()).squeeze(-1).float()  # (P,), float32 even under bf16 autocast
 
 
-def sparse_capable(processor: Processor) -> bool:
-    """Whether :class:`ProcessorRunner` can run ``processor`` on edge lists (the MPNN family)."""
-    return (
-        isinstance(processor, MPNN)
-        and type(processor).forward is MPNN.forward
-        and not processor.config.full_adjacency
-        and getattr(processor, "edge_out_dim", 0) == 0
-    )
-
-
 class ProcessorRunner(nn.Module):
     """Runs a processor for each graph's number of steps on a flat batch (module docstring)."""
 
     def __init__(self, processor: Processor, mode: Literal["auto", "sparse", "dense"] = "auto") -> None:
         super().__init__()
         self.processor = processor
-        if mode == "sparse" and not sparse_capable(processor):
+        if mode == "sparse" and not processor.supports_sparse:
             raise ValueError(f"a {processor.config.kind} processor cannot run sparsely")
-        self.sparse = mode == "sparse" or (mode == "auto" and sparse_capable(processor) and self._agrees())
-
-    def _agrees(self) -> bool:
-        """The sparse path against the processor's own dense forward on a random 5-node graph."""
-        from nar.transfer.graphs import in_slots
-
-        gen = torch.Generator().manual_seed(0)
-        H = self.processor.config.hidden
-        n = 5
-        adj = torch.rand(n, n, generator=gen) < 0.5
-        adj.fill_diagonal_(False)
-        src, dst = adj.nonzero(as_tuple=True)
-        src = torch.cat([src, torch.arange(n)])  # edges, then self-loops (the flat batch order)
-        dst = torch.cat([dst, torch.arange(n)])
-        slots = torch.from_numpy(in_slots(dst.numpy(), n))
-        node = torch.randn(n, H, generator=gen)
-        hidden = torch.randn(n, H, generator=gen)
-        pairs = torch.randn(len(src), H, generator=gen)
-        graph = torch.randn(1, H, generator=gen)
-        dense_e = torch.zeros(1, n, n, H)
-        dense_e[0, src, dst] = pairs
-        dense_adj = torch.zeros(1, n, n, dtype=torch.bool)
-        dense_adj[0, src, dst] = True
-        was = self.processor.training
-        self.processor.eval()
-        with torch.no_grad():
-            ref = self.processor(
-                node[None], dense_e, graph, dense_adj, hidden[None], torch.ones(1, n, dtype=torch.bool)
-            ).hidden[0]
-            p: MPNN = self.processor  # type: ignore[assignment]
-            e_slot = p.m_edge(pairs)[slots]  # (V, D, H)
-            g_node = p.m_graph(graph).expand(n, -1)  # (V, H)
-            got = self._sparse_step(node, hidden, e_slot, g_node, src[slots])
-        self.processor.train(was)
-        ok = torch.allclose(ref, got, atol=1e-4, rtol=1e-4)
-        if not ok:
-            log.warning("sparse processor step disagrees with the processor's forward: running it densely")
-        return ok
-
-    def _sparse_step(self, node: Tensor, hidden: Tensor, e_slot: Tensor, g_node: Tensor, slot_src: Tensor) -> Tensor:
-        """One step on in-neighbour slots: e_slot (V, D, H), g_node (V, H), slot_src (V, D) senders."""
-        p: MPNN = self.processor  # type: ignore[assignment]
-        z = torch.cat([node, hidden], dim=-1)  # (V, 2H)
-        zp = p._split(p.z_proj(z), p.z_parts)
-        msgs = p.message(zp["recv"].unsqueeze(1), zp["send"][slot_src], e_slot, g_node.unsqueeze(1))  # (V, D, H)
-        aggr = msgs.amax(dim=1)  # (V, H): every slot holds a real message (padding repeats the self-loop)
-        if len(p.msg_mlp):
-            aggr = aggr + p.msg_mlp[-1].bias  # the last layer's bias commutes with the max
-        return p.update(aggr, zp, hidden)
+        self.sparse = mode != "dense" and processor.supports_sparse
 
     def forward(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch) -> Tensor:
         """Final processor state (V, H) after each graph's ``steps``."""
         S = b.max_steps
         hidden = torch.zeros_like(node)
-        if self.sparse:
-            p: MPNN = self.processor  # type: ignore[assignment]
-            e_slot = p.m_edge(pairs)[b.slot_pair]  # (V, D, H), the same at every step
-            g_node = p.m_graph(graph)[b.node_graph]  # (V, H)
-            slot_src = b.pair_src[b.slot_pair]  # (V, D)
-            ragged = bool((b.steps != S).any())
-            for t in range(S):
-                new = self._sparse_step(node, hidden, e_slot, g_node, slot_src)
-                hidden = torch.where((b.node_steps > t).unsqueeze(-1), new, hidden) if ragged else new
-            return hidden
-        return self._dense(node, pairs, graph, b, S)
+        if not self.sparse:
+            return self._dense(node, pairs, graph, b, S)
+        topology = Pairs(b.pair_src, b.pair_dst, b.node_graph, b.num_graphs)
+        edges = EdgeFeatures(pairs)  # (P, H): its linear maps are computed once, not every step
+        ragged = bool((b.steps != S).any())
+        for t in range(S):
+            new = self.processor.forward_sparse(node, edges, graph, topology, hidden).hidden
+            hidden = torch.where((b.node_steps > t).unsqueeze(-1), new, hidden) if ragged else new
+        return hidden
 
     def _dense(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch, S: int) -> Tensor:
         B, N, H = b.num_graphs, int(b.num_nodes.max()), node.shape[-1]

@@ -2,17 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from nar.models.layers import segment_argmax, segment_log_softmax
 from nar.natural import load_natural
-from nar.transfer.graphs import (
-    FlatSplit,
-    hop_eccentricity,
-    in_slots,
-    processor_steps,
-    segment_argmax,
-    segment_log_softmax,
-)
+from nar.transfer.graphs import FlatSplit, hop_eccentricity, processor_steps
 
-from .helpers import TIE_EDGES, tie_example
+from .helpers import tie_example
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +36,6 @@ def test_flat_batch_pairs_targets_and_offsets(road):
     assert bool(b.is_source[b.source].all()) and int(b.is_source.sum()) == 3
     # pairs never cross graphs
     assert torch.equal(b.node_graph[b.pair_src], b.node_graph[b.pair_dst])
-
-
-def test_in_slots_list_every_pair_into_a_node_once_padded_by_its_self_loop():
-    ex = tie_example()
-    b = FlatSplit([ex]).batch([0])
-    slots = b.slot_pair.numpy()
-    dst, E = b.pair_dst.numpy(), b.total_edges
-    for v in range(4):
-        into = set(np.flatnonzero(dst == v).tolist())
-        assert set(slots[v].tolist()) == into
-        assert all(p in into for p in slots[v])
-        pad = [p for p in slots[v].tolist()[len(into) :]]
-        assert all(p == E + v for p in pad)
-    assert slots.shape == (4, 1 + max(sum(1 for u, w in TIE_EDGES if w == v) for v in range(4)))
-    assert in_slots(np.array([0, 1]), 2).tolist() == [[0], [1]]
 
 
 def test_hop_eccentricity_and_steps():

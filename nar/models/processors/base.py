@@ -91,6 +91,11 @@ class Processor(nn.Module):
     #: width of the edge latents this processor returns (0 when it returns none)
     edge_out_dim: int = 0
 
+    @property
+    def supports_sparse(self) -> bool:
+        """Whether ``forward_sparse`` (one step on an edge list, ``nar.models.sparse``) is available."""
+        return False
+
     def __init__(self, config: ProcessorConfig) -> None:
         super().__init__()
         self.config = config

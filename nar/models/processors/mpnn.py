@@ -67,15 +67,15 @@ class MPNN(Processor):
         return dict(zip(parts, torch.split(x, list(parts.values()), dim=-1), strict=True))
 
     # -- PyG vocabulary -------------------------------------------------------------------
-    def message(self, x_i: Tensor, x_j: Tensor, e_ij: Tensor, g: Tensor) -> Tensor:
+    def message(self, x_i: Tensor, x_j: Tensor, e_ij: Tensor, g: Tensor | None) -> Tensor:
         """Messages (B, senders, receivers, H) from the projected parts.
 
         x_i: receiver term (B, 1, N, H); x_j: sender term (B, N, 1, H);
         e_ij: edge term (B, N, N, H); g: graph term (B, 1, 1, H). On an edge list (the sparse
-        step) all four are (P, H), one row per pair.
+        step) all are (P, H), one row per pair, and g is None (already added to x_i per node).
         The last MLP layer's bias commutes with the max, so ``aggregate`` adds it on (B, N, H).
         """
-        msgs = e_ij + (x_i + g) + x_j  # (B, N, N, H)
+        msgs = e_ij + (x_i if g is None else x_i + g) + x_j  # (B, N, N, H)
         for k, layer in enumerate(self.msg_mlp):
             last = k == len(self.msg_mlp) - 1
             msgs = F.linear(msgs.relu(), layer.weight, None if last else layer.bias)
@@ -131,6 +131,10 @@ class MPNN(Processor):
         out, _ = self.step(node_fts, edge_fts, graph_fts, self.message_adjacency(adj, node_mask), hidden)
         return ProcessorOutput(out, None)
 
+    @property
+    def supports_sparse(self) -> bool:
+        return type(self).forward is MPNN.forward and not self.config.full_adjacency
+
     def forward_sparse(
         self, node_fts: Tensor, edge_fts: EdgeFeatures | Tensor, graph_fts: Tensor, pairs: Pairs, hidden: Tensor
     ) -> ProcessorOutput:
@@ -140,20 +144,19 @@ class MPNN(Processor):
         hidden (V, H); ``pairs`` lists who sends to whom (self-loops included). Gives what
         ``forward`` gives with ``adj`` set on exactly these pairs (tested).
         """
-        if self.config.full_adjacency:
+        if not self.supports_sparse:
             raise ValueError(
-                "a processor with full_adjacency passes messages between all pairs of nodes (O(N²)); "
-                "sparse messages need full_adjacency: false"
+                f"processor {self.config.kind!r} (full_adjacency {self.config.full_adjacency}) has no sparse step: "
+                "sparse messages need kind mpnn or gmpnn with full_adjacency: false"
             )
-        if type(self).forward is not MPNN.forward:
-            raise ValueError(f"processor {self.config.kind!r} has no sparse step; allowed: mpnn, gmpnn")
         z = _cat(node_fts, hidden)  # (V, 2H)
         zp = self._split(self.z_proj(z), self.z_parts)
-        x_i = zp["recv"][pairs.receivers]  # (P, H)
+        g = self.m_graph(graph_fts)  # (G, H)
+        recv = zp["recv"] + (g if g.shape[0] == 1 else g[pairs.node_graph])  # (V, H): x_i + g per receiver
+        x_i = recv[pairs.receivers]  # (P, H)
         x_j = zp["send"][pairs.senders]  # (P, H)
         e_ij = apply_edge(self.m_edge, edge_fts)  # (P, H)
-        g = self.m_graph(graph_fts)[pairs.graph]  # (P, H)
-        msgs = self.message(x_i, x_j, e_ij, g)  # (P, H)
+        msgs = self.message(x_i, x_j, e_ij, None)  # (P, H)
         aggr = pairs.max_into_receivers(msgs)  # (V, H)
         if len(self.msg_mlp):
             aggr = aggr + self.msg_mlp[-1].bias.to(aggr.dtype)

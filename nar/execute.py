@@ -1,0 +1,269 @@
+"""Run a pretrained processor on your own graph: ``load_pretrained(...).run(algorithm, graph, source)``.
+
+The model (encoders, processor, decoders of a pretraining run) executes the algorithm on the
+graph's edge list (sparse messages, ``nar.models.sparse``), so a 1,024-node road network costs
+O(edges) per step, not O(N²). Graphs come as a networkx ``Graph``/``DiGraph`` (``weight``
+attribute, default 1), a :class:`nar.scale.suite.SuiteGraph`, or ``(num_nodes, edges, weights)``
+with edges (E, 2) u -> v (an undirected graph lists both directions).
+
+Processor steps: the algorithm's own trajectory length when it follows from the visible
+structure (bfs: the BFS depth of the source; dijkstra and mst_prim: one step per reachable
+node); for bellman_ford (whose depth depends on the weights) ``ceil(1.5 x BFS depth) + 2``
+unless ``steps`` is given.
+
+    from nar.execute import load_pretrained
+    ex = load_pretrained("models/pretrain/bellman_ford")
+    result = ex.run("bellman_ford", g, source=0, compare=True)
+    result.pi, result.accuracy
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nar.algorithms import ALGORITHMS
+from nar.errors import UserError
+from nar.models import EncodeProcessDecode, ModelConfig
+from nar.models.layers import Pairs
+from nar.models.sparse import SparseBatch, pointer_predictions
+
+#: How each hint starts (step 0), per algorithm that runs on user graphs: "self" (pointers to
+#: themselves), "zero", or "source" (one-hot at the source). Read off the algorithms' traces.
+INITIAL_HINTS: dict[str, dict[str, str]] = {
+    "bfs": {"reach_h": "source", "pi_h": "self"},
+    "bellman_ford": {"pi_h": "self", "d": "zero", "msk": "source"},
+    "dijkstra": {"pi_h": "self", "d": "zero", "mark": "zero", "in_queue": "source", "u": "source"},
+    "mst_prim": {"pi_h": "self", "key": "zero", "mark": "zero", "in_queue": "source", "u": "source"},
+}
+#: bytes of memory a run may plan to use (pairs x hidden x steps kept for autograd are not kept:
+#: inference holds a few (P, H) tensors at a time)
+MEMORY_LIMIT = 8 << 30
+
+
+@dataclass(frozen=True)
+class UserGraph:
+    """A validated graph: ``edges`` (E, 2) u -> v without self-loops or duplicates, ``weights`` (E,)."""
+
+    num_nodes: int
+    edges: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class Execution:
+    """What ``Executor.run`` returns. ``pi`` (N,): the predecessor of each node (itself for the
+    source and unreached nodes). ``accuracy`` / ``exact_pi`` only with ``compare=True``."""
+
+    algorithm: str
+    pi: np.ndarray
+    steps: int
+    seconds: float
+    accuracy: float | None = None
+    exact_pi: np.ndarray | None = None
+
+
+def as_user_graph(graph: Any) -> UserGraph:
+    """networkx graph, SuiteGraph-like object or (num_nodes, edges, weights) -> UserGraph (checked)."""
+    if hasattr(graph, "edges") and hasattr(graph, "num_nodes") and hasattr(graph, "weights"):
+        n, edges, weights = graph.num_nodes, graph.edges, graph.weights
+    elif hasattr(graph, "is_directed") and hasattr(graph, "nodes"):
+        nodes = list(graph.nodes)
+        index = {v: i for i, v in enumerate(nodes)}
+        rows = []
+        for u, v, data in graph.edges(data=True):
+            w = data.get("weight", 1.0)
+            rows.append((index[u], index[v], w))
+            if not graph.is_directed():
+                rows.append((index[v], index[u], w))
+        n = len(nodes)
+        edges = np.array([(u, v) for u, v, _ in rows], dtype=np.int64).reshape(-1, 2)
+        try:
+            weights = np.array([w for _, _, w in rows], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError("graph: every edge weight must be a number") from None
+    elif isinstance(graph, tuple) and len(graph) == 3:
+        n, edges, weights = graph
+    else:
+        raise UserError(
+            f"graph: a {type(graph).__name__} is not a graph; allowed: a networkx Graph/DiGraph, "
+            "a nar.scale SuiteGraph, or (num_nodes, edges (E, 2), weights (E,))"
+        )
+    n = int(n)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if n < 1:
+        raise UserError("graph: it has no nodes; at least one is needed")
+    if len(weights) != len(edges):
+        raise UserError(f"graph: {len(edges)} edges but {len(weights)} weights")
+    if len(edges) and (edges.min() < 0 or edges.max() >= n):
+        raise UserError(f"graph: an edge names a node outside 0..{n - 1}")
+    if not np.all(np.isfinite(weights)):
+        raise UserError("graph: a weight is NaN or infinite; weights must be finite numbers")
+    keep = edges[:, 0] != edges[:, 1]  # self-loops never change a shortest path or a spanning tree
+    edges, weights = edges[keep], weights[keep]
+    key = edges[:, 0] * n + edges[:, 1]
+    if len(np.unique(key)) != len(key):
+        raise UserError("graph: parallel edges (the same u -> v twice); keep one of each")
+    return UserGraph(n, edges, weights)
+
+
+def _hop_depths(n: int, edges: np.ndarray, source: int) -> np.ndarray:
+    """(N,) BFS hops from ``source`` along edge directions, -1 where unreachable."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    adj = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    order, pred = breadth_first_order(adj, source, directed=True, return_predecessors=True)
+    depth = np.full(n, -1, dtype=np.int64)
+    depth[source] = 0
+    for v in order[1:]:
+        depth[v] = depth[pred[v]] + 1
+    return depth
+
+
+def default_steps(algorithm: str, g: UserGraph, source: int) -> int:
+    """Processor steps from the visible structure (module docstring)."""
+    depth = _hop_depths(g.num_nodes, g.edges, source)
+    if algorithm in ("dijkstra", "mst_prim"):
+        return max(1, int((depth >= 0).sum()))
+    ecc = int(depth.max())
+    if algorithm == "bfs":
+        return max(1, ecc)
+    return max(1, math.ceil(1.5 * ecc) + 2)
+
+
+class Executor:
+    """A pretrained encode-process-decode model, run on user graphs with sparse messages."""
+
+    def __init__(self, model: EncodeProcessDecode, name: str = "", device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.name = name
+        self.device = torch.device(device)
+
+    @property
+    def algorithms(self) -> list[str]:
+        return sorted(self.model.specs)
+
+    def run(
+        self,
+        algorithm: str,
+        graph: Any,
+        source: int = 0,
+        *,
+        steps: int | None = None,
+        compare: bool = False,
+    ) -> Execution:
+        """Execute ``algorithm`` on ``graph`` from ``source``; ``compare`` scores it against the exact answer."""
+        if algorithm not in self.model.specs:
+            raise UserError(f"algorithm {algorithm!r}: this model executes {self.algorithms}")
+        if algorithm not in INITIAL_HINTS:
+            raise UserError(f"algorithm {algorithm!r} cannot run on user graphs; allowed: {sorted(INITIAL_HINTS)}")
+        g = as_user_graph(graph)
+        if not 0 <= int(source) < g.num_nodes:
+            raise UserError(f"source {source} is not a node; allowed: 0..{g.num_nodes - 1}")
+        source = int(source)
+        spec = ALGORITHMS[algorithm].spec
+        if spec.graph.weighted and len(g.weights) and g.weights.min() < 0:
+            raise UserError(f"graph: negative weights; {algorithm} needs weights >= 0")
+        if algorithm == "mst_prim":
+            _check_undirected(g)
+        steps = default_steps(algorithm, g, source) if steps is None else int(steps)
+        if steps < 1:
+            raise UserError(f"steps must be >= 1, got {steps}")
+        batch = self._batch(algorithm, g, source, steps)
+        started = time.perf_counter()
+        with torch.no_grad():
+            pred = self.model.forward_sparse(batch)
+        pi = pointer_predictions(pred.outputs["pi"], batch.pairs).cpu().numpy()
+        seconds = time.perf_counter() - started
+        result = Execution(algorithm, pi, steps, seconds)
+        if compare:
+            result.accuracy, result.exact_pi = _compare(algorithm, g, source, pi)
+        return result
+
+    def _batch(self, algorithm: str, g: UserGraph, source: int, steps: int) -> SparseBatch:
+        """The graph as a one-graph SparseBatch: pairs = edges, their reverses and self-loops."""
+        n, H = g.num_nodes, self.model.config.hidden
+        spec = ALGORITHMS[algorithm].spec
+        both = np.concatenate([g.edges, g.edges[:, ::-1], np.repeat(np.arange(n), 2).reshape(n, 2)])
+        key = np.unique(both[:, 1] * n + both[:, 0])  # sorted by (receiver, sender)
+        P = len(key)
+        if P * H * 4 * 16 > MEMORY_LIMIT:
+            raise UserError(
+                f"graph: {P:,} message pairs need about {P * H * 64 / 2**30:.1f} GiB at hidden {H}; "
+                f"the limit is {MEMORY_LIMIT / 2**30:.0f} GiB"
+            )
+        receivers, senders = key // n, key % n
+        edge_key = g.edges[:, 1] * n + g.edges[:, 0]
+        at = np.searchsorted(key, edge_key)  # the pair of each real edge
+        A = np.zeros(P)
+        A[at] = g.weights if spec.graph.weighted else 1.0
+        adj = (senders == receivers).astype(np.float64)
+        adj[at] = 1.0
+        dev = self.device
+        t = lambda a, dtype=torch.float32: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
+        one_hot = np.zeros(n)
+        one_hot[source] = 1.0
+        values = {"pos": np.arange(n) / n, "s": one_hot, "A": A, "adj": adj}
+        inputs = {f.name: t(values[f.name]) for f in spec.inputs}
+        start = {"self": (np.arange(n), torch.long), "zero": (np.zeros(n), None), "source": (one_hot, None)}
+        hints = {}
+        for f in spec.hints:
+            value, dtype = start[INITIAL_HINTS[algorithm][f.name]]
+            hints[f.name] = t(value, dtype or torch.float32).unsqueeze(1)  # (V, 1): only step 0 is read
+        pairs = Pairs(t(senders, torch.long), t(receivers, torch.long), torch.zeros(n, dtype=torch.long, device=dev), 1)
+        lengths = torch.tensor([steps + 1], device=dev)
+        return SparseBatch(algorithm, inputs, hints, {}, pairs, lengths, torch.tensor([n], device=dev))
+
+
+def _check_undirected(g: UserGraph) -> None:
+    n = g.num_nodes
+    fwd = dict(zip((g.edges[:, 0] * n + g.edges[:, 1]).tolist(), g.weights.tolist(), strict=True))
+    for (u, v), w in zip(g.edges.tolist(), g.weights.tolist(), strict=True):
+        if fwd.get(v * n + u) != w:
+            raise UserError(
+                f"graph: edge {u} -> {v} has no reverse of equal weight; mst_prim needs an undirected graph"
+            )
+
+
+def _compare(algorithm: str, g: UserGraph, source: int, pi: np.ndarray) -> tuple[float, np.ndarray]:
+    from nar.scale.reference import exact, pointer_accuracy
+    from nar.scale.suite import SuiteGraph
+
+    n = g.num_nodes
+    key = set((g.edges[:, 0] * n + g.edges[:, 1]).tolist())
+    directed = any(v * n + u not in key for u, v in g.edges.tolist())
+    weights = np.maximum(g.weights, 1e-12)  # the reference wants positive weights; zero-weight edges stay ties
+    sg = SuiteGraph("user", "user", n, g.edges, weights, directed, source)
+    ref = exact(algorithm, sg)
+    return pointer_accuracy(algorithm, sg, pi, ref), ref.pi
+
+
+def load_pretrained(where: str | Path, device: str = "cpu") -> Executor:
+    """The model of a pretraining run directory (``models/pretrain/<run>``: model.json + model.safetensors)."""
+    import safetensors.torch
+
+    path = Path(where)
+    if str(where).startswith("models:/"):
+        raise UserError(
+            f"{where}: the registry holds the processor only, not the encoders and decoders that execute an "
+            "algorithm; give a pretraining run directory, e.g. models/pretrain/bellman_ford"
+        )
+    if not (path / "model.json").is_file() or not (path / "model.safetensors").is_file():
+        raise UserError(f"{path}: not a pretraining run directory (needs model.json and model.safetensors)")
+    try:
+        meta = json.loads((path / "model.json").read_text())
+        config = ModelConfig.from_dict(meta["model"])
+        model = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
+        model.load_state_dict(safetensors.torch.load_file(str(path / "model.safetensors")))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise UserError(f"{path}: cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+    return Executor(model, meta.get("name", path.name), device)
