@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_register_parser(sub)
     add_registry_parser(sub)
+    from nar.execute_cli import add_execute_parser
+
+    add_execute_parser(sub)
     return parser
 
 
