@@ -18,8 +18,9 @@ Processor steps (``--steps``):
 Both are run for bellman_ford by default, ``exact`` for the others.
 
 Peak memory: for each family, one graph of ``--memory-size`` nodes (and the fixed-size Helsinki
-graphs) runs in a fresh subprocess, which reports ``ru_maxrss`` after importing torch and loading
-the model (the baseline) and again after the run: the difference is what running costs. Seconds
+graphs) runs in a fresh subprocess, which reports its peak resident memory (``VmHWM``, the
+``ru_maxrss`` of its own image: see :func:`_maxrss_mb`) after importing torch and loading the model
+(the baseline) and again after the run: the difference is what running costs. Seconds
 are :class:`nar.execute.Execution`'s (the model's forward pass and the pointer read-out) and, as
 ``wall_seconds``, the whole ``Executor.run`` (building the sparse batch included).
 
@@ -210,7 +211,19 @@ def run_cells(executor: Any, cells: list[Cell], done_work: float, total_work: fl
 
 
 def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+    """This process's peak resident memory in MB.
+
+    Linux's ``ru_maxrss`` survives ``execve``: a child forked from this (large) benchmark process would
+    report the parent's peak. ``VmHWM`` of /proc/self/status is the peak of the child's own address
+    space since its exec, so it is read where it exists; ``ru_maxrss`` elsewhere.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes; macOS: bytes
 
 
 def memory_child(argv: list[str]) -> None:
@@ -270,7 +283,10 @@ def plot(results: dict[str, Any], sizes: list[int], path: Path) -> None:
     ]
     if not panels:
         return
-    colours = {f: plt.get_cmap("tab20")(i) for i, f in enumerate(FAMILIES)}
+    # the ten families with a size of their own: ten distinct tab10 colours; the fixed-size Helsinki graphs:
+    # black markers (a star for the whole network, a diamond for its junctions)
+    lines = [f for f in FAMILIES if f not in FIXED_SIZE]
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(lines)} | {f: "black" for f in FIXED_SIZE}
     fixed_markers = {"helsinki": "*", "helsinki_junctions": "D"}
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
@@ -436,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             "stderr": "standard error of that mean over graphs, percent (null for one graph)",
             "seconds": "Execution.seconds (model forward + pointer read-out), mean per graph",
             "wall_seconds": "Executor.run including the sparse batch, mean per graph",
-            "memory": "MB of ru_maxrss of a fresh subprocess: baseline (torch + model), peak, run = peak - baseline",
+            "memory": "MB of peak RSS (VmHWM) of a fresh subprocess: baseline (torch + model), peak, run = difference",
         },
         "models": results,
     }
