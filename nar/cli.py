@@ -115,7 +115,16 @@ def pretrain_run(params: PretrainParams, name: str, *, progress: bool, **kwargs:
 
     run = params.runs[name]
     train_config = dataclasses.replace(run.train, device=params.device, progress=progress)
-    return run_pretrain(name, run.model, train_config, batch_size=run.batch_size, train_data=run.train_data, **kwargs)
+    return run_pretrain(
+        name,
+        run.model,
+        train_config,
+        batch_size=run.batch_size,
+        train_data=run.train_data,
+        mix=run.mix,
+        scale_suite=run.scale_suite,
+        **kwargs,
+    )
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
@@ -139,6 +148,11 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         for algo, scores in metrics["algorithms"].items():
             tests = ", ".join(f"n={label}: {100 * s['score']:.2f}%" for label, s in scores["test"].items())
             print(f"  {algo}: val {100 * scores['val'].get('score', float('nan')):.2f}%, test {tests}", file=sys.stderr)
+        scale = metrics.get("scale") or {}
+        if "score" in scale:
+            print(f"  scale suite: {scale['score']:.2f}% (mean over algorithms and graph families)", file=sys.stderr)
+        elif "skipped" in scale:
+            print(f"  scale suite: not run ({scale['skipped']})", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- main

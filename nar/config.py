@@ -239,6 +239,37 @@ class GenerateParams:
 
 
 @dataclass(frozen=True)
+class MixParams:
+    """train_data "mixed": graph families and sizes drawn at every step (nar.training.pretrain.MixedBatches)."""
+
+    kinds: tuple[str, ...] = ("er", "grid", "geometric")
+    sizes: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
+    nodes_per_batch: int = 512  # graphs per batch = max(4, nodes_per_batch // n)
+
+    def check(self, key: str) -> None:
+        _require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), "a non-empty list of er, grid, geometric")
+        for i, kind in enumerate(self.kinds):
+            _require(kind in ("er", "grid", "geometric"), f"{key}.kinds[{i}]", kind, "er, grid or geometric")
+        _require(len(self.sizes) > 0, f"{key}.sizes", list(self.sizes), "a non-empty list of node counts")
+        for i, n in enumerate(self.sizes):
+            _require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")
+        _require(self.nodes_per_batch >= 1, f"{key}.nodes_per_batch", self.nodes_per_batch, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class ScaleSuiteParams:
+    """Where ``nar pretrain`` scores the trained model on the scale suite (nar.scale, nar.execute.suite_scores)."""
+
+    sizes: tuple[int, ...] = (256,)
+    graphs_per_cell: int = 2
+
+    def check(self, key: str) -> None:
+        for i, n in enumerate(self.sizes):
+            _require(n in (64, 256, 1024), f"{key}.sizes[{i}]", n, "64, 256 or 1024")
+        _require(1 <= self.graphs_per_cell <= 100, f"{key}.graphs_per_cell", self.graphs_per_cell, "1 to 100")
+
+
+@dataclass(frozen=True)
 class PretrainRunParams:
     """One processor configuration: ``models/pretrain/<name>``.
 
@@ -249,8 +280,11 @@ class PretrainRunParams:
     model: ModelConfig
     train: TrainConfig
     batch_size: int = 32
-    # "dataset": batches from the generated train split; "online": fresh graphs drawn like it every step
+    # "dataset": batches from the generated train split; "online": fresh graphs drawn like it every step;
+    # "mixed": fresh graphs from ``mix`` (families and sizes) every step
     train_data: str = "dataset"
+    mix: MixParams = field(default_factory=MixParams)
+    scale_suite: ScaleSuiteParams = field(default_factory=ScaleSuiteParams)
 
     @staticmethod
     def lazy_types() -> dict[str, type]:
@@ -262,7 +296,10 @@ class PretrainRunParams:
     def check(self, key: str) -> None:
         _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
         _require(
-            self.train_data in ("dataset", "online"), f"{key}.train_data", self.train_data, "'dataset' or 'online'"
+            self.train_data in ("dataset", "online", "mixed"),
+            f"{key}.train_data",
+            self.train_data,
+            "'dataset', 'online' or 'mixed'",
         )
 
 

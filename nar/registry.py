@@ -546,6 +546,30 @@ class Gate:
         return ok, (f"promoted: {cmp}" if ok else f"kept champion version {champion_version}: {cmp}")
 
 
+TAG_SCALE = "scale_score"  # mean pointer accuracy (%) on the n = 256 scale suite (nar.execute.suite_scores)
+
+
+def scale_score(metrics: Mapping[str, Any]) -> float | None:
+    """The pretrain metrics' scale-suite score (%), or None when the run has none (dense-only processor)."""
+    value = (metrics.get("scale") or {}).get("score") if isinstance(metrics.get("scale"), Mapping) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _scale_gate(reason: str, new: float | None, champion_raw: str | None, champion_version: str) -> tuple[bool, str]:
+    """A version that passed the metric gate must also not lose on the scale suite (when the champion has a
+    score there): a processor that executes worse on large graphs does not become champion."""
+    if champion_raw in (None, ""):
+        return True, reason
+    champion = float(champion_raw)
+    if new is None:
+        return False, f"kept champion version {champion_version}: it has {TAG_SCALE} {champion:.4g}, the new one none"
+    if new < champion:
+        return False, f"kept champion version {champion_version}: {TAG_SCALE} {new:.4g} < its {champion:.4g}"
+    return True, f"{reason}; {TAG_SCALE} {new:.4g} >= {champion:.4g}"
+
+
 def metric_value(metrics: Mapping[str, Any], path: str) -> float:
     obj: Any = metrics
     for part in path.split("."):
@@ -986,6 +1010,8 @@ def _finish(
         raw = (champ.tags or {}).get(gate.tag)
         champion_score = float(raw) if raw not in (None, "") else None
     promote, reason = gate.decide(score, champion_score, None if champion_version is None else str(champion_version))
+    if promote and champion_version is not None:
+        promote, reason = _scale_gate(reason, scale_score(metrics), (champ.tags or {}).get(TAG_SCALE), champion_version)
     card = model_card(name=name, version=version, meta=meta, metrics=metrics, lineage=lineage, gate_reason=reason)
     ml.update_model_version(name, version, description=card)
     with tempfile.TemporaryDirectory() as tmp:
@@ -1033,6 +1059,14 @@ def _version_tags(
     }
     if "ood_score" in metrics:
         tags["ood_score"] = repr(float(metrics["ood_score"]))
+    scale = scale_score(metrics)
+    if scale is not None:
+        tags[TAG_SCALE] = repr(scale)
+        for algo, sizes in metrics["scale"].items():
+            if isinstance(sizes, Mapping):
+                for n, families in sizes.items():
+                    for family, value in families.items():
+                        tags[f"scale.{algo}.{n}.{family}"] = repr(float(value))
     for algo, value in lineage["ood_scores"].items():
         tags[f"ood_score.{algo}"] = repr(value)
     return tags

@@ -17,10 +17,10 @@ SPEC = AlgorithmSpec(
     fields=(
         Field("pos", Stage.INPUT, Location.NODE, Type.SCALAR),
         Field("s", Stage.INPUT, Location.NODE, Type.MASK_ONE),
-        Field("A", Stage.INPUT, Location.EDGE, Type.SCALAR),
+        Field("A", Stage.INPUT, Location.EDGE, Type.SCALAR, weight_unit=True),
         Field("adj", Stage.INPUT, Location.EDGE, Type.MASK),
         Field("pi_h", Stage.HINT, Location.NODE, Type.POINTER),
-        Field("key", Stage.HINT, Location.NODE, Type.SCALAR),
+        Field("key", Stage.HINT, Location.NODE, Type.SCALAR, weight_unit=True),
         Field("mark", Stage.HINT, Location.NODE, Type.MASK),
         Field("in_queue", Stage.HINT, Location.NODE, Type.MASK),
         Field("u", Stage.HINT, Location.NODE, Type.MASK_ONE),

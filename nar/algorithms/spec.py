@@ -68,12 +68,18 @@ class Field:
     location: Location
     type: Type
     num_categories: int | None = None  # only for CATEGORICAL
+    # a scalar in the units of the edge weights (weights, distances, keys): scaling every weight
+    # of a graph by c scales it by c and leaves every pointer unchanged (models may normalise it).
+    # A property of the model's view, not of the traces: not compared (dataset manifests omit it).
+    weight_unit: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.type == Type.CATEGORICAL) != (self.num_categories is not None):
             raise ValueError(f"field {self.name!r}: num_categories is required for, and only for, categorical")
         if self.type == Type.POINTER and self.location == Location.GRAPH:
             raise ValueError(f"field {self.name!r}: graph-level pointers are not supported")
+        if self.weight_unit and self.type != Type.SCALAR:
+            raise ValueError(f"field {self.name!r}: only scalars can be in weight units")
         if self.type == Type.MASK_ONE and self.location != Location.NODE:
             raise ValueError(f"field {self.name!r}: mask_one is defined over nodes only")
 

@@ -37,7 +37,16 @@ from nar.models.decoders import SpecDecoder, postprocess
 from nar.models.encoders import SpecEncoder, to_features
 from nar.models.layers import EdgeFeatures
 from nar.models.processors import Processor, ProcessorConfig, build_processor
-from nar.models.sparse import SparseBatch, SparsePrediction, from_dense, sparse_features, sparse_postprocess, to_dense
+from nar.models.sparse import (
+    SparseBatch,
+    SparsePrediction,
+    eccentricity_scale,
+    from_dense,
+    scale_weights,
+    sparse_features,
+    sparse_postprocess,
+    to_dense,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,11 @@ class ModelConfig:
     messages: "dense" runs every step on (B, N, N, H) tensors (CLRS's layout, any processor);
         "sparse" on the graphs' edge lists (``nar.models.sparse``: O(edges), the MPNN family
         without full_adjacency; pointers choose among a node's neighbours and itself).
+    weight_scale: "eccentricity" divides every field in weight units (``Field.weight_unit``:
+        weights, distances, keys) of a graph by c = (hop eccentricity of the source) x (mean
+        edge weight), so distances stay O(1) on graphs of any size; scalar logits of those
+        fields are then in these units (``Prediction.weight_scale`` holds c). Pointers do not
+        change when all weights scale. Sparse messages only. "none": the raw weights.
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -61,6 +75,7 @@ class ModelConfig:
     hint_feedback: Literal["soft", "hard", "hard_on_eval"] = "soft"
     precision: Literal["float32", "bfloat16"] = "float32"
     messages: Literal["dense", "sparse"] = "dense"
+    weight_scale: Literal["none", "eccentricity"] = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -76,6 +91,10 @@ class ModelConfig:
                 "model messages 'sparse' needs a processor of kind mpnn or gmpnn with full_adjacency: false "
                 f"(got kind {self.processor.kind!r}, full_adjacency {self.processor.full_adjacency})"
             )
+        if self.weight_scale not in ("none", "eccentricity"):
+            raise ValueError(f"model weight_scale {self.weight_scale!r}; allowed: 'none', 'eccentricity'")
+        if self.weight_scale != "none" and self.messages != "sparse":
+            raise ValueError("model weight_scale 'eccentricity' needs messages: sparse")
         if self.encode_hints and not self.decode_hints:
             raise ValueError("model: encode_hints without decode_hints is not supported (nothing to feed back)")
 
@@ -107,6 +126,7 @@ class Prediction:
 
     outputs: dict[str, Tensor]
     hints: dict[str, Tensor]
+    weight_scale: Tensor | None = None  # (B,): scalar logits of weight-unit fields are in units of this
 
 
 def message_adjacency(spec: AlgorithmSpec, inputs: Mapping[str, Tensor], node_mask: Tensor) -> Tensor:
@@ -163,8 +183,9 @@ class EncodeProcessDecode(nn.Module):
         node_mask = batch.node_mask
         if self.config.messages == "sparse":
             sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, node_mask))
-            dense = to_dense(spec, self.forward_sparse(sb, teacher_forcing), sb, node_mask)
-            return Prediction(outputs=dense["outputs"], hints=dense["hints"])
+            sparse = self.forward_sparse(sb, teacher_forcing)
+            dense = to_dense(spec, sparse, sb, node_mask)
+            return Prediction(outputs=dense["outputs"], hints=dense["hints"], weight_scale=sparse.weight_scale)
         with self._precision(node_mask.device):
             return self._run(spec, enc, dec, batch, teacher_forcing)
 
@@ -180,6 +201,9 @@ class EncodeProcessDecode(nn.Module):
             dec: SpecDecoder = self.decoders[batch.algorithm]
         except KeyError:
             raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
+        if self.config.weight_scale == "eccentricity":
+            spec = self.specs[batch.algorithm]
+            batch = scale_weights(spec, batch, eccentricity_scale(spec, batch))
         with self._precision(batch.lengths.device):
             return self._run_sparse(enc, dec, batch, teacher_forcing)
 
@@ -219,7 +243,7 @@ class EncodeProcessDecode(nn.Module):
         out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
         outputs = dec.forward_sparse("outputs", h_out, [out_edges], g_out, pairs)
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items()}  # (V / P / G, S, ...)
-        return SparsePrediction(outputs=outputs, hints=hints)
+        return SparsePrediction(outputs=outputs, hints=hints, weight_scale=batch.weight_scale)
 
     def _next_hints_sparse(
         self, enc: SpecEncoder, preds: dict[str, Tensor], batch: SparseBatch, t: int, teacher_forcing: float

@@ -45,6 +45,7 @@ class SparseBatch:
     pairs: Pairs
     lengths: Tensor  # (G,) int64, hint steps per graph
     num_nodes: Tensor  # (G,) int64
+    weight_scale: Tensor | None = None  # (G,): weight-unit fields are divided by this (``scale_weights``)
 
     @property
     def node_offset(self) -> Tensor:
@@ -59,6 +60,7 @@ class SparsePrediction:
 
     outputs: dict[str, Tensor]
     hints: dict[str, Tensor]
+    weight_scale: Tensor | None = None  # (G,)
 
 
 def _check_sparse_field(f: Field) -> None:
@@ -102,6 +104,62 @@ def from_dense(spec: AlgorithmSpec, batch: Batch, adj: Tensor) -> SparseBatch:
         pairs=pairs,
         lengths=batch.lengths,
         num_nodes=batch.num_nodes,
+    )
+
+
+def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
+    """(G,) c = max(1, hop eccentricity of the source) x mean edge weight, per graph.
+
+    Hops follow the message pairs (the graph symmetrised); the source is the node of the
+    mask_one input; the weights are the weight-unit edge input on the pairs that are edges.
+    Distances divided by c are O(1) at any size.
+    """
+    pairs = batch.pairs
+    G, V = pairs.num_graphs, pairs.num_nodes
+    sources = [f.name for f in spec.inputs if f.type == Type.MASK_ONE and f.location == Location.NODE]
+    weights = [f.name for f in spec.inputs if f.weight_unit and f.location == Location.EDGE]
+    if len(sources) != 1 or len(weights) != 1:
+        raise ValueError(f"{spec.name}: weight_scale needs one source (mask_one) input and one edge weight input")
+    reach = batch.inputs[sources[0]] > 0.5  # (V,)
+    ecc = torch.zeros(G, dtype=torch.float32, device=reach.device)
+    while True:
+        grown = torch.zeros(V, dtype=torch.bool, device=reach.device)
+        grown[pairs.receivers[reach[pairs.senders]]] = True
+        new = grown & ~reach
+        if not bool(new.any()):
+            break
+        ecc += torch.zeros(G, device=reach.device).index_add_(0, pairs.node_graph, new.float()).clamp(max=1)
+        reach |= new
+    w = batch.inputs[weights[0]].float()  # (P,)
+    edge = (w > 0) & (pairs.senders != pairs.receivers)  # (P,)
+    total = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, torch.where(edge, w, 0.0))
+    count = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, edge.float())
+    mean = torch.where(count > 0, total / count.clamp(min=1), torch.ones_like(total))
+    return ecc.clamp(min=1) * mean
+
+
+def scale_weights(spec: AlgorithmSpec, batch: SparseBatch, scale: Tensor) -> SparseBatch:
+    """``batch`` with every weight-unit field divided by its graph's ``scale`` (G,)."""
+    pairs = batch.pairs
+    per = {Location.NODE: pairs.node_graph, Location.EDGE: pairs.graph}
+
+    def group(values: dict[str, Tensor], stage: Stage) -> dict[str, Tensor]:
+        out = dict(values)
+        for f in spec.by_stage(stage):
+            if f.weight_unit:
+                c = scale if f.location == Location.GRAPH else scale[per[f.location]]
+                out[f.name] = values[f.name] / c.view(-1, *([1] * (values[f.name].dim() - 1)))
+        return out
+
+    return SparseBatch(
+        algorithm=batch.algorithm,
+        inputs=group(batch.inputs, Stage.INPUT),
+        hints=group(batch.hints, Stage.HINT),
+        outputs=group(batch.outputs, Stage.OUTPUT),
+        pairs=pairs,
+        lengths=batch.lengths,
+        num_nodes=batch.num_nodes,
+        weight_scale=scale,
     )
 
 

@@ -63,9 +63,19 @@ def field_loss(f: Field, logits: Tensor, target: Tensor, valid: Tensor) -> Tenso
     return masked_mean(entry_losses(f, logits, target), valid)
 
 
+def in_model_units(f: Field, target: Tensor, pred: Prediction) -> Tensor:
+    """Targets of a weight-unit field divided by the model's per-graph weight scale, if it has one
+    (``ModelConfig.weight_scale``): losses compare in the units the model predicts in."""
+    if not f.weight_unit or pred.weight_scale is None:
+        return target
+    return target / pred.weight_scale.view(-1, *([1] * (target.dim() - 1))).to(target.dtype)
+
+
 def output_losses(spec: AlgorithmSpec, pred: Prediction, batch: Batch) -> dict[str, Tensor]:
     return {
-        f.name: field_loss(f, pred.outputs[f.name], batch.outputs[f.name], entry_mask(f, batch.node_mask))
+        f.name: field_loss(
+            f, pred.outputs[f.name], in_model_units(f, batch.outputs[f.name], pred), entry_mask(f, batch.node_mask)
+        )
         for f in spec.outputs
     }
 
@@ -87,7 +97,7 @@ def hint_losses(spec: AlgorithmSpec, pred: Prediction, batch: Batch) -> dict[str
         logits = pred.hints[f.name]  # (B, S, ...)
         S = logits.shape[1]
         valid = _with_time(entry_mask(f, batch.node_mask), hint_step_mask(batch.lengths, S))
-        losses[f.name] = field_loss(f, logits, hint_targets(f, batch, S), valid)
+        losses[f.name] = field_loss(f, logits, in_model_units(f, hint_targets(f, batch, S), pred), valid)
     return losses
 
 

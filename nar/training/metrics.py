@@ -28,7 +28,7 @@ from nar.algorithms.spec import AlgorithmSpec, Field, Location, Stage, Type
 from nar.data.batching import Batch
 from nar.models.decoders import prediction
 from nar.models.model import Prediction
-from nar.training.losses import _with_time, entry_mask, hint_step_mask, hint_targets
+from nar.training.losses import _with_time, entry_mask, hint_step_mask, hint_targets, in_model_units
 
 
 def field_counts(f: Field, pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, float]:
@@ -102,7 +102,8 @@ class Scores:
     def update(self, pred: Prediction, batch: Batch) -> None:
         for f in self.spec.outputs:
             hard = prediction(f, pred.outputs[f.name])
-            self._add(f"output/{f.name}", field_counts(f, hard, batch.outputs[f.name], entry_mask(f, batch.node_mask)))
+            target = in_model_units(f, batch.outputs[f.name], pred)
+            self._add(f"output/{f.name}", field_counts(f, hard, target, entry_mask(f, batch.node_mask)))
         for f in self.spec.hints:
             if f.name not in pred.hints:
                 continue
@@ -110,7 +111,8 @@ class Scores:
             S = logits.shape[1]
             valid = _with_time(entry_mask(f, batch.node_mask), hint_step_mask(batch.lengths, S))
             hard = prediction(f, logits)
-            self._add(f"hint/{f.name}", field_counts(f, hard, hint_targets(f, batch, S), valid))
+            target = in_model_units(f, hint_targets(f, batch, S), pred)
+            self._add(f"hint/{f.name}", field_counts(f, hard, target, valid))
 
     def compute(self) -> dict[str, float]:
         """``score`` (mean over outputs), ``output/<name>`` and ``hint/<name>``."""

@@ -94,7 +94,39 @@ class SampledBatches:
         return collate(algo.spec, trace.trajectories())
 
 
-TRAIN_DATA = {"dataset": DatasetBatches, "online": SampledBatches}
+class MixedBatches:
+    """``(algorithm, step) -> Batch`` of fresh graphs from a mix of families and sizes (online).
+
+    For processors that must execute on the graphs users have (grids, road-like geometric
+    graphs, sparse random graphs, hundreds to thousands of nodes): each step draws a family
+    from ``mix.kinds`` and a node count from ``mix.sizes``, then ``max(4, nodes_per_batch // n)``
+    graphs, so every batch costs about the same. Erdős–Rényi graphs keep CLRS's p ~ U(0.1, 0.9)
+    up to n = 16 and use the sparse p = 3 ln(n) / n above (dense ER at n = 64 has ~2,000 edges a
+    graph and long-path structure only in the other families). A pure function of (algorithm, step).
+    """
+
+    def __init__(self, mix: Any, seed: int) -> None:
+        self.mix, self.seed = mix, seed
+
+    def __call__(self, algorithm: str, step: int) -> Batch:
+        import math
+
+        from nar.data.samplers import GraphSamplerConfig, sample_graphs
+
+        key = sum(ord(c) * 31**i for i, c in enumerate(algorithm)) % (2**31)
+        rng = np.random.default_rng([self.seed, key, step, 2])
+        kind = self.mix.kinds[int(rng.integers(len(self.mix.kinds)))]
+        n = int(self.mix.sizes[int(rng.integers(len(self.mix.sizes)))])
+        p = (0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2
+        algo = ALGORITHMS[algorithm]
+        graphs = sample_graphs(algo.spec.graph, GraphSamplerConfig(kind=kind, p_range=p), n, self.batch_for(n), rng)
+        return collate(algo.spec, algo.run(graphs).trajectories())
+
+    def batch_for(self, n: int) -> int:
+        return max(4, self.mix.nodes_per_batch // n)
+
+
+TRAIN_DATA = {"dataset": DatasetBatches, "online": SampledBatches, "mixed": MixedBatches}
 
 
 def fixed_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
@@ -158,6 +190,28 @@ def ood_score(test: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def scale_metrics(
+    model: Any, algorithms: Sequence[str], sizes: Sequence[int] = (256,), graphs_per_cell: int = 2
+) -> dict[str, Any]:
+    """Pointer accuracy on the scale suite at ``sizes`` (default its n = 256 part; ``nar.execute.suite_scores``).
+
+    Only processors with a sparse step run there (a dense (N, N) step at 256 nodes is what the
+    suite exists to avoid); others get ``{"skipped": reason}``.
+    """
+    from nar.execute import INITIAL_HINTS, Executor, suite_scores
+
+    if not model.processor.supports_sparse:
+        return {"skipped": f"processor {model.processor.config.kind} (full_adjacency) has no sparse step"}
+    known = [a for a in algorithms if a in INITIAL_HINTS]
+    if not known:
+        return {"skipped": f"none of {list(algorithms)} runs on user graphs"}
+    was = model.training
+    try:
+        return suite_scores(Executor(model.cpu()), known, sizes=tuple(sizes), graphs_per_cell=graphs_per_cell)
+    finally:
+        model.train(was)
+
+
 def write_curves(history: Sequence[Mapping[str, float]], csv_path: Path, png_path: Path, title: str) -> None:
     """Learning curves as a DVC plot (CSV) and a PNG a person can look at."""
     import matplotlib
@@ -206,6 +260,8 @@ def run_pretrain(
     *,
     batch_size: int,
     train_data: str = "dataset",
+    mix: Any = None,
+    scale_suite: Any = None,
     data_root: Path = Path("data/synthetic"),
     models_root: Path = Path("models/pretrain"),
     metrics_root: Path = Path("metrics/pretrain"),
@@ -216,7 +272,8 @@ def run_pretrain(
     """Train one processor configuration end to end; returns the metrics written.
 
     ``train_data``: "dataset" draws training batches from the generated train split, "online"
-    draws fresh graphs like it at every step (:data:`TRAIN_DATA`).
+    draws fresh graphs like it at every step, "mixed" fresh graphs from ``mix`` (``MixParams``:
+    families, sizes, nodes per batch; :class:`MixedBatches`).
     """
     import safetensors.torch
 
@@ -226,10 +283,17 @@ def run_pretrain(
     if train_data not in TRAIN_DATA:
         raise NarError(f"train_data {train_data!r} is not one of {sorted(TRAIN_DATA)}")
     data = load_pretrain_data(data_root, train_config.algorithms)
-    train_batches = TRAIN_DATA[train_data](data.train, batch_size, train_config.seed)
+    if train_data == "mixed":
+        if mix is None:
+            raise NarError("train_data 'mixed' needs a mix (kinds, sizes, nodes_per_batch)")
+        train_batches = MixedBatches(mix, train_config.seed)
+    else:
+        train_batches = TRAIN_DATA[train_data](data.train, batch_size, train_config.seed)
     val = {a: fixed_batches(d, batch_size) for a, d in data.val.items()}
     test = {a: {label: fixed_batches(d, batch_size) for label, d in sets.items()} for a, sets in data.test.items()}
     extra = {"batch_size": batch_size, "train_data": train_data, "name": name}
+    if train_data == "mixed":
+        extra["mix"] = {"kinds": list(mix.kinds), "sizes": list(mix.sizes), "nodes_per_batch": mix.nodes_per_batch}
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
 
@@ -270,6 +334,8 @@ def run_pretrain(
         },
         "dataset_versions": data.versions,
     }
+    sizes, per_cell = (scale_suite.sizes, scale_suite.graphs_per_cell) if scale_suite else ((256,), 2)
+    metrics["scale"] = scale_metrics(model, train_config.algorithms, sizes, per_cell)
     _write_json(Path(metrics_root) / f"{name}.json", metrics)
     csv_path, png_path = Path(plots_root) / f"{name}.csv", Path(plots_root) / f"{name}.png"
     write_curves(result.history, csv_path, png_path, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,53 @@ def test_sparse_batch_keeps_only_the_graph_pairs_and_its_pointers_follow_them():
 def test_sparse_messages_refuse_processors_that_need_all_pairs(cfg):
     with pytest.raises(ValueError, match="sparse"):
         ModelConfig(processor=cfg, messages="sparse")
+
+
+def _batch(algorithm: str, seed: int = 0, n: int = 10, B: int = 3, scale: float = 1.0):
+    algo = ALGORITHMS[algorithm]
+    g = er_graphs(np.random.default_rng(seed), B, n, algo.spec.graph, p_range=(0.2, 0.4))
+    g = dataclasses.replace(g, A=g.A * scale)
+    return collate(algo.spec, algo.run(g).trajectories())
+
+
+@pytest.mark.parametrize("algorithm", ["bellman_ford", "dijkstra", "mst_prim"])
+def test_weight_scale_makes_pointers_invariant_to_the_units_of_the_weights(algorithm):
+    """Scaling every weight by 7 changes no pointer of the algorithm; with weight_scale the model agrees."""
+    algo = ALGORITHMS[algorithm]
+    torch.manual_seed(0)
+    cfg = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse", weight_scale="eccentricity")
+    model = EncodeProcessDecode([algo.spec], cfg)
+    small, big = _batch(algorithm), _batch(algorithm, scale=7.0)
+    assert torch.equal(small.outputs["pi"], big.outputs["pi"])
+    ps, pb = model(small), model(big)
+    torch.testing.assert_close(ps.outputs["pi"], pb.outputs["pi"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pb.weight_scale, 7.0 * ps.weight_scale)
+    for name in ps.hints:  # scalar hints are predicted in the graph's own units: the same numbers
+        torch.testing.assert_close(ps.hints[name], pb.hints[name], atol=1e-4, rtol=1e-4)
+    # and the losses, compared in those units, are equal too
+    from nar.training.losses import total_loss
+
+    torch.testing.assert_close(total_loss(algo.spec, ps, small)[0], total_loss(algo.spec, pb, big)[0])
+
+
+def test_eccentricity_scale_is_hops_times_mean_weight():
+    algo = ALGORITHMS["bellman_ford"]
+    batch = _batch("bellman_ford", seed=4, n=12, B=4)
+    from nar.models import message_adjacency
+    from nar.models.sparse import eccentricity_scale
+
+    sb = from_dense(algo.spec, batch, message_adjacency(algo.spec, batch.inputs, batch.node_mask))
+    got = eccentricity_scale(algo.spec, sb)
+    import networkx as nx
+
+    for b in range(4):
+        A = batch.inputs["A"][b].numpy()
+        g = nx.from_numpy_array((A > 0).astype(int))
+        source = int(batch.inputs["s"][b].argmax())
+        hops = max(nx.single_source_shortest_path_length(g, source).values())
+        assert got[b].item() == pytest.approx(max(hops, 1) * A[A > 0].mean(), rel=1e-5)
+
+
+def test_weight_scale_needs_sparse_messages():
+    with pytest.raises(ValueError, match="sparse"):
+        ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), weight_scale="eccentricity")

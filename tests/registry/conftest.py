@@ -47,7 +47,16 @@ class Workspace:
     root: Path
     uri: str
 
-    def pretrain(self, name: str, *, seed: int = 0, ood: float = 90.0, kind: str = "mpnn", hidden: int = 16) -> Path:
+    def pretrain(
+        self,
+        name: str,
+        *,
+        seed: int = 0,
+        ood: float = 90.0,
+        kind: str = "mpnn",
+        hidden: int = 16,
+        scale: float | None = None,
+    ) -> Path:
         """Write models/pretrain/<name>/ and metrics/pretrain/<name>.json as the pretrain stage does."""
         torch.manual_seed(seed)
         processor = build_processor(ProcessorConfig(kind=kind, hidden=hidden))
@@ -68,6 +77,8 @@ class Workspace:
                 for a, d in zip(ALGORITHMS, (1.0, -1.0), strict=True)
             },
         }
+        if scale is not None:  # as nar.execute.suite_scores writes it
+            metrics["scale"] = {"bellman_ford": {"256": {"grid": scale, "delaunay": scale}}, "score": scale}
         (self.root / "metrics" / "pretrain").mkdir(parents=True, exist_ok=True)
         (self.root / "metrics" / "pretrain" / f"{name}.json").write_text(json.dumps(metrics))
         return out

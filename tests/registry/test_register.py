@@ -95,6 +95,20 @@ def test_gate_moves_champion_only_when_not_worse(ws):
         registry.register(ws.pretrain("f", seed=5), gate=Gate(metric="nope"))
 
 
+def test_a_processor_that_loses_on_the_scale_suite_does_not_become_champion(ws):
+    first = registry.register(ws.pretrain("a", seed=0, ood=80.0, scale=90.0))
+    tags = versions()[first.version].tags
+    assert tags["scale_score"] == "90.0" and tags["scale.bellman_ford.256.grid"] == "90.0"
+    better_small_worse_large = registry.register(ws.pretrain("b", seed=1, ood=85.0, scale=70.0))
+    assert not better_small_worse_large.champion
+    assert "scale_score 70 < its 90" in better_small_worse_large.reason
+    no_suite = registry.register(ws.pretrain("c", seed=2, ood=85.0))
+    assert not no_suite.champion and "the new one none" in no_suite.reason
+    both = registry.register(ws.pretrain("d", seed=3, ood=85.0, scale=95.0))
+    assert both.champion and aliases()["champion"] == both.version
+    assert "scale_score 95 >= 90" in both.reason
+
+
 def test_identical_weights_register_once(ws):
     pre = ws.pretrain("a")
     first = registry.register(pre)

@@ -58,7 +58,7 @@ def test_pretrain_refuses_an_unknown_train_data(tmp_path):
     from nar.models import ModelConfig
     from nar.training.loop import TrainConfig
 
-    with pytest.raises(NarError, match="train_data 'stream' is not one of \\['dataset', 'online'\\]"):
+    with pytest.raises(NarError, match="train_data 'stream' is not one of \\['dataset', 'mixed', 'online'\\]"):
         run_pretrain("x", ModelConfig(), TrainConfig(algorithms=("bellman_ford",)), batch_size=4, train_data="stream",
                      data_root=tmp_path, track=False)  # fmt: skip
     assert not any(tmp_path.iterdir())  # nothing written
@@ -68,3 +68,22 @@ def test_online_sizes_are_uniform_over_the_splits_sizes(grid_split):
     batches = SampledBatches({"bellman_ford": grid_split}, batch_size=2, seed=0)
     counts = np.bincount([int(batches("bellman_ford", s).num_nodes[0]) for s in range(400)], minlength=10)
     assert counts[6] + counts[9] == 400 and abs(counts[6] - 200) < 45
+
+
+def test_mixed_batches_draw_every_family_and_size_within_a_node_budget():
+    from nar.config import MixParams
+    from nar.training.pretrain import MixedBatches
+
+    mix = MixParams(kinds=("er", "grid", "geometric"), sizes=(8, 32), nodes_per_batch=64)
+    batches = MixedBatches(mix, seed=3)
+    seen_sizes, edge_counts = set(), set()
+    for step in range(30):
+        b = batches("bellman_ford", step)
+        n = int(b.num_nodes[0])
+        seen_sizes.add(n)
+        assert b.batch_size == max(4, 64 // n)
+        edge_counts.add(round(float((b.inputs["adj"].sum((1, 2)) - n).float().mean()) / n, 1))  # degree per family
+    assert seen_sizes == {8, 32}
+    assert len(edge_counts) > 3  # several families (grids have degree < 4, ER at n = 8 is denser)
+    again = MixedBatches(mix, seed=3)("bellman_ford", 7)
+    assert torch.equal(again.inputs["A"], batches("bellman_ford", 7).inputs["A"])  # a pure function of the step
