@@ -61,6 +61,24 @@ def draw(algorithm: str, kind: str, n: int, B: int, rng: np.random.Generator, no
     return collate(algo.spec, algo.run(g).trajectories())
 
 
+def with_extra_steps(batch, fraction: float, rng: np.random.Generator):
+    """Each graph runs up to ``fraction`` x its steps more, its hints held at the final state
+    (the algorithm has converged): trains the processor to stay at its fixed point."""
+    import dataclasses
+
+    if fraction <= 0:
+        return batch
+    L = batch.lengths
+    extra = np.ceil(rng.uniform(0, fraction, size=len(L)) * (L.numpy() - 1)).astype(np.int64)
+    L2 = L + torch.from_numpy(extra)
+    T2 = int(L2.max())
+    hints = {}
+    for k, v in batch.hints.items():  # (B, T, ...): repeat each graph's last real step to T2
+        idx = torch.minimum(torch.arange(T2)[None, :], (L - 1)[:, None])  # (B, T2)
+        hints[k] = torch.take_along_dim(v, idx.view(*idx.shape, *([1] * (v.dim() - 2))), dim=1)
+    return dataclasses.replace(batch, hints=hints, lengths=L2)
+
+
 def accuracy(model, batch) -> float:
     with torch.no_grad():
         pred = model(batch).outputs["pi"].argmax(-1)
@@ -84,6 +102,7 @@ def main() -> None:
     ap.add_argument("--scalar-weight", type=float, default=100.0)
     ap.add_argument("--normalise", choices=["none", "ecc"], default="none")
     ap.add_argument("--val", default="grid:256,geometric:256", help="family:n, scored on 8 graphs each")
+    ap.add_argument("--extra-steps", type=float, default=0.0, help="train past the end: up to this x T more steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -110,6 +129,7 @@ def main() -> None:
         if kind == "er" and n > 32:
             n = 32  # dense ER beyond 32 nodes costs O(n^2) pairs; sparse ER comes from p ~ 3 ln n / n
         batch = draw(args.algorithm, kind, n, max(4, args.nodes_per_batch // n), rng, args.normalise)
+        batch = with_extra_steps(batch, args.extra_steps, rng)
         loss, _ = total_loss(spec, model(batch), batch, args.scalar_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()

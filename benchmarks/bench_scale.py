@@ -74,13 +74,6 @@ class Cell:
     wall: list[float] = field(default_factory=list)
 
 
-def exact_steps(algorithm: str, ref: Any) -> int:
-    """The algorithm's own trajectory length from the reference (module docstring)."""
-    if algorithm in ("bfs", "bellman_ford"):
-        return max(1, int(ref.depth))
-    return max(1, int(ref.reachable.sum()))
-
-
 def steps_modes(algorithm: str, asked: str | None) -> list[str]:
     """The steps modes to run: ``asked`` ("both" = all), by default both for bellman_ford (whose default
     steps are a guess from hop depth) and exact for the others (whose default is exact already)."""
@@ -130,7 +123,7 @@ def build_cells(
 ) -> tuple[list[Cell], list[str]]:
     """Every (algorithm, mode, family, size) cell with its references and steps, computed up front (scipy,
     milliseconds a graph) so that the ETA can weigh cells by their cost. Returns cells and skipped notes."""
-    from nar.execute import as_user_graph, default_steps
+    from nar.execute import as_user_graph, default_steps, reference_steps
     from nar.scale.reference import applicable, exact
 
     cells: list[Cell] = []
@@ -146,7 +139,7 @@ def build_cells(
             refs = [exact(algorithm, g) for g in members]
             for mode in modes_for[algorithm]:
                 if mode == "exact":
-                    steps = [exact_steps(algorithm, r) for r in refs]
+                    steps = [reference_steps(algorithm, r) for r in refs]
                 else:
                     steps = [default_steps(algorithm, as_user_graph(g), g.source) for g in members]
                 work = float(sum((g.num_nodes + g.num_edges) * s for g, s in zip(members, steps, strict=True)))
