@@ -181,7 +181,7 @@ class Executor:
         batch = self._batch(algorithm, g, source, steps)
         started = time.perf_counter()
         with torch.no_grad():
-            pred = self.model.forward_sparse(batch)
+            pred = self.model.forward_sparse(batch, keep_hints=False)
         pi = pointer_predictions(pred.outputs["pi"], batch.pairs).cpu().numpy()
         seconds = time.perf_counter() - started
         result = Execution(algorithm, pi, steps, seconds)
