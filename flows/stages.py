@@ -256,3 +256,20 @@ def tracking_env(root: str | Path) -> dict[str, str]:
     from nar.tracking import tracking_uri
 
     return {"MLFLOW_TRACKING_URI": tracking_uri(Path(root).resolve())}
+
+
+def create_tracking_store(root: str | Path) -> None:
+    """Create the workspace's default SQLite MLflow store now, before experiments start side by side: two
+    ``nar pretrain`` opening a missing ``mlflow.db`` at once race to create its tables and one fails
+    ("table ... already exists"). Nothing to do with an explicit MLFLOW_TRACKING_URI or an existing store."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    from nar.tracking import tracking_uri
+
+    uri = tracking_uri(Path(root).resolve())
+    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+        return
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)  # creates every table

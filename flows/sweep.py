@@ -35,7 +35,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.blueprint import DEFAULT_RETRIES, run_experiment
 from flows.report import markdown_table, metric_file_label, read_metrics
-from flows.stages import has_commit
+from flows.stages import create_tracking_store, has_commit
 from nar.cli import inside_workspace
 
 
@@ -158,6 +158,9 @@ def dask_runner(address: str | None = None, n_workers: int = 2, processes: bool 
         "threads_per_worker": 1,
         "processes": processes,
         "host": "127.0.0.1",
+        # explicit: with processes=False distributed picks "inproc://", which refuses a host (2026.x: "Scheduler
+        # failed to start", ValueError in inproc.validate_address); TCP on loopback works for threads and processes
+        "protocol": "tcp://",
         "dashboard_address": "127.0.0.1:8787" if importlib.util.find_spec("bokeh") else None,
     }
     if processes and api:
@@ -211,6 +214,7 @@ def sweep(
     prefix = name or time.strftime("sweep-%Y%m%d-%H%M%S")
     out = results_path(root, csv, prefix)  # refused before any experiment runs
     names = [f"{prefix}-{i:03d}" for i in range(1, len(runs) + 1)]
+    create_tracking_store(root)  # once, here: the experiments would race to create a fresh mlflow.db
     logger.info("%d experiments on %s, targets %s", len(runs), root, targets or "all stages")
     task = run_experiment.with_options(retries=retries, retry_delay_seconds=retry_delay_seconds)
     futures = [task.submit(root, n, overrides, targets) for n, overrides in zip(names, runs, strict=True)]

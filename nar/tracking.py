@@ -66,7 +66,12 @@ def configure_mlflow(workspace: Path | None = None, experiment: str = EXPERIMENT
             artifacts = None
             if uri.startswith("sqlite:"):
                 artifacts = (root / "mlruns").as_uri()  # keep artifacts beside the local database
-            mlflow.create_experiment(experiment, artifact_location=artifacts)
+            try:
+                mlflow.create_experiment(experiment, artifact_location=artifacts)
+            except Exception:
+                # a parallel experiment (nar sweep) created it a moment ago: use that one
+                if mlflow.get_experiment_by_name(experiment) is None:
+                    raise
         mlflow.set_experiment(experiment)
     except Exception as exc:  # unreachable server, refused credentials, broken store: before any work
         first = (str(exc).strip().splitlines() or [""])[0][:300]

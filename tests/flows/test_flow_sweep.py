@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from flowtools import artifacts, flow_logs, git_commit, sh, task_runs
+from flowtools import BIN, ROOT, artifacts, flow_logs, git_commit, make_repo, sh, task_runs
 
 from flows.sweep import expand_grid, parse_grid, split_values
 
@@ -64,3 +68,50 @@ def test_sweep_runs_experiments_in_parallel_on_dask_and_tabulates(first_run):
     assert "up to date" in sh(["dvc", "status"], repo).stdout
     listed = sh(["dvc", "exp", "ls"], repo).stdout
     assert "tiny-001" in listed and "tiny-002" in listed
+
+
+def clean_env(prefect_home: Path) -> dict[str, str]:
+    """A user's shell, not the test harness's: this venv on PATH and nothing else from the test process; no
+    PREFECT_API_URL (the flow starts Prefect's temporary server), no MLflow URI, no Dask address."""
+    out = {
+        "PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(prefect_home.parent)),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_HOME": str(prefect_home),
+        # the 2-core machines need longer than Prefect's 20 s default to start the temporary server (STACK.md)
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    if "TMPDIR" in os.environ:
+        out["TMPDIR"] = os.environ["TMPDIR"]
+    return out
+
+
+@pytest.mark.fault(
+    category="orchestration",
+    fault="`nar sweep` as the README shows it, with PREFECT_API_URL unset (a LocalCluster of worker threads: "
+    "distributed 2026.x refused processes=False with a host, 'Scheduler failed to start')",
+    expected="the sweep runs on a loopback LocalCluster and prints and writes its table",
+)
+@pytest.mark.timeout(300)
+def test_nar_sweep_as_in_the_readme_without_a_prefect_api_url(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    cmd = [
+        str(BIN / "nar"), "sweep",
+        "-S", "+pretrain.runs.tiny.train.seed=1,2",
+        "--target", "pretrain@tiny", "--metric", "pretrain/*:ood_score", "--workers", "2", "--name", "readme",
+    ]  # fmt: skip
+    env = clean_env(tmp_path / "prefect-home")
+    assert "PREFECT_API_URL" not in env
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=280)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "failed to start" not in out
+    table = pd.read_csv(repo / "sweeps/readme.csv")
+    assert list(table["experiment"]) == ["readme-001", "readme-002"]
+    assert list(table["status"]) == ["completed", "completed"], table.to_string()
+    assert table["pretrain/tiny:ood_score"].between(0, 100).all()
+    assert "readme-002" in proc.stdout  # the table is printed too
