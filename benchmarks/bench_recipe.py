@@ -42,13 +42,16 @@ def hop_eccentricity(adj: np.ndarray, source: int) -> int:
     return int(depth.max())
 
 
-def normalise(g: Graphs) -> Graphs:
-    """Scale each graph's weights by 1 / (hop eccentricity x mean weight): distances O(1)."""
+def normalise(g: Graphs, how: str = "ecc") -> Graphs:
+    """Scale each graph's weights by 1 / c: c = hop eccentricity x mean weight ("ecc": distances
+    O(1)), mean weight ("mean": edges O(1)) or sqrt(eccentricity) x mean weight ("sqrt")."""
     A = g.A.copy()
     for b in range(A.shape[0]):
         w = A[b][g.adj[b]]
         if w.size:
-            A[b] /= max(hop_eccentricity(g.adj[b], int(g.source[b])), 1) * float(w.mean())
+            ecc = max(hop_eccentricity(g.adj[b], int(g.source[b])), 1)
+            hops = {"ecc": ecc, "mean": 1.0, "sqrt": ecc**0.5}[how]
+            A[b] /= hops * float(w.mean())
     return Graphs(A=A, adj=g.adj, pos=g.pos, source=g.source)
 
 
@@ -56,8 +59,8 @@ def draw(algorithm: str, kind: str, n: int, B: int, rng: np.random.Generator, no
     algo = ALGORITHMS[algorithm]
     cfg = GraphSamplerConfig(kind=kind, p_range=(0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2)
     g = sample_graphs(algo.spec.graph, cfg, n, B, rng)
-    if norm == "ecc" and algo.spec.graph.weighted:
-        g = normalise(g)
+    if norm != "none" and algo.spec.graph.weighted:
+        g = normalise(g, norm)
     return collate(algo.spec, algo.run(g).trajectories())
 
 
@@ -100,7 +103,7 @@ def main() -> None:
     ap.add_argument("--gated", action="store_true")
     ap.add_argument("--no-hints", action="store_true")
     ap.add_argument("--scalar-weight", type=float, default=100.0)
-    ap.add_argument("--normalise", choices=["none", "ecc"], default="none")
+    ap.add_argument("--normalise", choices=["none", "ecc", "mean", "sqrt"], default="none")
     ap.add_argument("--val", default="grid:256,geometric:256", help="family:n, scored on 8 graphs each")
     ap.add_argument("--extra-steps", type=float, default=0.0, help="train past the end: up to this x T more steps")
     ap.add_argument("--seed", type=int, default=0)
