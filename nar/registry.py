@@ -5,7 +5,13 @@ A processor is stored as two files, never as a pickle::
     processor.safetensors   its state_dict, keys sorted (canonical bytes: their sha256 is the
                             processor's identity, ``weights_sha256``)
     processor.json          {"format", "name", "architecture", "hidden", "processor": ProcessorConfig,
-                            "algorithms", "spec_versions", "weights_sha256", "weights_file"}
+                            "algorithms", "spec_versions", "weights_sha256", "weights_file", "config_sha256"}
+
+``config_sha256`` is the sha256 of the JSON's content other than its hashes, in canonical form (sorted
+keys, no spaces): the weights' hash says nothing about the config that runs them (``full_adjacency``
+flipped in a registered processor.json changes its outputs). Registration records both hashes as
+version tags, and loading checks both. Versions registered before this have no config tag and
+no ``config_sha256`` in their JSON: they still load, with their weights verified only.
 
 ``register`` logs them as an MLflow pyfunc model (``loader_module="nar.registry"``: loading runs
 this module's code, nothing is unpickled) and registers a version of ``nar-processor`` with its
@@ -77,6 +83,7 @@ DEFAULT_OUT = Path("models/registered.json")
 
 # version tags
 TAG_SHA = "weights_sha256"
+TAG_CONFIG_SHA = "config_sha256"
 TAG_STATUS = "nar_status"
 TAG_GATE = "nar_gate"
 TAG_ATTEMPT = "nar_registration"  # one id per register() call: tells its own retried creations apart
@@ -151,8 +158,11 @@ class ProcessorMeta:
     algorithms: tuple[str, ...] = ()
     spec_versions: dict[str, int] = field(default_factory=dict)
     weights_sha256: str | None = None
+    #: what the file says its content hashes to (None: written before config hashes existed)
+    config_sha256: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def content(self) -> dict[str, Any]:
+        """Everything the file says except its hashes: what :func:`config_sha256` covers."""
         return {
             "format": FORMAT,
             "name": self.name,
@@ -162,8 +172,17 @@ class ProcessorMeta:
             "algorithms": list(self.algorithms),
             "spec_versions": dict(self.spec_versions),
             "weights_file": WEIGHTS_FILE,
-            "weights_sha256": self.weights_sha256,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.content(), "weights_sha256": self.weights_sha256, "config_sha256": config_sha256(self)}
+
+
+def config_sha256(meta: ProcessorMeta) -> str:
+    """sha256 of ``meta``'s content in canonical JSON (sorted keys, no spaces, ASCII): parsed values, so
+    whitespace or key order in the file do not matter, but every value that builds the processor does."""
+    text = json.dumps(meta.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -201,12 +220,16 @@ def _parse_meta(data: Any, where: str) -> ProcessorMeta:
     if not isinstance(spec_versions, dict):
         raise RegistryError(f"{where}: 'spec_versions' must be an object, got {spec_versions!r}")
     sha = data.get("weights_sha256", data.get("sha256"))
+    config_sha = data.get("config_sha256")
+    if config_sha is not None and not isinstance(config_sha, str):
+        raise RegistryError(f"{where}: 'config_sha256' must be a hex string, got {type(config_sha).__name__}")
     return ProcessorMeta(
         config=config,
         name=str(data.get("name", "")),
         algorithms=tuple(algorithms),
         spec_versions={str(k): int(v) for k, v in spec_versions.items()},
         weights_sha256=sha,
+        config_sha256=config_sha,
     )
 
 
@@ -246,8 +269,12 @@ def _read_dir(directory: Path) -> tuple[ProcessorMeta, bytes]:
     return _parse_meta(data, str(cfg)), weights.read_bytes()
 
 
-def _build_verified(meta: ProcessorMeta, blob: bytes, where: str, expected_sha: str | None) -> tuple[Processor, str]:
-    """Verify ``blob`` against the expected sha256 (and the JSON's), then build the processor from it."""
+def _build_verified(
+    meta: ProcessorMeta, blob: bytes, where: str, expected_sha: str | None, expected_config_sha: str | None = None
+) -> tuple[Processor, str]:
+    """Verify ``blob`` against the expected sha256 (and the JSON's), build the processor from it, then verify
+    the config against ``expected_config_sha`` (the registry's tag) and the JSON's own ``config_sha256``.
+    The config is checked last so that a config that cannot fit the weights is named as such."""
     sha = hashlib.sha256(blob).hexdigest()
     for label, ref in (("the registry's weights_sha256 tag", expected_sha), (CONFIG_FILE, meta.weights_sha256)):
         if ref is not None and ref != sha:
@@ -259,7 +286,15 @@ def _build_verified(meta: ProcessorMeta, blob: bytes, where: str, expected_sha: 
         tensors = safetensors_load(blob)
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise RegistryError(f"{where}: {WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
-    return _check_tensors(meta.config, tensors, where), sha
+    processor = _check_tensors(meta.config, tensors, where)
+    actual = config_sha256(meta)
+    for label, ref in (("the registry's config_sha256 tag", expected_config_sha), (CONFIG_FILE, meta.config_sha256)):
+        if ref is not None and ref != actual:
+            raise RegistryError(
+                f"{where}: {CONFIG_FILE}'s content has sha256 {actual[:16]}..., but {label} says {str(ref)[:16]}...: "
+                "the processor config was modified; refusing to load it"
+            )
+    return processor, sha
 
 
 def save_processor(
@@ -635,6 +670,7 @@ def model_card(
         + f"), pretrained as `{meta.name}` on: {', '.join(meta.algorithms) or 'unknown'}.",
         "",
         f"- weights sha256: `{meta.weights_sha256}`",
+        f"- processor.json content sha256: `{config_sha256(meta)}`",
         f"- spec versions: {', '.join(f'{a} v{v}' for a, v in sorted(meta.spec_versions.items())) or 'unknown'}",
         f"- git commit: `{lineage.get('git_commit', 'unknown')}`, params hash: `{lineage.get('params_hash', '')}`",
     ]
@@ -705,6 +741,7 @@ class RegistrationResult:
     gate: str = ""
     model_uri: str = ""
     tracking_uri: str = ""
+    config_sha256: str = ""  # empty for versions registered before config hashes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -714,7 +751,7 @@ class RegistrationResult:
     def record(self) -> dict[str, Any]:
         """The content of ``models/registered.json``: the same for a rerun that changed nothing
         (so DVC does not rerun downstream stages), unless aliases moved meanwhile."""
-        keys = ("name", "version", "uri", "sha256", "aliases", "gate", "model_uri", "tracking_uri")
+        keys = ("name", "version", "uri", "sha256", "config_sha256", "aliases", "gate", "model_uri", "tracking_uri")
         return {k: v for k, v in self.to_dict().items() if k in keys}
 
 
@@ -819,6 +856,7 @@ def _existing_result(ml: _Mlflow, name: str, mv: Any, reason: str, uri: str) -> 
         version=str(mv.version),
         uri=f"models:/{name}/{mv.version}",
         sha256=tags.get(TAG_SHA, ""),
+        config_sha256=tags.get(TAG_CONFIG_SHA, ""),
         aliases=aliases,
         created=False,
         champion="champion" in aliases,
@@ -1029,6 +1067,7 @@ def _finish(
         version=version,
         uri=f"models:/{name}/{version}",
         sha256=sha,
+        config_sha256=config_sha256(meta),
         aliases=aliases,
         created=True,
         champion=promote,
@@ -1044,6 +1083,7 @@ def _version_tags(
 ) -> dict[str, str]:
     tags = {
         TAG_SHA: meta.weights_sha256 or "",
+        TAG_CONFIG_SHA: config_sha256(meta),  # what _log_model wrote as processor.json, canonical
         TAG_STATUS: PENDING,
         "processor_kind": meta.config.kind,
         "hidden": str(meta.config.hidden),
@@ -1100,6 +1140,9 @@ def _log_model(
         (data_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
         if hashlib.sha256((data_dir / WEIGHTS_FILE).read_bytes()).hexdigest() != meta.weights_sha256:
             raise RegistryError("internal: the canonical weights changed while saving them")
+        written, _ = _read_dir(data_dir)
+        if config_sha256(written) != config_sha256(meta):
+            raise RegistryError("internal: processor.json does not read back as the config being registered")
 
         def log() -> Any:
             # nested: the caller (a flow, a training script) may have a run of its own open
@@ -1247,7 +1290,7 @@ def load_registered(
         with tempfile.TemporaryDirectory() as tmp:
             local = _download(ml, mv, tmp)
             meta, blob = _read_dir(local)
-    processor, sha = _build_verified(meta, blob, where, tags[TAG_SHA])
+    processor, sha = _build_verified(meta, blob, where, tags[TAG_SHA], tags.get(TAG_CONFIG_SHA) or None)
     return LoadedProcessor(
         freeze(processor) if frozen else processor, meta, sha, uri, version=str(mv.version), tags=tags
     )

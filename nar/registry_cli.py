@@ -201,15 +201,18 @@ def cmd_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from nar.registry import is_frozen, load_registered
+    from nar.registry import TAG_CONFIG_SHA, config_sha256, is_frozen, load_registered
 
     loaded = load_registered(_uri(args.uri, args.name))
     params = sum(p.numel() for p in loaded.processor.parameters())
     cfg = loaded.meta.config
     where = f" (version {loaded.version})" if loaded.version else ""
+    # older registrations recorded no config hash: say that their config was not checked
+    recorded = loaded.tags.get(TAG_CONFIG_SHA) or loaded.meta.config_sha256
+    config = f"config sha256 {config_sha256(loaded.meta)}" if recorded else "config unverified (no hash recorded)"
     print(
         f"OK {loaded.uri}{where}: {cfg.kind}, hidden {cfg.hidden}, {params:,} parameters, "
-        f"sha256 {loaded.sha256}, {'frozen' if is_frozen(loaded.processor) else 'trainable'}"
+        f"sha256 {loaded.sha256}, {config}, {'frozen' if is_frozen(loaded.processor) else 'trainable'}"
     )
 
 

@@ -3,6 +3,7 @@ down and comes back while a registration is retrying (slow)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -102,6 +103,68 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)  # abrupt: the server dies, it does not shut down politely
         proc.wait(timeout=30)
+
+
+def _registered_json(store: Path) -> Path:
+    """The processor.json of the one registered version, inside MLflow's artifact store beside the database."""
+    (path,) = store.parent.glob("mlruns/**/data/processor/processor.json")
+    return path
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="the registered processor.json edited after registration: full_adjacency false -> true (the weights and "
+    "their sha256 untouched; the processor's outputs change), with and without its own config_sha256 recomputed",
+    expected="`nar registry verify` and load_registered refuse it as one line naming the config; the registry's "
+    "config_sha256 tag is what catches a consistent edit",
+    inputs=2,
+)
+def test_edited_registered_config_is_refused(store):
+    from nar import registry
+    from nar.registry import RegistryError
+
+    result = registry.register("models/pretrain/a")
+    assert result.config_sha256 and json.loads(Path("models/registered.json").read_text())["config_sha256"]
+    assert registry.load_registered("models:/nar-processor/1").tags["config_sha256"] == result.config_sha256
+    path = _registered_json(store)
+    original = path.read_text()
+    data = json.loads(original)
+    assert data["processor"]["full_adjacency"] is False
+    data["processor"]["full_adjacency"] = True
+    flipped = registry._parse_meta(data, "edited")
+    consistent = {**data, "config_sha256": registry.config_sha256(flipped)}  # the file's own hash recomputed
+    for edited in (data, consistent):
+        path.write_text(json.dumps(edited, indent=2))
+        with pytest.raises(RegistryError, match="processor config was modified"):
+            registry.load_registered("models:/nar-processor/1")
+        proc = nar(["registry", "verify", "1"], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+        message = one_line_error(proc, "registry")
+        assert "processor.json" in message and "config was modified" in message, message
+    path.write_text(original)
+    proc = nar(["registry", "verify", "1"], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+    assert proc.returncode == 0 and f"config sha256 {result.config_sha256}" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="a version registered before config hashes (no config_sha256 tag, none in its processor.json)",
+    expected="still loads with its weights verified; `nar registry verify` says the config is unverified",
+)
+def test_registration_without_a_config_hash_still_loads(store):
+    from mlflow import MlflowClient
+
+    from nar import registry
+
+    result = registry.register("models/pretrain/a")
+    MlflowClient().delete_model_version_tag(registry.REGISTERED_MODEL, result.version, "config_sha256")
+    path = _registered_json(store)
+    data = json.loads(path.read_text())
+    del data["config_sha256"]
+    path.write_text(json.dumps(data))
+    loaded = registry.load_registered(f"models:/nar-processor/{result.version}")
+    assert loaded.sha256 == result.sha256
+    proc = nar(["registry", "verify", result.version], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+    assert proc.returncode == 0 and "config unverified (no hash recorded)" in proc.stdout, proc.stderr[-2000:]
 
 
 @pytest.mark.slow
