@@ -39,7 +39,10 @@ Reading
     one 1 per mask_one, one-hot categoricals, pointers to existing nodes), vectorised over
     the flat arrays. Any failure raises :class:`DatasetError` naming the file and the fault.
     If the algorithm is registered and its current spec differs from the manifest's (a
-    changed version or fields), the split is refused as stale.
+    changed version or fields), the split is refused as stale. ``load_dataset(path,
+    algorithm=..., split=...)`` also refuses a manifest that names another algorithm or split
+    than the directory is for (a split copied to the wrong place would be trained or scored
+    as the wrong data), before any shard is read.
 
     Loaded trajectories hold scalars as float32 (exactly what is stored), pointers as int64
     node indices and the rest as uint8; every one passes ``validate_trajectory``.
@@ -565,12 +568,16 @@ class Dataset(Sequence[Trajectory]):
         return Trajectory(**groups)
 
 
-def load_dataset(path: str | Path) -> Dataset:
-    """Read and verify a split directory (see the module docstring for what is checked)."""
+def load_dataset(path: str | Path, *, algorithm: str | None = None, split: str | None = None) -> Dataset:
+    """Read and verify a split directory (see the module docstring for what is checked).
+
+    algorithm, split: what the directory is for (``<root>/<algorithm>/<split>``); its manifest must name them.
+    """
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"{path}: not a directory (expected a split with {MANIFEST_NAME} and shards)")
     manifest = Manifest.read(path / MANIFEST_NAME)
+    check_identity(manifest, path, algorithm, split)
     spec = manifest.spec
     _check_registered_spec(spec, path / MANIFEST_NAME)
     shards = []
@@ -586,6 +593,23 @@ def load_dataset(path: str | Path) -> Dataset:
             f"node counts {dict(sorted(histogram.items()))}"
         )
     return Dataset(path=path, manifest=manifest, _shards=shards)
+
+
+def check_identity(manifest: Manifest, path: Path, algorithm: str | None, split: str | None) -> None:
+    """Refuse a split whose manifest names another algorithm or split than the directory it was read from."""
+    wrong = []
+    if algorithm is not None and manifest.algorithm != algorithm:
+        wrong.append(f"algorithm {manifest.algorithm!r} (not {algorithm!r})")
+    if split is not None and manifest.split != split:
+        wrong.append(f"split {manifest.split!r} (not {split!r})")
+    if wrong:
+        regenerate = f"nar generate --algorithm {algorithm or manifest.algorithm}"
+        if split is not None:
+            regenerate += f" --split {split}"
+        raise DatasetError(
+            f"{path / MANIFEST_NAME}: this split is for {' and '.join(wrong)}: copied or moved here from "
+            f"another directory? Regenerate it ({regenerate})"
+        )
 
 
 def _check_registered_spec(spec: AlgorithmSpec, where: Path) -> None:

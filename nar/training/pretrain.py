@@ -163,13 +163,15 @@ def load_pretrain_data(root: Path, algorithms: Sequence[str]) -> PretrainData:
                 raise NarError(
                     f"dataset {base} has no {split!r} split (found: {sorted(p.name for p in base.iterdir())})"
                 )
-        train[algo], val[algo] = load_dataset(base / TRAIN), load_dataset(base / VAL)
+        # each split must be the one its directory names: a copied-in split would be trained or scored silently
+        train[algo] = load_dataset(base / TRAIN, algorithm=algo, split=TRAIN)
+        val[algo] = load_dataset(base / VAL, algorithm=algo, split=VAL)
         test[algo] = {}
         for split_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             versions[f"{algo}/{split_dir.name}"] = dataset_version(split_dir)
             if split_dir.name in (TRAIN, VAL):
                 continue
-            data = load_dataset(split_dir)
+            data = load_dataset(split_dir, algorithm=algo, split=split_dir.name)
             label = "_".join(str(n) for n in sorted(set(np.asarray(data.num_nodes).tolist())))
             test[algo][label if label not in test[algo] else split_dir.name] = data
     return PretrainData(train, val, test, versions)

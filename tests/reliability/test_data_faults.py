@@ -111,6 +111,37 @@ def test_manifest_disagreeing_with_shards_stops_pretraining(workspace):
 
 @pytest.mark.fault(
     category="data",
+    fault="a split copied into a directory it is not for: bfs's train split over bellman_ford/train, and "
+    "bellman_ford's train split over its test split (which would give a silently wrong ood_score)",
+    expected="pretrain exits 2 with one line naming the manifest, what it is for and what the directory expects; "
+    "nothing trained or written",
+    inputs=2,
+    lossless=True,
+)
+def test_split_copied_to_the_wrong_directory_stops_pretraining(workspace):
+    proc = nar(["generate", "--algorithm", "bfs", "--split", "train", "--no-progress"], workspace)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cases = [
+        ("data/synthetic/bfs/train", f"{SYNTHETIC}/train", "algorithm 'bfs' (not 'bellman_ford')"),
+        (f"{SYNTHETIC}/train", f"{SYNTHETIC}/test", "split 'train' (not 'test')"),
+    ]
+    for source, target, problem in cases:
+        saved = workspace / "saved"
+        shutil.copytree(workspace / target, saved)
+        shutil.rmtree(workspace / target)
+        shutil.copytree(workspace / source, workspace / target)
+        before = files(workspace)
+        proc = nar(["pretrain", "--run", "tiny", "--no-mlflow", "--no-progress"], workspace)
+        message = one_line_error(proc, "pretrain")
+        assert f"{target}/manifest.json" in message and problem in message, message
+        assert "nar generate --algorithm bellman_ford --split" in message, message
+        assert files(workspace) == before
+        shutil.rmtree(workspace / target)
+        shutil.move(saved, workspace / target)
+
+
+@pytest.mark.fault(
+    category="data",
     fault="natural split missing (data/natural/digit_grid/test deleted) before transfer",
     expected="exit 2 naming the missing split; no transfer model or metrics written",
     lossless=True,
