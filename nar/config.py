@@ -200,6 +200,15 @@ class SamplerParams:
         _require(0 < lo <= hi <= 1, f"{key}.p_range", list(self.p_range), "two probabilities 0 < low <= high <= 1")
 
 
+MODEL_NAME_RULE = "ASCII letters, digits, - and _ (1 to 256 characters)"
+
+
+def is_model_name(name: str) -> bool:
+    """A registered model name goes into MLflow's search filters (``name='...'``) and ``models:/<name>@alias``
+    URIs: ASCII letters, digits, - and _ only (no quote, slash, colon or @), at most MLflow's 256 characters."""
+    return 0 < len(name) <= 256 and name.isascii() and name.replace("_", "").replace("-", "").isalnum()
+
+
 def is_split_name(name: str) -> bool:
     """A split name becomes a directory (``<root>/<algorithm>/<split>``): letters, digits and _ only, so
     never a path (no ``/``, no ``..``)."""
@@ -332,14 +341,9 @@ class RegisterParams:
     gate_margin: float = 0.0
 
     def check(self, key: str) -> None:
-        for name in ("run", "model_name"):
-            value = getattr(self, name)
-            _require(
-                value.replace("_", "").replace("-", "").isalnum(),
-                f"{key}.{name}",
-                value,
-                "letters, digits, - and _",
-            )
+        run_ok = self.run.replace("_", "").replace("-", "").isalnum()
+        _require(run_ok, f"{key}.run", self.run, "letters, digits, - and _")
+        _require(is_model_name(self.model_name), f"{key}.model_name", self.model_name, MODEL_NAME_RULE)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from nar.config import MODEL_NAME_RULE, is_model_name
 from nar.errors import NarError
 from nar.models.processors import PROCESSORS, Processor, ProcessorConfig, build_processor
 from nar.tracking import dataset_version, dvc_locked_hashes, git_commit, params_hash, tracking_uri
@@ -810,6 +811,16 @@ def _experiment_id(ml: _Mlflow, uri: str, name: str) -> str:
         return ml.get_experiment_by_name(name).experiment_id
 
 
+def check_model_name(name: str) -> str:
+    """``name`` if MLflow can store and search for it, else a RegistryError, raised before anything touches
+    MLflow: ``a'b`` used to create an empty registered model that ``search_model_versions`` (a quoted
+    filter) then failed on, and that ``nar registry list`` could never show."""
+    if not isinstance(name, str) or not is_model_name(name):
+        shown = repr(name[:80] + ("..." if len(name) > 80 else "")) if isinstance(name, str) else repr(name)
+        raise RegistryError(f"registered model name {shown}: allowed are {MODEL_NAME_RULE}")
+    return name
+
+
 def _ensure_registered_model(ml: _Mlflow, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -897,6 +908,7 @@ def register(
 
     Identical weights (same sha256) already registered: no new version; the existing one is returned.
     """
+    check_model_name(name)
     ws = Path(workspace or Path.cwd()).resolve()
     pretrain_dir = ws / pretrain_dir
     loaded = read_pretrained(pretrain_dir)
@@ -1370,6 +1382,7 @@ def list_versions(
     """Every version of ``name``, newest first."""
     from mlflow.exceptions import MlflowException
 
+    check_model_name(name)
     with _client(tracking, retry) as ml:
         try:
             aliases = ml.get_registered_model(name).aliases or {}
@@ -1389,6 +1402,8 @@ def show_version(
     retry: RetryPolicy | None = None,
 ) -> VersionInfo:
     """One version: ``ref`` is a version number, ``@alias`` or a ``models:/`` URI."""
+    if not ref.startswith("models:/"):
+        check_model_name(name)
     uri = ref if ref.startswith("models:/") else f"models:/{name}{ref if ref.startswith('@') else '/' + ref}"
     with _client(tracking, retry) as ml:
         mv = _resolve_version(ml, uri)
@@ -1404,6 +1419,7 @@ def promote(
     retry: RetryPolicy | None = None,
 ) -> str | None:
     """Point ``alias`` at ``version`` by hand (no gate). Returns the version it pointed at before."""
+    check_model_name(name)
     with _client(tracking, retry) as ml:
         mv = _resolve_version(ml, f"models:/{name}/{version}")
         if (mv.tags or {}).get(TAG_STATUS) != READY:

@@ -94,8 +94,11 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     _check_register_params(getattr(args, "params", None) or "params.yaml")
     margin = _gate_margin(args.gate_margin)
-    if not args.name or "/" in args.name or ":" in args.name:
-        raise UserError(f"--name {args.name!r}: a registered model name cannot be empty or contain '/' or ':'")
+    from nar.config import MODEL_NAME_RULE, is_model_name
+
+    if not is_model_name(args.name):  # before MLflow: a quote once left an empty model `registry list` never shows
+        shown = args.name[:80] + ("..." if len(args.name) > 80 else "")
+        raise UserError(f"--name {shown!r}: a registered model name is {MODEL_NAME_RULE}")
     if args.out:
         from nar.cli import inside_workspace
 

@@ -167,6 +167,42 @@ def test_registration_without_a_config_hash_still_loads(store):
     assert proc.returncode == 0 and "config unverified (no hash recorded)" in proc.stdout, proc.stderr[-2000:]
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="`nar register --name` with a quote, slash, space, non-ASCII letter, 257 characters or nothing "
+    "(a quote used to leave an empty registered model that `nar registry list` could never show)",
+    expected="refused as one line naming the allowed characters before MLflow is touched: no registered model, "
+    "no registered.json; the library's register/list/promote refuse the same names",
+    inputs=6,
+    lossless=True,
+)
+def test_bad_model_name_is_refused_before_mlflow(store):
+    from mlflow import MlflowClient
+
+    from nar import registry
+    from nar.registry import RegistryError
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    bad = ["a'b", "a/b", "a b", "\u00e9t\u00e9", "x" * 257, ""]
+    for name in bad[:3]:  # through the real command (each start costs seconds)
+        proc = nar(["register", "--pretrained", "models/pretrain/a", "--name", name], store, MLFLOW_TRACKING_URI=uri)
+        message = one_line_error(proc, "register")
+        assert "ASCII letters, digits, - and _" in message, message
+        proc = nar(["registry", "list", "--name", name], store, MLFLOW_TRACKING_URI=uri)
+        assert "ASCII letters, digits, - and _" in one_line_error(proc, "registry")
+    for name in bad:
+        with pytest.raises(RegistryError, match="allowed are ASCII letters, digits, - and _"):
+            registry.register("models/pretrain/a", name=name)
+        with pytest.raises(RegistryError, match="allowed are"):
+            registry.list_versions(name)
+        with pytest.raises(RegistryError, match="allowed are"):
+            registry.promote("1", name=name)
+    assert MlflowClient().search_registered_models() == []
+    assert not Path("models/registered.json").exists()
+    ok = registry.register("models/pretrain/a", name="nar-processor_2")  # the allowed characters
+    assert ok.created and [v.version for v in registry.list_versions("nar-processor_2")] == [ok.version]
+
+
 @pytest.mark.slow
 @pytest.mark.fault(
     category="registry",
