@@ -248,66 +248,44 @@ def _compare(algorithm: str, g: UserGraph, source: int, pi: np.ndarray) -> tuple
 
 
 def load_pretrained(where: str | Path, device: str = "cpu") -> Executor:
-    """The model of a pretraining run directory (``models/pretrain/<run>``: model.json + model.safetensors)."""
-    import safetensors.torch
+    """The whole pretrained network: a pretraining run directory (``models/pretrain/<run>``: model.json +
+    model.safetensors) or a registered version (``models:/nar-processor@champion``, ``models:/<name>/<n>``).
 
-    path = Path(where)
+    From the registry the processor is verified first (sha256 of weights and config, ``nar.registry``), and
+    the network stored beside it must hold exactly those processor weights.
+    """
     if str(where).startswith("models:/"):
-        raise UserError(
-            f"{where}: the registry holds the processor only, not the encoders and decoders that execute an "
-            "algorithm; give a pretraining run directory, e.g. models/pretrain/bellman_ford"
-        )
+        from nar.registry import RegistryError, load_registered, weights_sha256
+
+        try:
+            loaded = load_registered(str(where))
+        except RegistryError as exc:
+            raise UserError(str(exc)) from None
+        if not loaded.model_files:
+            raise UserError(
+                f"{where} (version {loaded.version}) stores the processor only, not the encoders and decoders "
+                "that execute an algorithm (registered before nar stored them); give a pretraining run directory"
+            )
+        model, meta = _build_model(loaded.model_files, str(where))
+        if weights_sha256(model.processor) != loaded.sha256:
+            raise UserError(f"{where}: the stored network's processor is not the registered one; refusing it")
+        return Executor(model, meta.get("name", str(where)), device)
+    path = Path(where)
     if not (path / "model.json").is_file() or not (path / "model.safetensors").is_file():
         raise UserError(f"{path}: not a pretraining run directory (needs model.json and model.safetensors)")
-    try:
-        meta = json.loads((path / "model.json").read_text())
-        config = ModelConfig.from_dict(meta["model"])
-        model = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
-        model.load_state_dict(safetensors.torch.load_file(str(path / "model.safetensors")))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise UserError(f"{path}: cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+    files = {name: (path / name).read_bytes() for name in ("model.json", "model.safetensors")}
+    model, meta = _build_model(files, str(path))
     return Executor(model, meta.get("name", path.name), device)
 
 
-def reference_steps(algorithm: str, ref: Any) -> int:
-    """The algorithm's own processor steps on a graph (CLRS's test convention: the trajectory
-    length, known from the exact run): the tree depth for bfs and bellman_ford, one step per
-    reachable node for dijkstra and mst_prim."""
-    if algorithm in ("dijkstra", "mst_prim"):
-        return max(1, int(ref.reachable.sum()))
-    return max(1, int(ref.depth))
+def _build_model(files: dict[str, bytes], where: str) -> tuple[EncodeProcessDecode, dict[str, Any]]:
+    import safetensors.torch
 
-
-def suite_scores(
-    executor: Executor,
-    algorithms: list[str] | None = None,
-    sizes: tuple[int, ...] = (256,),
-    graphs_per_cell: int = 2,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Pointer accuracy (%) per algorithm, size and family of the scale suite (``nar.scale``).
-
-    Steps follow :func:`reference_steps`. Returns ``{algorithm: {size: {family: %}}}`` plus
-    ``score``: the mean over algorithms of the mean over families at each size (what the
-    registry records and the champion gate compares as ``scale_score``).
-    """
-    from nar.scale.reference import applicable, exact, pointer_accuracy
-    from nar.scale.suite import suite
-
-    algorithms = [a for a in (algorithms or executor.algorithms) if a in INITIAL_HINTS]
-    graphs = [g for g in suite(sizes=sizes, graphs_per_cell=graphs_per_cell, seed=seed) if g.num_nodes in sizes]
-    out: dict[str, Any] = {}
-    means = []
-    for algorithm in algorithms:
-        cells: dict[str, dict[str, list[float]]] = {}
-        for g in graphs:
-            if not applicable(algorithm, g):
-                continue
-            ref = exact(algorithm, g)
-            run = executor.run(algorithm, g, g.source, steps=reference_steps(algorithm, ref))
-            acc = pointer_accuracy(algorithm, g, run.pi, ref)
-            cells.setdefault(str(g.num_nodes), {}).setdefault(g.family, []).append(100.0 * acc)
-        out[algorithm] = {n: {f: float(np.mean(v)) for f, v in fams.items()} for n, fams in cells.items()}
-        means += [float(np.mean(list(fams.values()))) for fams in out[algorithm].values()]
-    out["score"] = float(np.mean(means)) if means else float("nan")
-    return out
+    try:
+        meta = json.loads(files["model.json"])
+        config = ModelConfig.from_dict(meta["model"])
+        model = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
+        model.load_state_dict(safetensors.torch.load(files["model.safetensors"]))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise UserError(f"{where}: cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+    return model, meta

@@ -196,6 +196,9 @@ class LoadedProcessor:
     uri: str
     version: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # the whole pretrained network stored beside the processor (MODEL_FILES), when the version has it:
+    # what ``nar.execute.load_pretrained`` runs; its processor weights must match ``sha256``
+    model_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def _parse_meta(data: Any, where: str) -> ProcessorMeta:
@@ -255,6 +258,17 @@ def _check_tensors(config: ProcessorConfig, tensors: Mapping[str, torch.Tensor],
             )
     processor.load_state_dict(dict(tensors), strict=True)
     return processor
+
+
+MODEL_FILES = ("model.json", "model.safetensors")  # the pretrain stage's whole network (encoders, decoders)
+
+
+def _model_files(directory: Path) -> dict[str, bytes]:
+    """The whole network's files in ``directory``, if both are there (size-capped: never a surprise to read)."""
+    paths = [Path(directory) / f for f in MODEL_FILES]
+    if not all(p.is_file() and p.stat().st_size < 1 << 30 for p in paths):
+        return {}
+    return {p.name: p.read_bytes() for p in paths}
 
 
 def _read_dir(directory: Path) -> tuple[ProcessorMeta, bytes]:
@@ -1150,6 +1164,8 @@ def _log_model(
             loaded.processor, data_dir, name=meta.name, algorithms=meta.algorithms, spec_versions=meta.spec_versions
         )
         (data_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
+        for fname, data in _model_files(Path(loaded.uri)).items():  # the whole network, for nar.execute
+            (data_dir / fname).write_bytes(data)
         if hashlib.sha256((data_dir / WEIGHTS_FILE).read_bytes()).hexdigest() != meta.weights_sha256:
             raise RegistryError("internal: the canonical weights changed while saving them")
         written, _ = _read_dir(data_dir)
@@ -1283,7 +1299,9 @@ def load_registered(
                 "register them (nar register) or save them with nar.registry.save_processor"
             )
         processor, sha = _build_verified(meta, blob, str(path), None)
-        return LoadedProcessor(freeze(processor) if frozen else processor, meta, sha, str(path))
+        return LoadedProcessor(
+            freeze(processor) if frozen else processor, meta, sha, str(path), model_files=_model_files(path)
+        )
     if not str(uri).startswith("models:/"):
         raise RegistryError(f"{uri!r} is not a directory, nor a models:/<name>/<version> or models:/<name>@<alias> URI")
     tracking = tracking or tracking_uri()
@@ -1302,9 +1320,16 @@ def load_registered(
         with tempfile.TemporaryDirectory() as tmp:
             local = _download(ml, mv, tmp)
             meta, blob = _read_dir(local)
+            model_files = _model_files(local)
     processor, sha = _build_verified(meta, blob, where, tags[TAG_SHA], tags.get(TAG_CONFIG_SHA) or None)
     return LoadedProcessor(
-        freeze(processor) if frozen else processor, meta, sha, uri, version=str(mv.version), tags=tags
+        freeze(processor) if frozen else processor,
+        meta,
+        sha,
+        uri,
+        version=str(mv.version),
+        tags=tags,
+        model_files=model_files,
     )
 
 

@@ -298,3 +298,32 @@ def test_two_registrations_at_once_end_consistent(ws, run_workers):
     assert record["version"] in by_sha.values()
     for version in vs:
         registry.load_processor(f"models:/nar-processor/{version}")
+
+
+def test_the_registered_network_executes_its_algorithm_from_the_registry(ws):
+    """register stores the whole pretrained network beside the processor; nar.execute loads it by URI."""
+    import networkx as nx
+    from safetensors.torch import load_file, save_file
+
+    from nar.algorithms import ALGORITHMS
+    from nar.errors import UserError
+    from nar.execute import load_pretrained
+    from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
+
+    out = ws.pretrain("net", seed=0)
+    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse")
+    model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config)
+    model.processor.load_state_dict(load_file(str(out / "processor.safetensors")))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    meta = {"name": "net", "algorithms": ["bellman_ford"], "model": config.to_dict()}
+    (out / "model.json").write_text(json.dumps(meta))
+    first = registry.register(out)
+    executor = load_pretrained(f"models:/{registry.REGISTERED_MODEL}/{first.version}")
+    result = executor.run("bellman_ford", nx.path_graph(6), source=0, compare=True)
+    assert result.pi.shape == (6,) and 0.0 <= result.accuracy <= 1.0
+    for k, v in executor.model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])
+
+    bare = registry.register(ws.pretrain("bare", seed=1))
+    with pytest.raises(UserError, match="processor only"):
+        load_pretrained(f"models:/{registry.REGISTERED_MODEL}/{bare.version}")
