@@ -222,7 +222,12 @@ def cmd_execute(args: argparse.Namespace) -> None:
 def add_execute_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``execute`` to ``nar``'s subparsers; returns its parser."""
     p = subparsers.add_parser("execute", help="run a pretrained processor on a graph file (.graphml, .edgelist, .json)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"pretraining run directory (default: {DEFAULT_MODEL})")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"pretraining run directory, or a registered version such as models:/nar-processor@champion "
+        f"(default: {DEFAULT_MODEL})",
+    )
     p.add_argument("--graph", required=True, help="graph file: .graphml, .edgelist/.txt ('u v w' lines) or .json")
     p.add_argument("--source", required=True, help="source node, by its id in the file")
     p.add_argument("--algorithm", help="algorithm to execute (default: the model's only one)")
