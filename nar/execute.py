@@ -289,3 +289,47 @@ def _build_model(files: dict[str, bytes], where: str) -> tuple[EncodeProcessDeco
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise UserError(f"{where}: cannot load the model: {str(exc).splitlines()[0][:300]}") from None
     return model, meta
+
+
+def reference_steps(algorithm: str, ref: Any) -> int:
+    """The algorithm's own processor steps on a graph (CLRS's test convention: the trajectory
+    length, known from the exact run): the tree depth for bfs and bellman_ford, one step per
+    reachable node for dijkstra and mst_prim."""
+    if algorithm in ("dijkstra", "mst_prim"):
+        return max(1, int(ref.reachable.sum()))
+    return max(1, int(ref.depth))
+
+
+def suite_scores(
+    executor: Executor,
+    algorithms: list[str] | None = None,
+    sizes: tuple[int, ...] = (256,),
+    graphs_per_cell: int = 2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Pointer accuracy (%) per algorithm, size and family of the scale suite (``nar.scale``).
+
+    Steps follow :func:`reference_steps`. Returns ``{algorithm: {size: {family: %}}}`` plus
+    ``score``: the mean over algorithms of the mean over families at each size (what the
+    registry records and the champion gate compares as ``scale_score``).
+    """
+    from nar.scale.reference import applicable, exact, pointer_accuracy
+    from nar.scale.suite import suite
+
+    algorithms = [a for a in (algorithms or executor.algorithms) if a in INITIAL_HINTS]
+    graphs = [g for g in suite(sizes=sizes, graphs_per_cell=graphs_per_cell, seed=seed) if g.num_nodes in sizes]
+    out: dict[str, Any] = {}
+    means = []
+    for algorithm in algorithms:
+        cells: dict[str, dict[str, list[float]]] = {}
+        for g in graphs:
+            if not applicable(algorithm, g):
+                continue
+            ref = exact(algorithm, g)
+            run = executor.run(algorithm, g, g.source, steps=reference_steps(algorithm, ref))
+            acc = pointer_accuracy(algorithm, g, run.pi, ref)
+            cells.setdefault(str(g.num_nodes), {}).setdefault(g.family, []).append(100.0 * acc)
+        out[algorithm] = {n: {f: float(np.mean(v)) for f, v in fams.items()} for n, fams in cells.items()}
+        means += [float(np.mean(list(fams.values()))) for fams in out[algorithm].values()]
+    out["score"] = float(np.mean(means)) if means else float("nan")
+    return out

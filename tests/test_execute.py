@@ -262,3 +262,24 @@ def test_cli_process_prints_no_traceback(workspace, run_dir):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"nar execute: error: {Path('gone.graphml')}: no such file"]
+
+
+def test_suite_scores_cover_every_family_with_the_algorithms_own_steps():
+    """What nar pretrain records (metrics.scale): one score per family of the n = 64 suite, in %."""
+    from nar.algorithms import ALGORITHMS
+    from nar.execute import Executor, reference_steps, suite_scores
+    from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
+    from nar.scale.reference import exact
+    from nar.scale.suite import FAMILIES, suite
+
+    torch.manual_seed(0)
+    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), messages="sparse")
+    executor = Executor(EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config))
+    scores = suite_scores(executor, ["bellman_ford"], sizes=(64,), graphs_per_cell=1)
+    families = scores["bellman_ford"]["64"]
+    expected = {g.family for g in suite(sizes=(64,), graphs_per_cell=1) if g.num_nodes == 64}
+    assert set(families) == expected and expected <= set(FAMILIES)
+    assert all(0.0 <= v <= 100.0 for v in families.values())
+    assert scores["score"] == pytest.approx(sum(families.values()) / len(families))
+    g = suite(sizes=(64,), families=["path"], graphs_per_cell=1)[0]
+    assert reference_steps("bellman_ford", exact("bellman_ford", g)) == 63  # a path's depth from its end
