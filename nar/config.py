@@ -254,6 +254,7 @@ class MixParams:
     kinds: tuple[str, ...] = ("er", "grid", "geometric")
     sizes: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
     nodes_per_batch: int = 512  # graphs per batch = max(4, nodes_per_batch // n)
+    oneway: float = 0.0  # half the batches turn this fraction of two-way edges into one-way streets
 
     def check(self, key: str) -> None:
         _require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), "a non-empty list of er, grid, geometric")
@@ -263,6 +264,7 @@ class MixParams:
         for i, n in enumerate(self.sizes):
             _require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")
         _require(self.nodes_per_batch >= 1, f"{key}.nodes_per_batch", self.nodes_per_batch, "an integer >= 1")
+        _require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
 
 
 @dataclass(frozen=True)

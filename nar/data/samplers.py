@@ -32,6 +32,8 @@ overrides ``weighted`` / ``directed``):
   different travel times).
 * acyclic (DAG) graphs: the undirected structure is oriented forward along a random
   permutation of the nodes (the CLRS recipe: upper-triangular, then relabelled).
+* ``oneway`` > 0 turns that fraction of two-way edges into one-way edges (a random direction
+  kept, the weight unchanged), so an undirected algorithm's graphs get road-like one-way streets;
 * the source node is uniform over the nodes (drawn even when an algorithm ignores it);
 * ``pos`` is sorted uniform random in [0, 1) (CLRS's randomised positions).
 
@@ -66,6 +68,7 @@ class GraphSamplerConfig:
     knn: int = 2  # geometric: each node also links to its knn nearest neighbours
     connect: bool = True  # geometric: add the Euclidean minimum spanning tree (always connected)
     weight_noise: float = 0.2  # geometric: weight = distance * U[1 - noise, 1 + noise)
+    oneway: float = 0.0  # fraction of two-way edges made one-way (a random direction kept): road-like one-way streets
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -86,10 +89,14 @@ class GraphSamplerConfig:
             raise ValueError(f"sampler connect must be true or false, got {self.connect!r}")
         if not 0 <= self.weight_noise < 1:
             raise ValueError(f"sampler weight_noise must be in [0, 1), got {self.weight_noise}")
+        if not 0 <= self.oneway < 1:
+            raise ValueError(f"sampler oneway must be in [0, 1), got {self.oneway}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["p_range"] = list(self.p_range)
+        if d["oneway"] == 0.0:  # the default: manifests written before it existed stay byte-identical
+            del d["oneway"]
         return d
 
     @classmethod
@@ -146,6 +153,12 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
             w = _mirror_upper(w)
         A = np.where(adj, w, np.float32(0)).astype(np.float64)
 
+    if config.oneway > 0:
+        # each two-way edge {i, j} becomes one-way with probability oneway, keeping a random direction
+        pick = np.triu(adj & adj.transpose(0, 2, 1), 1) & (rng.random((B, n, n), dtype=np.float32) < config.oneway)
+        keep_forward = rng.random((B, n, n), dtype=np.float32) < 0.5
+        adj = adj & ~(pick & ~keep_forward) & ~(pick & keep_forward).transpose(0, 2, 1)
+        A = np.where(adj, A, 0.0)
     pos = np.sort(rng.random((B, n), dtype=np.float32), axis=1).astype(np.float64)
     source = rng.integers(0, n, size=B, dtype=np.int64)
     return Graphs(A=A, adj=adj, pos=pos, source=source)

@@ -102,7 +102,9 @@ class MixedBatches:
     from ``mix.kinds`` and a node count from ``mix.sizes``, then ``max(4, nodes_per_batch // n)``
     graphs, so every batch costs about the same. Erdős–Rényi graphs keep CLRS's p ~ U(0.1, 0.9)
     up to n = 16 and use the sparse p = 3 ln(n) / n above (dense ER at n = 64 has ~2,000 edges a
-    graph and long-path structure only in the other families). A pure function of (algorithm, step).
+    graph and long-path structure only in the other families). With ``mix.oneway`` > 0, half the
+    batches have that fraction of their edges one-way (road-like; the graph's direction then matters).
+    A pure function of (algorithm, step).
     """
 
     def __init__(self, mix: Any, seed: int) -> None:
@@ -118,8 +120,10 @@ class MixedBatches:
         kind = self.mix.kinds[int(rng.integers(len(self.mix.kinds)))]
         n = int(self.mix.sizes[int(rng.integers(len(self.mix.sizes)))])
         p = (0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2
+        oneway = self.mix.oneway if rng.random() < 0.5 else 0.0
+        config = GraphSamplerConfig(kind=kind, p_range=p, oneway=oneway)
         algo = ALGORITHMS[algorithm]
-        graphs = sample_graphs(algo.spec.graph, GraphSamplerConfig(kind=kind, p_range=p), n, self.batch_for(n), rng)
+        graphs = sample_graphs(algo.spec.graph, config, n, self.batch_for(n), rng)
         return collate(algo.spec, algo.run(graphs).trajectories())
 
     def batch_for(self, n: int) -> int:
@@ -295,7 +299,12 @@ def run_pretrain(
     test = {a: {label: fixed_batches(d, batch_size) for label, d in sets.items()} for a, sets in data.test.items()}
     extra = {"batch_size": batch_size, "train_data": train_data, "name": name}
     if train_data == "mixed":
-        extra["mix"] = {"kinds": list(mix.kinds), "sizes": list(mix.sizes), "nodes_per_batch": mix.nodes_per_batch}
+        extra["mix"] = {
+            "kinds": list(mix.kinds),
+            "sizes": list(mix.sizes),
+            "nodes_per_batch": mix.nodes_per_batch,
+            "oneway": mix.oneway,
+        }
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
 

@@ -155,3 +155,20 @@ def test_geometric_graphs_connected_sparse_and_weighted_by_distance():
     assert w.min() > 0 and w.max() < 2**0.5 * 1.2 and np.median(w) < 0.2
     plain = draw(n=64, batch=64, kind="geometric", knn=0, connect=False)
     assert abs(plain.adj.sum(axis=2).mean() - 4.0) < 0.3
+
+
+def test_oneway_turns_a_fraction_of_two_way_edges_into_one_way_streets():
+    from nar.algorithms import ALGORITHMS
+    from nar.data.samplers import GraphSamplerConfig, sample_graphs
+
+    kind = ALGORITHMS["bellman_ford"].spec.graph
+    base = sample_graphs(kind, GraphSamplerConfig(kind="geometric"), 64, 8, np.random.default_rng(5))
+    assert (base.adj == base.adj.transpose(0, 2, 1)).all()
+    g = sample_graphs(kind, GraphSamplerConfig(kind="geometric", oneway=0.3), 64, 8, np.random.default_rng(5))
+    one = g.adj & ~g.adj.transpose(0, 2, 1)
+    two = g.adj & g.adj.transpose(0, 2, 1)
+    frac = one.sum() / (one.sum() + two.sum() / 2)
+    assert 0.2 < frac < 0.4
+    assert ((g.A > 0) == g.adj).all()  # a one-way edge keeps its weight, the removed direction has none
+    assert "oneway" not in GraphSamplerConfig().to_dict()  # manifests of the default stay as they were
+    assert GraphSamplerConfig.from_dict(GraphSamplerConfig(oneway=0.3).to_dict()).oneway == 0.3
