@@ -23,6 +23,7 @@ among the pairs into i, and feed it back on ``pairs.reverse``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -151,14 +152,11 @@ def scale_weights(spec: AlgorithmSpec, batch: SparseBatch, scale: Tensor) -> Spa
                 out[f.name] = values[f.name] / c.view(-1, *([1] * (values[f.name].dim() - 1)))
         return out
 
-    return SparseBatch(
-        algorithm=batch.algorithm,
+    return dataclasses.replace(
+        batch,
         inputs=group(batch.inputs, Stage.INPUT),
         hints=group(batch.hints, Stage.HINT),
         outputs=group(batch.outputs, Stage.OUTPUT),
-        pairs=pairs,
-        lengths=batch.lengths,
-        num_nodes=batch.num_nodes,
         weight_scale=scale,
     )
 
