@@ -279,13 +279,13 @@ def load_pretrained(where: str | Path, device: str = "cpu") -> Executor:
 
 
 def _build_model(files: dict[str, bytes], where: str) -> tuple[EncodeProcessDecode, dict[str, Any]]:
-    import safetensors.torch
+    from safetensors.torch import load as safetensors_load  # bytes -> tensors, nothing unpickled
 
     try:
         meta = json.loads(files["model.json"])
         config = ModelConfig.from_dict(meta["model"])
         model = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
-        model.load_state_dict(safetensors.torch.load(files["model.safetensors"]))
+        model.load_state_dict(safetensors_load(files["model.safetensors"]))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise UserError(f"{where}: cannot load the model: {str(exc).splitlines()[0][:300]}") from None
     return model, meta
