@@ -140,7 +140,9 @@ def test_run_refuses_bad_inputs(executor, algorithm, graph, source, message):
 
 
 @pytest.mark.fault(category="config", fault="not a pretraining run", expected="UserError, one line", inputs=2)
-def test_load_refuses_non_run(tmp_path):
+def test_load_refuses_non_run(tmp_path, monkeypatch):
+    # an empty registry of its own (the workspace's may hold a real champion, which loads)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     for where in (tmp_path, "models:/nar-processor@champion"):
         with pytest.raises(UserError) as err:
             load_pretrained(where)
