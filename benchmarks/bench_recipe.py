@@ -23,23 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order
 
 from nar.algorithms import ALGORITHMS
-from nar.algorithms.base import Graphs
+from nar.algorithms.base import Graphs, hop_depths
 from nar.data.batching import collate
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
 from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
 from nar.training.losses import total_loss
-
-
-def hop_eccentricity(adj: np.ndarray, source: int) -> int:
-    order, pred = breadth_first_order(csr_matrix(adj), source, directed=True, return_predecessors=True)
-    depth = np.zeros(adj.shape[0], dtype=np.int64)
-    for v in order[1:]:
-        depth[v] = depth[pred[v]] + 1
-    return int(depth.max())
 
 
 def normalise(g: Graphs, how: str = "ecc") -> Graphs:
@@ -49,7 +39,7 @@ def normalise(g: Graphs, how: str = "ecc") -> Graphs:
     for b in range(A.shape[0]):
         w = A[b][g.adj[b]]
         if w.size:
-            ecc = max(hop_eccentricity(g.adj[b], int(g.source[b])), 1)
+            ecc = max(int(hop_depths(len(g.adj[b]), np.argwhere(g.adj[b]), int(g.source[b])).max()), 1)
             hops = {"ecc": ecc, "mean": 1.0, "sqrt": ecc**0.5}[how]
             A[b] /= hops * float(w.mean())
     return Graphs(A=A, adj=g.adj, pos=g.pos, source=g.source)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from nar.algorithms import ALGORITHMS
+from nar.algorithms.base import hop_depths
 from nar.errors import UserError
 from nar.models import EncodeProcessDecode, ModelConfig
 from nar.models.layers import Pairs
@@ -115,23 +116,9 @@ def as_user_graph(graph: Any) -> UserGraph:
     return UserGraph(n, edges, weights)
 
 
-def _hop_depths(n: int, edges: np.ndarray, source: int) -> np.ndarray:
-    """(N,) BFS hops from ``source`` along edge directions, -1 where unreachable."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import breadth_first_order
-
-    adj = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    order, pred = breadth_first_order(adj, source, directed=True, return_predecessors=True)
-    depth = np.full(n, -1, dtype=np.int64)
-    depth[source] = 0
-    for v in order[1:]:
-        depth[v] = depth[pred[v]] + 1
-    return depth
-
-
 def default_steps(algorithm: str, g: UserGraph, source: int) -> int:
     """Processor steps from the visible structure (module docstring)."""
-    depth = _hop_depths(g.num_nodes, g.edges, source)
+    depth = hop_depths(g.num_nodes, g.edges, source)
     if algorithm in ("dijkstra", "mst_prim"):
         return max(1, int((depth >= 0).sum()))
     ecc = int(depth.max())

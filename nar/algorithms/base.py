@@ -132,3 +132,22 @@ class Algorithm:
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+def hop_depths(num_nodes: int, edges: np.ndarray, source: int) -> np.ndarray:
+    """(N,) BFS hops from ``source`` along the directed ``edges`` (E, 2) u -> v; -1 where unreachable.
+
+    The visible structure's depth: what processor-step counts are estimated from where the
+    algorithm's own depth depends on hidden weights (transfer, ``nar.execute``).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    adj = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes))
+    order, pred = breadth_first_order(adj, source, directed=True, return_predecessors=True)
+    depth = np.full(num_nodes, -1, dtype=np.int64)
+    depth[source] = 0
+    for v in order[1:]:  # BFS order: a node's predecessor is numbered before it
+        depth[v] = depth[pred[v]] + 1
+    return depth

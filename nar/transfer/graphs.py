@@ -18,7 +18,6 @@ eccentricity of the source (BFS depth), scaled (see :func:`processor_steps`).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,24 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nar.algorithms.base import hop_depths
 from nar.natural.store import Example, NaturalDataset
 
 
 def hop_eccentricity(n: int, edge_index: np.ndarray, source: int) -> int:
     """Largest BFS hop count from ``source`` to a node it reaches (0 for a lone node)."""
-    out: list[list[int]] = [[] for _ in range(n)]
-    for u, v in edge_index.tolist():
-        out[u].append(v)
-    depth = np.full(n, -1, dtype=np.int64)
-    depth[source] = 0
-    queue = deque([source])
-    while queue:
-        u = queue.popleft()
-        for v in out[u]:
-            if depth[v] < 0:
-                depth[v] = depth[u] + 1
-                queue.append(v)
-    return int(depth.max())
+    return int(hop_depths(n, edge_index, source).max())
 
 
 def processor_steps(eccentricity: np.ndarray, steps_per_hop: float, extra_steps: int, fixed: int = 0) -> np.ndarray:
