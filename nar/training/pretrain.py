@@ -17,6 +17,7 @@ after a successful run, so a later rerun (new code, same config) trains afresh.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -130,7 +131,12 @@ class MixedBatches:
         return max(4, self.mix.nodes_per_batch // n)
 
 
-TRAIN_DATA = {"dataset": DatasetBatches, "online": SampledBatches, "mixed": MixedBatches}
+#: ``train_data`` -> a builder of the training batches from (train datasets, batch size, seed, mix)
+TRAIN_DATA = {
+    "dataset": lambda train, batch_size, seed, mix: DatasetBatches(train, batch_size, seed),
+    "online": lambda train, batch_size, seed, mix: SampledBatches(train, batch_size, seed),
+    "mixed": lambda train, batch_size, seed, mix: MixedBatches(mix, seed),
+}
 
 
 def fixed_batches(dataset: Dataset, batch_size: int) -> list[Batch]:
@@ -289,22 +295,14 @@ def run_pretrain(
     if train_data not in TRAIN_DATA:
         raise NarError(f"train_data {train_data!r} is not one of {sorted(TRAIN_DATA)}")
     data = load_pretrain_data(data_root, train_config.algorithms)
-    if train_data == "mixed":
-        if mix is None:
-            raise NarError("train_data 'mixed' needs a mix (kinds, sizes, nodes_per_batch)")
-        train_batches = MixedBatches(mix, train_config.seed)
-    else:
-        train_batches = TRAIN_DATA[train_data](data.train, batch_size, train_config.seed)
+    if train_data == "mixed" and mix is None:
+        raise NarError("train_data 'mixed' needs a mix (kinds, sizes, nodes_per_batch)")
+    train_batches = TRAIN_DATA[train_data](data.train, batch_size, train_config.seed, mix)
     val = {a: fixed_batches(d, batch_size) for a, d in data.val.items()}
     test = {a: {label: fixed_batches(d, batch_size) for label, d in sets.items()} for a, sets in data.test.items()}
     extra = {"batch_size": batch_size, "train_data": train_data, "name": name}
     if train_data == "mixed":
-        extra["mix"] = {
-            "kinds": list(mix.kinds),
-            "sizes": list(mix.sizes),
-            "nodes_per_batch": mix.nodes_per_batch,
-            "oneway": mix.oneway,
-        }
+        extra["mix"] = dataclasses.asdict(mix)
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
 
