@@ -86,7 +86,7 @@ class ModelConfig:
             raise ValueError(f"model precision {self.precision!r}; allowed: 'float32', 'bfloat16'")
         if self.messages not in ("dense", "sparse"):
             raise ValueError(f"model messages {self.messages!r}; allowed: 'dense', 'sparse'")
-        if self.messages == "sparse" and (self.processor.full_adjacency or self.processor.kind == "triplet_gmpnn"):
+        if self.messages == "sparse" and not self.processor.sparse_capable:
             raise ValueError(
                 "model messages 'sparse' needs a processor of kind mpnn or gmpnn with full_adjacency: false "
                 f"(got kind {self.processor.kind!r}, full_adjacency {self.processor.full_adjacency})"

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from nar.models.layers import EdgeFeatures
 
 GATED_BY_DEFAULT = {"mpnn": False, "gmpnn": True, "triplet_gmpnn": True}
+SPARSE_KINDS = ("mpnn", "gmpnn")  # kinds with a step on edge lists (``forward_sparse``)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class ProcessorConfig:
         if self.triplet_features < 1:
             raise ValueError(f"processor triplet_features must be >= 1, got {self.triplet_features}")
 
+    @property
+    def sparse_capable(self) -> bool:
+        """Whether the processor has a step on edge lists: all-pairs messages are O(N²) by definition."""
+        return self.kind in SPARSE_KINDS and not self.full_adjacency
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -94,7 +100,7 @@ class Processor(nn.Module):
     @property
     def supports_sparse(self) -> bool:
         """Whether ``forward_sparse`` (one step on an edge list, ``nar.models.sparse``) is available."""
-        return False
+        return self.config.sparse_capable
 
     def __init__(self, config: ProcessorConfig) -> None:
         super().__init__()

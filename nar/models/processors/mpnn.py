@@ -131,10 +131,6 @@ class MPNN(Processor):
         out, _ = self.step(node_fts, edge_fts, graph_fts, self.message_adjacency(adj, node_mask), hidden)
         return ProcessorOutput(out, None)
 
-    @property
-    def supports_sparse(self) -> bool:
-        return type(self).forward is MPNN.forward and not self.config.full_adjacency
-
     def forward_sparse(
         self, node_fts: Tensor, edge_fts: EdgeFeatures | Tensor, graph_fts: Tensor, pairs: Pairs, hidden: Tensor
     ) -> ProcessorOutput:
