@@ -41,6 +41,7 @@ from nar.models.sparse import (
     SparseBatch,
     SparsePrediction,
     eccentricity_scale,
+    feature_graph,
     from_dense,
     scale_weights,
     sparse_features,
@@ -258,20 +259,17 @@ class EncodeProcessDecode(nn.Module):
         self, enc: SpecEncoder, preds: dict[str, Tensor], batch: SparseBatch, t: int, teacher_forcing: float
     ) -> dict[str, Tensor]:
         """Hints fed to step t on a flat batch (``_next_hints`` for ``SparseBatch``)."""
-        mode = self.config.hint_feedback
-        hard = mode == "hard" or (mode == "hard_on_eval" and not self.training)
         pairs = batch.pairs
         force = None
         if teacher_forcing > 0.0:
             force = torch.rand(pairs.num_graphs, device=batch.lengths.device) < teacher_forcing  # (G,)
         nxt = {}
         for f in enc.hint_fields:
-            fed = sparse_postprocess(f, preds[f.name], hard, pairs)
+            fed = sparse_postprocess(f, preds[f.name], self._hard_feedback, pairs)
             if force is not None:
                 truth = sparse_features(f, batch.hints[f.name][:, t], pairs)
-                where = {Location.GRAPH: force, Location.NODE: force[pairs.node_graph]}.get(f.location)
-                if where is None or f.type == Type.POINTER and f.location == Location.NODE:
-                    where = force[pairs.graph]  # edge-located features (edges, node pointers)
+                rows = feature_graph(f, pairs)  # the graph of each row of the feature form
+                where = force if rows is None else force[rows]
                 fed = torch.where(_expand(where, fed), truth.to(fed.dtype), fed)
             nxt[f.name] = fed
         return nxt
@@ -333,6 +331,12 @@ class EncodeProcessDecode(nn.Module):
             hints = {k: v[inverse] for k, v in hints.items()}
         return Prediction(outputs=outputs, hints=hints)
 
+    @property
+    def _hard_feedback(self) -> bool:
+        """Whether decoded hints are fed back hard (argmax / threshold) rather than as probabilities."""
+        mode = self.config.hint_feedback
+        return mode == "hard" or (mode == "hard_on_eval" and not self.training)
+
     def _next_hints(
         self,
         enc: SpecEncoder,
@@ -344,8 +348,7 @@ class EncodeProcessDecode(nn.Module):
         k: int,
     ) -> dict[str, Tensor]:
         """Hints fed to step t, for the k graphs still running."""
-        mode = self.config.hint_feedback
-        hard = mode == "hard" or (mode == "hard_on_eval" and not self.training)
+        hard = self._hard_feedback
         force = None
         if teacher_forcing > 0.0:
             force = torch.rand(k, device=batch.node_mask.device) < teacher_forcing

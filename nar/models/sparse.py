@@ -172,6 +172,16 @@ def sparse_features(f: Field, value: Tensor, pairs: Pairs) -> Tensor:
     return value.to(torch.float32)
 
 
+def feature_graph(f: Field, pairs: Pairs) -> Tensor | None:
+    """The graph of each row of ``f``'s feature form: nodes (V,), pairs (P,) for edge fields and
+    node pointers (a pointer is a pair feature), None for graph fields (their rows are the graphs)."""
+    if f.location == Location.GRAPH:
+        return None
+    if f.location == Location.NODE and f.type != Type.POINTER:
+        return pairs.node_graph
+    return pairs.graph
+
+
 def sparse_postprocess(f: Field, logits: Tensor, hard: bool, pairs: Pairs) -> Tensor:
     """Decoded logits -> the feature form fed back as the next step's hint (flat ``postprocess``)."""
     if f.type == Type.SCALAR:

@@ -67,8 +67,10 @@ def test_pairs_reverse_and_segment_ops():
 
 @pytest.mark.parametrize("algorithm", ["bellman_ford", "bfs", "dijkstra", "mst_prim"])
 @pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
-def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind):
-    """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree."""
+@pytest.mark.parametrize("teacher_forcing", [0.0, 1.0])
+def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_forcing):
+    """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree
+    (fed back as decoded, or forced to the truth at every step)."""
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(0)
     trajs = []
@@ -80,7 +82,7 @@ def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind):
     dense = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg))
     sparse = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg, messages="sparse"))
     sparse.load_state_dict(dense.state_dict())
-    pd, ps = dense(batch), sparse(batch)
+    pd, ps = dense(batch, teacher_forcing), sparse(batch, teacher_forcing)
     for b in range(batch.batch_size):
         n, S = int(batch.num_nodes[b]), max(1, int(batch.lengths[b]) - 1)
         for name, logits in pd.outputs.items():
