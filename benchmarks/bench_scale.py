@@ -95,17 +95,10 @@ def run_dirs(given: list[str] | None) -> list[Path]:
 def machine(threads: int, device: str) -> dict[str, Any]:
     """What the seconds depend on."""
     import torch
+    from bench_train import cpu_model  # a sibling script: python puts benchmarks/ on sys.path
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
