@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ def _inside(path: str, what: str) -> Path:
 def cmd_transfer(args: argparse.Namespace) -> None:
     from nar.config import load_params
     from nar.errors import UserError
+    from nar.transfer.interrupt import Interrupted, signals_raise
     from nar.transfer.sweep import run_transfer
 
     params = load_params(args.params, "transfer").transfer
@@ -46,15 +49,21 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     if overrides:
         params = dataclasses.replace(params, **overrides)
     tasks = [args.task] if args.task else list(TASKS)
-    for task in tasks:
-        run_transfer(
-            task,
-            params,
-            models_root=_inside(args.models, "--models"),
-            metrics_root=_inside(args.metrics, "--metrics"),
-            track=not args.no_mlflow,
-            progress=not args.no_progress,
-        )
+    try:
+        with signals_raise():  # also while torch loads and the data is read, before the sweep's own handling
+            for task in tasks:
+                run_transfer(
+                    task,
+                    params,
+                    models_root=_inside(args.models, "--models"),
+                    metrics_root=_inside(args.metrics, "--metrics"),
+                    track=not args.no_mlflow,
+                    progress=not args.no_progress,
+                )
+    except KeyboardInterrupt as exc:  # Interrupted: one line saying what was kept, the signal's exit status
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"nar transfer: {stopped.message}", file=sys.stderr, flush=True)
+        raise SystemExit(stopped.exit_code) from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

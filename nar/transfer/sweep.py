@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -40,6 +41,8 @@ from typing import Any
 
 from nar.errors import NarError
 from nar.transfer.config import TRAINED, TransferParams
+from nar.transfer.interrupt import Interrupted, signals_deferred, signals_raise, stop_pool, worker_signals
+from nar.transfer.progress import SweepProgress, plan_line, run_summary
 
 EXPERIMENT = "nar-transfer"
 NEEDS_PROCESSOR = ("nar_frozen", "nar_finetune", "e2e")
@@ -94,12 +97,21 @@ def processor_from_record(record: ProcessorRecord):
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(data_root: str, task: str, params: TransferParams, record: ProcessorRecord | None, threads: int):
+def _init_worker(
+    data_root: str,
+    task: str,
+    params: TransferParams,
+    record: ProcessorRecord | None,
+    threads: int,
+    parent_pid: int | None = None,
+):
     import torch
 
     from nar.runtime import tune_malloc
     from nar.transfer.train import TaskData
 
+    if parent_pid is not None:  # a pool worker: the parent handles Ctrl-C; never outlive it
+        worker_signals(parent_pid)
     tune_malloc()
     torch.set_num_threads(threads)
     tp = params.task(task)
@@ -168,7 +180,7 @@ def run_jobs(
         max_workers=params.workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(data_root, task, params, record, 1),
+        initargs=(data_root, task, params, record, 1, os.getpid()),
     )
     try:
         futures = {pool.submit(_run_job, spec, keep(spec), pictures(spec)): spec for spec in jobs}
@@ -178,7 +190,9 @@ def run_jobs(
             if on_done:
                 on_done(res)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # a failed run, Ctrl-C or SIGTERM: end the workers now. Only cancelling would leave the calls the
+        # pool had already queued running for minutes, and a dead parent's workers blocked on its pipe.
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return [results[s] for s in jobs]
@@ -291,11 +305,13 @@ def run_transfer(
     track: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the sweep of ``task`` and write its outputs (module docstring); returns the metrics."""
-    import shutil
+    """Run the sweep of ``task`` and write its outputs (module docstring); returns the metrics.
 
+    SIGINT or SIGTERM (in the main thread) stop it within seconds as :class:`Interrupted` (a
+    KeyboardInterrupt) saying how many runs were kept for the next sweep to resume from; the workers
+    are ended, and no output is left half-written."""
     from nar.tracking import dataset_version
-    from nar.transfer.train import RunResult, RunSpec, TaskData, oracle_predictions, run_oracle
+    from nar.transfer.train import RunResult, RunSpec, TaskData, run_oracle
 
     t0 = time.perf_counter()
     params = _with_device(params)
@@ -325,6 +341,7 @@ def run_transfer(
     # the slow variants first, so that the pool's last runs are short ones
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]
+    has_oracle = "oracle" in params.variants
 
     def keep(spec: RunSpec) -> bool:
         return params.save_models == "all" or (params.save_models == "first_seed" and spec.seed == first_seed)
@@ -332,45 +349,90 @@ def run_transfer(
     def pictures(spec: RunSpec) -> int:
         return params.picture_examples if (spec.size == params.picture_size and spec.seed == first_seed) else 0
 
-    done = [0]
-
-    def report(r: RunResult) -> None:
-        done[0] += 1
-        if progress:
-            m = r.metrics.get("test", {})
-            print(
-                f"transfer {task} [{done[0]}/{len(jobs)}] {r.spec.name}: test pointer_acc "
-                f"{m.get('pointer_acc', float('nan')):.3f}, path_match {m.get('path_match', float('nan')):.3f} "
-                f"({r.steps} steps, {r.train_seconds + r.eval_seconds:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
     versions = {name: dataset_version(base / name) for name in ["train", *data.splits]}
     resume = ResumeStore(checkpoints_root, task, params, record, versions)
     finished = {spec: r for spec in jobs if (r := resume.load(spec)) is not None}
-    if finished and progress:
-        done_already = f"{len(finished)} of {len(jobs)} runs already done"
-        print(f"transfer {task}: resuming, {done_already} ({resume.path})", file=sys.stderr)
+    todo = [spec for spec in jobs if spec not in finished]
+    progress_out = SweepProgress(
+        task,
+        len(jobs),
+        already_done=len(finished),
+        oracle=has_oracle,
+        oracle_cells=len(params.sizes) * len(params.seeds) if has_oracle else 0,
+        enabled=progress,
+    )
 
     def on_done(r: RunResult) -> None:
-        resume.save(r)
-        report(r)
+        with signals_deferred():  # a finished run is kept whole or not at all
+            resume.save(r)
+        progress_out.run_done(r.spec.name, run_summary(r.metrics, r.steps, r.train_seconds + r.eval_seconds))
 
-    todo = [spec for spec in jobs if spec not in finished]
-    fresh = run_jobs(todo, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
-    by_spec = {**finished, **{r.spec: r for r in fresh}}
-    results = [by_spec[spec] for spec in jobs]
-    if "oracle" in params.variants:
-        oracle = run_oracle(RunSpec(task, "oracle", 0, 0), data)
-        for n in params.sizes:
-            for s in params.seeds:
-                results.append(RunResult(RunSpec(task, "oracle", n, s), oracle.metrics, eval_seconds=0.0))
-    for r in results:
-        if r.spec.variant == "nar_frozen" and r.processor_sha256_before != r.processor_sha256_after:
-            raise NarError(f"{r.spec.name}: frozen processor changed")  # train_run already refuses this
+    # from here on SIGINT/SIGTERM stop the sweep (and its workers) as an Interrupted exception, and the
+    # outputs below are written with signals held: a stopped sweep leaves its finished runs, never a
+    # half-written output
+    try:
+        with signals_raise():
+            at_once = params.workers if len(todo) > 1 else 1
+            plan = plan_line(task, trained, params.sizes, params.seeds, at_once, has_oracle)
+            progress_out.start(plan, resumed_from=str(resume.path))
+            fresh = run_jobs(todo, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
+            by_spec = {**finished, **{r.spec: r for r in fresh}}
+            results = [by_spec[spec] for spec in jobs]
+            if has_oracle:
+                oracle = run_oracle(RunSpec(task, "oracle", 0, 0), data)
+                progress_out.oracle_done(run_summary(oracle.metrics))
+                for n in params.sizes:
+                    for s in params.seeds:
+                        results.append(RunResult(RunSpec(task, "oracle", n, s), oracle.metrics, eval_seconds=0.0))
+            for r in results:
+                if r.spec.variant == "nar_frozen" and r.processor_sha256_before != r.processor_sha256_after:
+                    raise NarError(f"{r.spec.name}: frozen processor changed")  # train_run already refuses this
+            progress_out.stop()
+            progress_out.note(f"writing the outputs{' and logging the runs to MLflow' if track else ''}")
+            with signals_deferred():
+                metrics, metrics_path, out_dir = _write_outputs(
+                    task, params, data, record, results, versions, base, models_root, metrics_root, t0
+                )
+            if track:
+                artifacts = [metrics_path, out_dir / "index.json", out_dir / "predictions.json"]
+                log_to_mlflow(task, params, metrics, results, artifacts)
+            resume.clear()  # every output is written: nothing left to resume
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (Interrupted), or a worker's KeyboardInterrupt
+        progress_out.stop()
+        kept = len(list(resume.path.glob("*.json"))) if resume.path.is_dir() else 0
+        detail = (
+            f"{kept} of {len(jobs)} training runs finished and are kept in {resume.path}: the same command "
+            "resumes from them"
+            if kept
+            else "no training run had finished"
+        )
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        raise Interrupted(signum, detail) from None
+    finally:
+        progress_out.stop()
+    progress_out.finish(len(results), len(jobs), str(metrics_path), time.perf_counter() - t0)
+    return metrics
 
-    # ---- outputs
+
+def _write_outputs(
+    task: str,
+    params: TransferParams,
+    data: Any,
+    record: ProcessorRecord | None,
+    results: list[Any],
+    versions: dict[str, str],
+    base: Path,
+    models_root: Path,
+    metrics_root: Path,
+    t0: float,
+) -> tuple[dict[str, Any], Path, Path]:
+    """models/transfer/<task>/ (weights, predictions.json, index.json), then the metrics file, last: a
+    metrics file on disk means every other output is there."""
+    import shutil
+
+    from nar.transfer.train import oracle_predictions
+
+    first_seed = params.seeds[0]
     out_dir = Path(models_root) / task
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -411,8 +473,6 @@ def run_transfer(
     for key, split in (("val", "val"), ("test", "test"), ("ood", "ood")):
         metrics["data"]["sizes"][key] = len(data.splits[split]) if split in data.splits else 0
     metrics = _clean(metrics)
-    metrics_path = Path(metrics_root) / f"{task}.json"
-    _write_json(metrics_path, metrics)
     index = {
         "task": task,
         "processor": metrics["processor"],
@@ -421,13 +481,9 @@ def run_transfer(
         "data_versions": versions,
     }
     _write_json(out_dir / "index.json", index)
-    if track:
-        artifacts = [metrics_path, out_dir / "index.json", out_dir / "predictions.json"]
-        log_to_mlflow(task, params, metrics, results, artifacts)
-    resume.clear()  # every output is written: nothing left to resume
-    if progress:
-        print(f"transfer {task}: {len(results)} results in {wall:.0f} s -> {metrics_path}", file=sys.stderr)
-    return metrics
+    metrics_path = Path(metrics_root) / f"{task}.json"
+    _write_json(metrics_path, metrics)
+    return metrics, metrics_path, out_dir
 
 
 def _with_device(params: TransferParams) -> TransferParams:

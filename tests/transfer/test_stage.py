@@ -231,3 +231,19 @@ def test_a_missing_split_stops_the_sweep_before_training(natural_root, processor
     with pytest.raises(NarError, match=r"missing split\(s\) \['test'\]"):
         run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False)
     assert not (tmp_path / "m").exists() and not (tmp_path / "x").exists()
+
+
+def test_progress_says_what_runs_and_counts_the_oracle(natural_root, processor_dir, tmp_path, capsys):
+    params = tiny_params(natural_root, processor_dir, variants=["e2e", "oracle"], sizes=[8], seeds=[0, 1])
+    run_transfer("road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("transfer road: 3 steps: 2 training runs = 1 variants (e2e) x 1 sizes (8) x 2 seeds")
+    assert lines[0].endswith("scored once and reported in its 2 size x seed cells; 4 results in all")
+    assert [line.split("]")[0] for line in lines if line.startswith("transfer road [")] == [
+        "transfer road [1/3",
+        "transfer road [2/3",
+        "transfer road [3/3",
+    ]
+    assert "[3/3] oracle:" in lines[3] and "ETA" in lines[1]
+    assert lines[-1].startswith("transfer road: 4 results (2 trained runs + 2 oracle cells) in ")
+    assert not any("\r" in line for line in lines)
