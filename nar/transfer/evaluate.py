@@ -5,8 +5,9 @@ Reads ``metrics/transfer/<task>.json`` (written by ``nar transfer``) and
 
 * ``metrics/evaluate.json``: per task, split, variant and training size, the mean and the
   standard error (sample std / sqrt(number of seeds)) of every metric over the seeds, and the
-  verdict (does nar_frozen beat e2e and bottleneck with few examples; which variant loses
-  least out of distribution);
+  verdict (nar_frozen against e2e and bottleneck with few examples: per comparison the difference,
+  its standard error and the outcome, "better", "worse" or "not distinguishable" (within two
+  standard errors); which variant loses least out of distribution);
 * ``plots/transfer/<task>_scores.csv`` (DVC plot: the headline metric against the number of
   training examples, one column per variant and split), ``<task>_curves.csv`` (DVC plot:
   validation pointer accuracy against step, mean over seeds, per variant and size) and
@@ -46,6 +47,7 @@ COLORS = {
     "oracle": "black",
 }
 LOWER_IS_BETTER = {"regret", "regret_all", "invalid_rate"}
+RATIOS = {"regret", "regret_all"}  # shown as ratios; every other metric is a fraction shown in %
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -100,6 +102,34 @@ def mean_curves(curves: Mapping[str, Any]) -> dict[str, dict[str, list[tuple[int
     return out
 
 
+OUTCOMES = ("better", "worse", "not distinguishable")
+
+
+def compare(
+    a: float,
+    b: float,
+    se_a: float | None,
+    se_b: float | None,
+    n_a: int,
+    n_b: int,
+    metric: str,
+) -> dict[str, Any]:
+    """nar_frozen's mean ``a`` against a rival's ``b``: the difference ``a - b``, its standard error
+    sqrt(se_a² + se_b²) (independent seeds), and the outcome for nar_frozen: ``better`` or ``worse`` when
+    the difference exceeds two standard errors (in the metric's good direction), else ``not
+    distinguishable``. With a single seed on either side there is no standard error: not distinguishable."""
+    diff = a - b
+    estimable = n_a >= 2 and n_b >= 2 and se_a is not None and se_b is not None
+    se = math.hypot(se_a or 0.0, se_b or 0.0) if estimable else None
+    beyond = se is not None and abs(diff) > 2 * se
+    if not beyond:
+        outcome = "not distinguishable"
+    else:
+        good = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
+        outcome = "better" if good else "worse"
+    return {"difference": diff, "difference_stderr": se, "beyond_2se": beyond, "outcome": outcome}
+
+
 def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, Any]:
     """Does nar_frozen beat e2e and bottleneck at sizes <= low_data (test split), and which trained
     variant loses least from test to ood (mean over sizes of test - ood on the headline metric)?"""
@@ -119,15 +149,23 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
             won = better(a, b)
             wins += won
             total += 1
-            # a difference within two standard errors of the difference (sqrt(se_a² + se_b²)) is noise
-            se = math.hypot(mine.get("stderr") or 0.0, theirs.get("stderr") or 0.0)
-            clear = abs(a - b) > 2 * se
-            clear_wins += won and clear
+            c = compare(a, b, mine.get("stderr"), theirs.get("stderr"), mine.get("n", 0), theirs.get("n", 0), headline)
+            clear_wins += c["outcome"] == "better"
             out["comparisons"].append(
-                {"rival": rival, "size": _size(size), "nar_frozen": a, rival: b, "wins": won, "beyond_2se": clear}
+                {
+                    "rival": rival,
+                    "size": _size(size),
+                    "nar_frozen": a,
+                    rival: b,
+                    "nar_frozen_stderr": mine.get("stderr"),
+                    f"{rival}_stderr": theirs.get("stderr"),
+                    "wins": won,
+                    **c,
+                }
             )
     out["low_data_wins"] = wins
     out["low_data_clear_wins"] = clear_wins
+    out["low_data_clear_losses"] = sum(c["outcome"] == "worse" for c in out["comparisons"])
     out["low_data_comparisons"] = total
     out["beats_baselines_low_data"] = total > 0 and wins == total
     gaps = {}
@@ -392,19 +430,22 @@ def _table(agg: Mapping[str, Any], split: str, metric: str, pct: bool = True) ->
 def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
     h = v["headline"]
     lines = []
+    pct = h not in RATIOS
+    unit = "points" if pct else "ratio"
+    scale = 100.0 if pct else 1.0
+    digits = 1 if pct else 3
     if v["low_data_comparisons"]:
+        outcomes = [c.get("outcome") for c in v["comparisons"]]
+        counts = ", ".join(f"{word} in {outcomes.count(word)}" for word in OUTCOMES if outcomes.count(word))
         lines.append(
-            f"- **{task}**: nar_frozen wins {v['low_data_wins']} of {v['low_data_comparisons']} comparisons of test "
-            f"{h} against e2e and bottleneck at n ≤ {v['low_data']}"
-            + (" (it beats both everywhere" if v["beats_baselines_low_data"] else " (it does **not** beat both")
-            + f"; {v.get('low_data_clear_wins', 0)} of the wins exceed two standard errors of the difference)."
+            f"- **{task}**: test {h} of nar_frozen against e2e and bottleneck at n ≤ {v['low_data']} "
+            f"({v['low_data_comparisons']} comparisons): {counts}. A difference counts as better or worse only "
+            "beyond two standard errors of the difference (over the seeds); anything closer is not distinguishable."
         )
         for c in v["comparisons"]:
             rival = c["rival"]
             lines.append(
-                f"  - n={c['size']}: nar_frozen {100 * c['nar_frozen']:.1f} vs {rival} {100 * c[rival]:.1f}"
-                + (" ✓" if c["wins"] else " ✗")
-                + ("" if c.get("beyond_2se", True) else " (within 2 s.e.)")
+                f"  - n={c['size']}, nar_frozen vs {rival}: " + _comparison_text(c, rival, scale, digits, unit)
             )
     if v["ood_drop"]:
         drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))
@@ -415,6 +456,28 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
             + "."
         )
     return lines
+
+
+def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int, unit: str) -> str:
+    """``77.6 ± 8.5 vs 87.9 ± 0.5: difference -10.3 ± 8.5 points: **not distinguishable** (within 2 s.e.)``."""
+
+    def value(mean: float, se: float | None) -> str:
+        return f"{scale * mean:.{digits}f}" + ("" if se is None else f" ± {scale * se:.{digits}f}")
+
+    a, b = c["nar_frozen"], c[rival]
+    diff = c.get("difference", a - b)
+    se = c.get("difference_stderr")
+    outcome = c.get("outcome") or ("better" if c.get("wins") else "worse")
+    why = {
+        "better": "beyond 2 s.e.",
+        "worse": "beyond 2 s.e.",
+        "not distinguishable": "within 2 s.e." if se is not None else "one seed: no standard error",
+    }[outcome]
+    spread = "" if se is None else f" ± {scale * se:.{digits}f}"
+    return (
+        f"{value(a, c.get('nar_frozen_stderr'))} vs {value(b, c.get(f'{rival}_stderr'))}: "
+        f"difference {scale * diff:+.{digits}f}{spread} {unit}: **{outcome}** ({why})"
+    )
 
 
 def write_report(
@@ -574,6 +637,8 @@ def _log(params: EvaluateParams, per_task: Mapping[str, Any], artifacts: Sequenc
                             ms.append(Metric(f"{task}_{split}_{variant}_{size}_{params.headline}", st["mean"], now, 0))
             v = d["verdict"]
             ms.append(Metric(f"{task}_low_data_wins", v["low_data_wins"], now, 0))
+            ms.append(Metric(f"{task}_low_data_clear_wins", v["low_data_clear_wins"], now, 0))
+            ms.append(Metric(f"{task}_low_data_clear_losses", v["low_data_clear_losses"], now, 0))
         for i in range(0, len(ms), 900):
             client.log_batch(rid, metrics=ms[i : i + 900])
         client.log_batch(rid, params=[Param("headline", params.headline), Param("low_data", str(params.low_data))])

@@ -71,3 +71,38 @@ def test_mean_curves_average_over_the_seeds_present_at_each_step():
         }
     }
     assert mean_curves(curves)["e2e"]["n50"] == [(5, pytest.approx(0.3), 2), (10, pytest.approx(0.4), 1)]
+
+
+def test_each_comparison_has_its_difference_standard_error_and_outcome():
+    from nar.transfer.evaluate import _verdict_lines, compare
+
+    # the report's digit_grid n=50 case: 77.6 ± 8.5 vs 87.9 ± 0.5 over 3 seeds (a 10-point loss, noisy)
+    c = compare(0.776, 0.879, 0.085, 0.005, 3, 3, "pointer_acc")
+    assert c["difference"] == pytest.approx(-0.103)
+    assert c["difference_stderr"] == pytest.approx(math.hypot(0.085, 0.005))
+    assert c["outcome"] == "not distinguishable" and not c["beyond_2se"]
+    assert compare(0.841, 0.947, 0.004, 0.003, 3, 3, "pointer_acc")["outcome"] == "worse"
+    assert compare(0.947, 0.841, 0.004, 0.003, 3, 3, "pointer_acc")["outcome"] == "better"
+    assert compare(0.1, 0.4, 0.01, 0.01, 3, 3, "regret")["outcome"] == "better"  # lower regret is better
+    one_seed = compare(0.9, 0.5, 0.0, 0.0, 1, 1, "pointer_acc")
+    assert one_seed["outcome"] == "not distinguishable" and one_seed["difference_stderr"] is None
+
+    results = {
+        "nar_frozen": {"n50": {f"s{i}": {"test": {"pointer_acc": x}} for i, x in enumerate((0.70, 0.80, 0.90))}},
+        "e2e": {"n50": {f"s{i}": {"test": {"pointer_acc": x}} for i, x in enumerate((0.87, 0.88, 0.89))}},
+        "bottleneck": {"n50": {f"s{i}": {"test": {"pointer_acc": x}} for i, x in enumerate((0.94, 0.95, 0.96))}},
+    }
+    v = verdict(aggregate(results), "pointer_acc", low_data=50)
+    assert [c["outcome"] for c in v["comparisons"]] == ["not distinguishable", "worse"]
+    assert v["low_data_clear_losses"] == 1 and v["low_data_clear_wins"] == 0
+    lines = _verdict_lines("digit_grid", v)
+    assert "worse in 1, not distinguishable in 1" in lines[0]
+    assert lines[1] == (
+        "  - n=50, nar_frozen vs e2e: 80.0 ± 5.8 vs 88.0 ± 0.6: difference -8.0 ± 5.8 points: "
+        "**not distinguishable** (within 2 s.e.)"
+    )
+    assert lines[2] == (
+        "  - n=50, nar_frozen vs bottleneck: 80.0 ± 5.8 vs 95.0 ± 0.6: difference -15.0 ± 5.8 points: "
+        "**worse** (beyond 2 s.e.)"
+    )
+    assert "✗" not in "\n".join(lines) and "✓" not in "\n".join(lines)
