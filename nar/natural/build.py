@@ -2,7 +2,11 @@
 
 For every split of the task: draw the examples (the task's raw inputs and hidden costs), add
 the targets (``nar.natural.targets``: the shortest-path tree of ``params.algorithm`` on the
-hidden costs), and write ``out_dir/<split>/`` (``nar.natural.store``).
+hidden costs, or the task's own ``targets(example, algorithm)`` where it has one, as
+``road_turns``'s edge-based solver), and write ``out_dir/<split>/`` (``nar.natural.store``).
+
+Tasks are registered in ``TASK_FACTORIES`` (one line each; their names and params sections in
+``nar.natural.config``).
 
 Randomness (what makes "same seed => byte-identical files" hold, whatever the shard size):
 the split's seed is ``[seed, crc32("<task>/<split>")]``; the sizes are drawn with
@@ -17,7 +21,7 @@ import dataclasses
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nar.errors import NarError
-from nar.natural.config import NaturalParams, NaturalSplitParams, split_pool
+from nar.natural.config import TASKS, NaturalParams, NaturalSplitParams, split_pool
 from nar.natural.store import NaturalManifest, new_manifest, write_split
 from nar.natural.targets import shortest_path_targets
 
@@ -34,17 +38,39 @@ class NaturalBuildError(NarError):
     """A natural split cannot be built as configured (sizes its pool cannot provide, ...)."""
 
 
+def _digit_grid(params: NaturalParams, pbf: str | None) -> Any:
+    from nar.natural.digit_grid import DigitGridTask
+
+    return DigitGridTask(params.digit_grid.image_fractions, seed=params.seed)
+
+
+def _road(params: NaturalParams, pbf: str | None) -> Any:
+    from nar.natural.road import RoadTask
+
+    return RoadTask(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
+
+
+def _road_turns(params: NaturalParams, pbf: str | None) -> Any:
+    from nar.natural.road_turns import RoadTurnsTask  # road's network and bands (natural.road)
+
+    return RoadTurnsTask(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
+
+
+# Every natural task: name -> its example drawer from the params (and a --pbf for the road tasks).
+TASK_FACTORIES: dict[str, Callable[[NaturalParams, str | None], Any]] = {
+    "digit_grid": _digit_grid,
+    "road": _road,
+    "road_turns": _road_turns,
+}
+PBF_TASKS = ("road", "road_turns")  # tasks built from an OpenStreetMap file (natural.road.pbf)
+
+
 def make_task(task: str, params: NaturalParams, pbf: str | None = None) -> Any:
-    """The task's example drawer (``DigitGridTask`` or ``RoadTask``); ``pbf`` overrides ``road.pbf``."""
-    if task == "digit_grid":
-        from nar.natural.digit_grid import DigitGridTask
-
-        return DigitGridTask(params.digit_grid.image_fractions, seed=params.seed)
-    if task == "road":
-        from nar.natural.road import RoadTask
-
-        return RoadTask(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
-    raise NaturalBuildError(f"unknown natural task {task!r}; available: ['digit_grid', 'road']")
+    """The task's example drawer (``DigitGridTask``, ``RoadTask``, ...); ``pbf`` overrides ``road.pbf``."""
+    factory = TASK_FACTORIES.get(task)
+    if factory is None:
+        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(TASK_FACTORIES)}")
+    return factory(params, pbf)
 
 
 def split_seed(seed: int, task: str, split: str) -> list[int]:
@@ -58,13 +84,19 @@ def draw_examples(
     pool = split_pool(split, spec)
     base = split_seed(seed, drawer.name, split)
     sizes = np.random.default_rng(np.random.SeedSequence([*base, 0])).choice(np.asarray(spec.sizes), size=spec.count)
+    own_targets = getattr(drawer, "targets", None)  # a task whose cost is not one weight per edge
     for i in range(spec.count):
         rng = np.random.default_rng(np.random.SeedSequence([*base, 1, i]))
         ex = drawer.example(pool, int(sizes[i]), rng)
         n = len(ex["node_features"])
-        ex.update(
-            shortest_path_targets(n, ex["edge_index"], ex["edge_cost"], int(ex["source"]), int(ex["target"]), algorithm)
-        )
+        if own_targets is not None:
+            ex.update(own_targets(ex, algorithm))
+        else:
+            ex.update(
+                shortest_path_targets(
+                    n, ex["edge_index"], ex["edge_cost"], int(ex["source"]), int(ex["target"]), algorithm
+                )
+            )
         ex["dist"] = ex["dist"].astype(np.float32)
         yield ex
 
@@ -87,7 +119,7 @@ def build_natural(
     """Build ``task``'s splits into ``out_dir/<task>/<split>/``; returns their manifests.
 
     ``params`` defaults to ``NaturalParams()``; ``seed`` overrides ``params.seed``; ``splits``
-    selects some of the task's splits; ``pbf`` (road only) replaces ``params.road.pbf``.
+    selects some of the task's splits; ``pbf`` (road tasks only) replaces ``params.road.pbf``.
     Raises a ``NarError`` (``NaturalBuildError``, ``RoadDataError``) for a bad configuration
     or input file, before writing anything.
     """
@@ -98,9 +130,9 @@ def build_natural(
         if seed < 0:
             raise NaturalBuildError(f"seed must be >= 0, got {seed}")
         params = replace(params, seed=seed)
-    task_params = params.task(task) if task in ("digit_grid", "road") else None
-    if task_params is None:
-        raise NaturalBuildError(f"unknown natural task {task!r}; available: ['digit_grid', 'road']")
+    if task not in TASK_FACTORIES or task not in TASKS:
+        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(TASK_FACTORIES)}")
+    task_params = params.task(task)
     chosen = dict(task_params.splits)
     if splits:
         unknown = [s for s in splits if s not in chosen]
@@ -115,8 +147,10 @@ def build_natural(
             raise NaturalBuildError(f"{task}/{name}: {exc}") from None
 
     task_params_dict = _jsonable(task_params)
-    if task == "road":
+    if task in PBF_TASKS:
         task_params_dict["pbf"] = drawer.net.name  # the file name only: manifests hold no paths
+    if task == "road_turns":
+        task_params_dict["regions"] = _jsonable(params.road)["regions"]  # road's bands
     out_root = Path(out_dir) / task
     manifests = {}
     for name, spec in chosen.items():

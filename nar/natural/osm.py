@@ -87,6 +87,8 @@ class RoadNetwork:
     seg_give_way: np.ndarray  # (S,) int64 give-way / stop signs on interior nodes
     seg_parts: list[list[Part]]  # (S,) the OSM pieces the segment is made of, in travel order
     stats: dict[str, Any] = field(default_factory=dict)
+    # (S,) each segment's polyline, (P, 2) float64 metres from tail to head: turn angles, maps
+    seg_poly: list[np.ndarray] = field(default_factory=list)
 
     @property
     def num_nodes(self) -> int:
@@ -369,6 +371,7 @@ def build_network(nodes: Any, edges: Any, name: str) -> RoadNetwork:
         seg_crossings=np.array([count(r["interior"], crossing) for r in recs], dtype=np.int64),
         seg_give_way=np.array([count(r["interior"], give_way) for r in recs], dtype=np.int64),
         seg_parts=[r["parts"] for r in recs],
+        seg_poly=[r["poly"] for r in recs],
     )
     net.stats = {
         "osm_pieces": num_pieces,

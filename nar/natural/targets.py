@@ -7,6 +7,11 @@ ties included. Ties are real in digit grids (integer cell costs: two routes thro
 digits in another order cost the same), so every example also carries the hidden
 ``edge_optimal`` mask: u -> v lies on *some* shortest path (d[u] + w(u, v) == d[v]), which a
 tie-aware metric can use.
+
+Turn tasks (``road_turns``): the cost of a route is not a sum of per-edge weights, so their
+targets come from the exact edge-based solver of :mod:`nar.natural.turns`
+(:func:`turn_route_targets`); an example that carries the hidden ``turn_cost`` is routed
+there by :func:`oracle_targets` and scored with its turns by :func:`path_regret`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from nar.algorithms import get_algorithm
 from nar.algorithms.base import Graphs
+from nar.natural.turns import arrival_optimal, edge_based_tree, route_nodes, route_segments, walk_time
 
 SHORTEST_PATH_ALGORITHMS = ("bellman_ford", "dijkstra")
 # Relative tolerance of "d[u] + w == d[v]" for edge_optimal (float64 sums of float32 costs).
@@ -84,12 +90,54 @@ def path_mask(pi: np.ndarray, source: int, target: int) -> np.ndarray:
     raise ValueError(f"target {target} is not reachable from the source {source}")
 
 
+def turn_route_targets(
+    n: int,
+    edge_index: np.ndarray,
+    seg_cost: np.ndarray,
+    turn_next: np.ndarray,
+    turn_cost: np.ndarray,
+    source: int,
+    target: int,
+) -> dict[str, np.ndarray]:
+    """Targets of a turn task from the edge-based solver (:mod:`nar.natural.turns`).
+
+    ``pi`` (n,) predecessor on each node's fastest route, ``path`` (n,) uint8 the nodes of the
+    fastest route source -> target, ``dist`` (n,) float64, ``edge_optimal`` (E,) uint8 (the
+    segment is a fastest arrival at its head), ``seg_dist`` (E,) float64, ``seg_pred`` (E,)
+    and ``last_segment`` (n,) int64 (the line-graph tree). Costs should be the stored float32.
+    """
+    tree = edge_based_tree(n, edge_index, seg_cost, turn_next, turn_cost, source)
+    path = np.zeros(n, dtype=np.uint8)
+    path[route_nodes(edge_index, route_segments(tree, target), source)] = 1
+    return {
+        "pi": tree.pi,
+        "path": path,
+        "dist": tree.dist,
+        "edge_optimal": arrival_optimal(edge_index, tree).astype(np.uint8),
+        "seg_dist": tree.seg_dist,
+        "seg_pred": tree.seg_pred,
+        "last_segment": tree.last,
+    }
+
+
 def oracle_targets(example, algorithm: str) -> dict[str, np.ndarray]:
     """The exact algorithm on an example's hidden true costs (the oracle baseline).
 
     With the split's own algorithm (``NaturalDataset.algorithm``) this reproduces the stored
-    ``pi`` and ``path`` exactly, ties included.
+    ``pi`` and ``path`` exactly, ties included. An example with turn delays (hidden
+    ``turn_cost``) is solved by the edge-based solver instead (``algorithm`` unused), which
+    reproduces its targets exactly too.
     """
+    if "turn_cost" in example.hidden:
+        return turn_route_targets(
+            example.num_nodes,
+            example.edge_index,
+            example.hidden["edge_cost"],
+            example.inputs["turn_next"],
+            example.hidden["turn_cost"],
+            example.source,
+            example.target,
+        )
     return shortest_path_targets(
         example.num_nodes, example.edge_index, example.hidden["edge_cost"], example.source, example.target, algorithm
     )
@@ -118,11 +166,20 @@ def follow_pointers(pi: np.ndarray, source: int, target: int, adj: np.ndarray) -
 def path_regret(example, pred_pi: np.ndarray) -> float | None:
     """Relative regret of the predicted path to the target on the hidden costs:
     cost(predicted path) / cost(true path) - 1, both summed in float64 (0 when optimal, None
-    when the predicted pointers give no valid path, 0 when the target is the source)."""
+    when the predicted pointers give no valid path, 0 when the target is the source).
+
+    With turn delays (hidden ``turn_cost``) the predicted walk is timed with its turns and
+    compared with the fastest route's time ``dist[target]``.
+    """
     adj = example.adjacency()
     walk = follow_pointers(np.asarray(pred_pi), example.source, example.target, adj)
     if walk is None:
         return None
+    if "turn_cost" in example.hidden:
+        h = example.hidden
+        time = walk_time(example.edge_index, h["edge_cost"], example.inputs["turn_next"], h["turn_cost"], walk)
+        best = float(oracle_targets(example, "")["dist"][example.target])
+        return 0.0 if best == 0 else time / best - 1.0
     truth = follow_pointers(example.pi, example.source, example.target, adj)
     assert truth is not None, "the stored targets always hold a valid path"
     w = example.hidden_weights()
