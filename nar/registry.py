@@ -53,11 +53,10 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import torch
 from safetensors.torch import load as safetensors_load
@@ -67,7 +66,19 @@ from torch import nn
 from nar.config import MODEL_NAME_RULE, is_model_name
 from nar.errors import NarError
 from nar.models.processors import PROCESSORS, Processor, ProcessorConfig, build_processor
-from nar.tracking import dataset_version, dvc_locked_hashes, git_commit, params_hash, tracking_uri
+from nar.tracking import (
+    RetryingClient,
+    RetryPolicy,
+    dataset_version,
+    dvc_locked_hashes,
+    ensure_experiment,
+    git_commit,
+    is_transient,
+    params_hash,
+    safe_uri,
+    sqlite_path,
+    tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +99,7 @@ TAG_CONFIG_SHA = "config_sha256"
 TAG_STATUS = "nar_status"
 TAG_GATE = "nar_gate"
 TAG_ATTEMPT = "nar_registration"  # one id per register() call: tells its own retried creations apart
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions registered from it (MLflow's own)
 READY, PENDING = "ready", "pending"
 
 #: out-of-distribution anchors (n = 64, % nodes with the correct predecessor), see DESIGN.md
@@ -393,93 +405,21 @@ def attach_processor(model: nn.Module, processor: Processor) -> nn.Module:
 # =========================================================================== MLflow access
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff for transient MLflow errors."""
-
-    attempts: int = 4
-    delay: float = 0.5
-    factor: float = 2.0
-    max_delay: float = 8.0
-
-    @classmethod
-    def from_env(cls) -> RetryPolicy:
-        try:
-            return cls(
-                attempts=max(1, int(os.environ.get("NAR_REGISTRY_RETRIES", cls.attempts))),
-                delay=max(0.0, float(os.environ.get("NAR_REGISTRY_RETRY_DELAY", cls.delay))),
-            )
-        except ValueError as exc:
-            raise RegistryError(f"NAR_REGISTRY_RETRIES / NAR_REGISTRY_RETRY_DELAY: {exc}") from None
-
-
-_TRANSIENT_PATTERNS = re.compile(
-    r"failed with exception|connection refused|max retries exceeded|timed? ?out|temporarily unavailable|"
-    r"error code 5\d\d|status code 5\d\d|database is locked|connection reset|remote end closed|bad gateway",
-    re.IGNORECASE,
-)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import requests
-
-    if isinstance(exc, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout):
-        return True
-    code = getattr(exc, "error_code", None)
-    if code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
-        return True
-    return bool(_TRANSIENT_PATTERNS.search(str(exc)))
-
-
 def _error_code(exc: BaseException) -> str | None:
     return getattr(exc, "error_code", None)
 
 
-def _safe_uri(uri: str) -> str:
-    """The URI without credentials (for messages and registered.json)."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+# the retry machinery is shared with tracking (nar.tracking): these names stay importable from here
+_is_transient = is_transient
+_safe_uri = safe_uri
+_sqlite_path = sqlite_path
 
 
-class _Mlflow:
-    """An MlflowClient whose calls are retried on transient errors."""
+class _Mlflow(RetryingClient):
+    """An MlflowClient created and called inside bounded retries; registry errors when they run out."""
 
-    def __init__(self, uri: str, retry: RetryPolicy) -> None:
-        from mlflow import MlflowClient
-
-        self.uri = uri
-        self.retry = retry
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        delay = self.retry.delay
-        start = time.monotonic()
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                last = exc
-                if attempt == self.retry.attempts:
-                    break
-                log.warning("MLflow %s failed (attempt %d/%d), retrying: %s", what, attempt, self.retry.attempts, exc)
-                time.sleep(min(delay, self.retry.max_delay))
-                delay *= self.retry.factor
-        first_line = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
-        raise RegistryUnavailable(
-            f"MLflow at {_safe_uri(self.uri)} is unreachable or failing: {what} failed "
-            f"{self.retry.attempts} times in {time.monotonic() - start:.1f}s ({first_line[:300]}); "
-            "check that the tracking server runs and MLFLOW_TRACKING_URI points at it"
-        ) from last
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self.client, name)
-        return lambda *a, **k: self.call(name, fn, *a, **k)
+    def __init__(self, uri: str, retry: RetryPolicy | None = None) -> None:
+        super().__init__(uri, retry, unavailable=RegistryUnavailable, error=RegistryError)
 
 
 @contextlib.contextmanager
@@ -488,21 +428,28 @@ def _mlflow_env(uri: str) -> Iterator[None]:
 
     The fluent ``log_model`` needs the global tracking URI; ``mlflow.set_tracking_uri`` also
     writes ``MLFLOW_TRACKING_URI`` (and unsets it when reset), so the module globals and the
-    environment are saved and put back by hand.
+    environment are saved and put back by hand. The active experiment a stage selected earlier in
+    the process (``nar.tracking.configure_mlflow``: nar-pretrain) is set aside too: ``start_run`` of
+    the registration run refuses a run of another experiment than the active one.
     """
     defaults = {
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # our RetryPolicy bounds the retries
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
-    saved = {k: os.environ.get(k) for k in [*defaults, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"]}
+    keys = [*defaults, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"]
+    saved = {k: os.environ.get(k) for k in keys}
     for k, v in defaults.items():
         os.environ.setdefault(k, v)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
     import mlflow
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     old_tracking, old_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    old_experiment, fluent._active_experiment_id = fluent._active_experiment_id, None
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -511,17 +458,12 @@ def _mlflow_env(uri: str) -> Iterator[None]:
         if tracking_utils._tracking_uri != old_tracking:
             tracking_utils.set_tracking_uri(old_tracking)
         registry_utils._registry_uri = old_registry
+        fluent._active_experiment_id = old_experiment
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///") :].split("?", 1)[0]).resolve()
 
 
 def lock_path(uri: str) -> Path:
@@ -597,6 +539,9 @@ class Gate:
 
 
 TAG_SCALE = "scale_score"  # mean pointer accuracy (%) on the n = 256 scale suite (nar.execute.suite_scores)
+#: every score a version is tagged with (ood_score, ood_score.<algorithm>, scale*) is in %; versions
+#: registered before this tag had their per-algorithm scores as fractions (see version_ood_scores)
+TAG_UNIT, PERCENT = "score_unit", "percent"
 
 
 def scale_score(metrics: Mapping[str, Any]) -> float | None:
@@ -631,11 +576,21 @@ def metric_value(metrics: Mapping[str, Any], path: str) -> float:
     return float(obj)
 
 
-def ood_scores(metrics: Mapping[str, Any]) -> tuple[int | None, dict[str, float]]:
-    """(largest test size, {algorithm: score at that size}) from the pretrain metrics.
+def as_percent(value: float) -> float:
+    """A score in %: values in [0, 1] are fractions (what ``nar.training.metrics`` computes), larger ones are %.
 
-    Per algorithm: its own ``ood_score`` if given, else the test entry at the largest size:
-    its ``score``, else its ``pi`` (predecessor pointers), else the mean of its numbers.
+    Only the fallback of :func:`ood_scores` (metrics written before per-algorithm scores in %) and versions
+    registered before ``score_unit`` need it; the one reading it gets wrong is a score of at most 1 %
+    written by hand in %, a processor that learned nothing either way."""
+    return 100.0 * value if 0.0 <= value <= 1.0 else value
+
+
+def ood_scores(metrics: Mapping[str, Any]) -> tuple[int | None, dict[str, float]]:
+    """(largest test size, {algorithm: score in % at that size}) from the pretrain metrics.
+
+    Per algorithm: its own ``ood_score`` (in %, as ``nar pretrain`` writes it) if given, else the test
+    entry at the largest size (fractions, as the training metrics compute them): its ``score``, else its
+    ``pi`` (predecessor pointers), else the mean of its numbers, in % (:func:`as_percent`).
     """
     sizes: set[int] = set()
     scores: dict[str, float] = {}
@@ -644,19 +599,35 @@ def ood_scores(metrics: Mapping[str, Any]) -> tuple[int | None, dict[str, float]
             continue
         test = entry.get("test") or {}
         sized = {int(k): v for k, v in test.items() if str(k).isdigit() and isinstance(v, Mapping)}
-        if isinstance(entry.get("ood_score"), int | float):
-            scores[algo] = float(entry["ood_score"])
+        own = entry.get("ood_score")
+        if isinstance(own, int | float) and not isinstance(own, bool):
+            scores[algo] = float(own)
         elif sized:
             at = sized[max(sized)]
             nums = {k: float(v) for k, v in at.items() if isinstance(v, int | float) and not isinstance(v, bool)}
             if "score" in nums:
-                scores[algo] = nums["score"]
+                scores[algo] = as_percent(nums["score"])
             elif "pi" in nums:
-                scores[algo] = nums["pi"]
+                scores[algo] = as_percent(nums["pi"])
             elif nums:
-                scores[algo] = sum(nums.values()) / len(nums)
+                scores[algo] = as_percent(sum(nums.values()) / len(nums))
         sizes.update(sized)
     return (max(sizes) if sizes else None), scores
+
+
+def version_ood_scores(tags: Mapping[str, str]) -> dict[str, float]:
+    """A version's per-algorithm ``ood_score.<algorithm>`` tags in %; versions registered before
+    ``score_unit`` tagged them as fractions."""
+    percent = tags.get(TAG_UNIT) == PERCENT
+    scores = {}
+    for key, raw in tags.items():
+        if key.startswith("ood_score.") and key.count(".") == 1:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            scores[key.split(".", 1)[1]] = value if percent else as_percent(value)
+    return scores
 
 
 # =========================================================================== model card
@@ -690,7 +661,7 @@ def model_card(
         f"- git commit: `{lineage.get('git_commit', 'unknown')}`, params hash: `{lineage.get('params_hash', '')}`",
     ]
     if "ood_score" in metrics:
-        lines.append(f"- OOD score (mean over algorithms): **{float(metrics['ood_score']):.2f}**")
+        lines.append(f"- OOD score (mean over algorithms): **{float(metrics['ood_score']):.2f} %**")
     if gate_reason:
         lines.append(f"- champion gate: {gate_reason}")
     at = f"n = {size}" if size else "the largest test size"
@@ -808,21 +779,12 @@ def _tag_value(value: Any, limit: int = 5000) -> str:
     return text if len(text) <= limit else text[: limit - 30] + f"...(see {LINEAGE_FILE})"
 
 
-def _experiment_id(ml: _Mlflow, uri: str, name: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    exp = ml.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    db = _sqlite_path(uri)
-    # SQLite: artifacts beside the database (mlruns/ in the workspace by default), not in the cwd
+def _experiment_id(ml: _Mlflow, name: str, workspace: Path) -> str:
+    """The registration experiment: artifacts beside a SQLite database (mlruns/ in the workspace by
+    default, not the cwd), refused when a copied workspace's database points into the original's."""
+    db = sqlite_path(ml.uri)
     location = (db.parent / "mlruns").as_uri() if db is not None else None
-    try:
-        return ml.create_experiment(name, artifact_location=location)
-    except MlflowException as exc:
-        if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return ml.get_experiment_by_name(name).experiment_id
+    return ensure_experiment(ml, name, artifact_location=location, workspace=workspace)
 
 
 def check_model_name(name: str) -> str:
@@ -955,12 +917,14 @@ def register(
         stale_after = 0.0  # nobody else can be half-way through: every pending version is an orphan
     lock = _registry_lock(uri, lock_timeout) if use_lock else contextlib.nullcontext()
     with lock, _mlflow_env(uri):
-        ml = _Mlflow(uri, retry)
+        ml = _Mlflow(uri, retry)  # created inside the retries: a locked database is retried, a bad URI one line
         try:
+            # first: a copied workspace's store is refused before anything is created in it
+            experiment_id = _experiment_id(ml, experiment, ws)
             result = _register(
-                ml, loaded, metrics, lineage, score, name, gate, experiment, stale_after, wait_timeout, metrics_file
+                ml, loaded, metrics, lineage, score, name, gate, experiment_id, stale_after, wait_timeout, metrics_file
             )
-        except RegistryError:
+        except NarError:
             raise
         except Exception as exc:
             raise RegistryError(f"MLflow at {_safe_uri(uri)}: {type(exc).__name__}: {exc}") from exc
@@ -978,7 +942,7 @@ def _register(
     score: float,
     name: str,
     gate: Gate,
-    experiment: str,
+    experiment_id: str,
     stale_after: float,
     wait_timeout: float,
     metrics_file: Path,
@@ -990,6 +954,7 @@ def _register(
         existing = _versions_with_sha(ml, name, sha)
         ready = sorted((v for v in existing if _status(v) == READY), key=lambda v: int(v.version))
         if ready:
+            _backfill_link(ml, name, ready[0])
             return _existing_result(
                 ml,
                 name,
@@ -1011,7 +976,7 @@ def _register(
                 )
             continue
         # 2. log the model, then create the version (tagged with the sha256 from the start)
-        run_id, model_id, model_uri = _log_model(ml, loaded, metrics, lineage, experiment, metrics_file)
+        run_id, model_id, model_uri = _log_model(ml, loaded, metrics, lineage, experiment_id, metrics_file)
         tags = _version_tags(meta, metrics, lineage, gate, score)
         tags[TAG_ATTEMPT] = attempt = uuid.uuid4().hex
         aliases_before = dict(ml.get_registered_model(name).aliases or {})
@@ -1027,7 +992,7 @@ def _register(
                 ml, name, version, attempt, meta, metrics, lineage, gate, score, model_id, model_uri, stale_after
             )
         except BaseException as exc:
-            _rollback(ml, name, version, aliases_before, exc)
+            _rollback(ml, name, version, aliases_before, exc, model_id)
             _end_run(ml, run_id, "FAILED")
             raise
         _end_run(ml, run_id, "FINISHED")
@@ -1035,6 +1000,20 @@ def _register(
             return result
         # lost a race to a lower version with the same weights: ours was deleted; wait for the winner
     raise RegistryError(f"could not register {sha[:16]}...: concurrent registrations kept rolling back")
+
+
+def _backfill_link(ml: _Mlflow, name: str, mv: Any) -> None:
+    """Versions registered before the logged-model link get it when their weights are registered again
+    (a rerun of the register stage). Best effort: a registration that changes nothing does not fail on it."""
+    from mlflow.exceptions import MlflowException
+
+    model_id = _logged_model_id(mv)
+    if model_id is None:
+        return
+    try:
+        _link_logged_model(ml, model_id, name, str(mv.version))
+    except (MlflowException, RegistryError) as exc:
+        log.warning("could not link logged model %s to %s version %s: %s", model_id, name, mv.version, exc)
 
 
 def _finish(
@@ -1085,6 +1064,7 @@ def _finish(
     if promote:
         ml.set_registered_model_alias(name, "champion", version)
     ml.set_model_version_tag(name, version, TAG_GATE, _tag_value(reason))
+    _link_logged_model(ml, model_id, name, version)
     # 5. complete: from now on loaders accept it
     ml.set_model_version_tag(name, version, TAG_STATUS, READY)
     aliases = ("candidate", "champion") if promote else ("candidate",)
@@ -1134,7 +1114,8 @@ def _version_tags(
                     for family, value in families.items():
                         tags[f"scale.{algo}.{n}.{family}"] = repr(float(value))
     for algo, value in lineage["ood_scores"].items():
-        tags[f"ood_score.{algo}"] = repr(value)
+        tags[f"ood_score.{algo}"] = repr(value)  # % (ood_scores), like ood_score and scale_score
+    tags[TAG_UNIT] = PERCENT
     return tags
 
 
@@ -1143,7 +1124,7 @@ def _log_model(
     loaded: LoadedProcessor,
     metrics: Mapping[str, Any],
     lineage: Mapping[str, Any],
-    experiment: str,
+    experiment_id: str,
     metrics_file: Path,
 ) -> tuple[str, str, str]:
     """A run with the lineage, and the processor logged in it as a pyfunc model. Returns (run, model id, uri)."""
@@ -1151,9 +1132,8 @@ def _log_model(
     import safetensors
 
     meta = loaded.meta
-    exp_id = _experiment_id(ml, ml.uri, experiment)
     run = ml.create_run(
-        exp_id,
+        experiment_id,
         run_name=f"register-{meta.name}",
         tags={TAG_SHA: meta.weights_sha256 or "", "git_commit": lineage["git_commit"], "source": lineage["source"]},
     )
@@ -1172,6 +1152,8 @@ def _log_model(
         if config_sha256(written) != config_sha256(meta):
             raise RegistryError("internal: processor.json does not read back as the config being registered")
 
+        signature = processor_signature(loaded.processor)
+
         def log() -> Any:
             # nested: the caller (a flow, a training script) may have a run of its own open
             with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
@@ -1186,6 +1168,8 @@ def _log_model(
                     name="processor",
                     loader_module="nar.registry",
                     data_path=str(data_dir),
+                    signature=signature,
+                    input_example=processor_example(meta.config.hidden),
                     pip_requirements=[
                         f"torch=={torch.__version__.split('+')[0]}",
                         f"safetensors=={safetensors.__version__}",
@@ -1206,10 +1190,55 @@ def _end_run(ml: _Mlflow, run_id: str, status: str) -> None:
         ml.set_terminated(run_id, status=status)
 
 
-def _rollback(ml: _Mlflow, name: str, version: str, aliases_before: Mapping[str, Any], cause: BaseException) -> None:
-    """Undo a version whose registration failed half-way: delete it, put moved aliases back."""
+def _model_versions_links(ml: _Mlflow, model_id: str) -> list[dict[str, Any]]:
+    raw = (ml.get_logged_model(model_id).tags or {}).get(MODEL_VERSIONS_TAG)
+    try:
+        links = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        links = []
+    return [link for link in links if isinstance(link, dict)] if isinstance(links, list) else []
+
+
+def _link_logged_model(ml: _Mlflow, model_id: str, name: str, version: str) -> None:
+    """Record on the logged model that it is ``name`` version ``version``, as ``mlflow.register_model`` does
+    (tag ``mlflow.modelVersions``: a JSON list of {name, version}); the MLflow UI reads it to show the
+    model as registered. ``create_model_version(model_id=...)`` alone links only the other way round.
+    Idempotent: a link already there is not added twice."""
+    links = _model_versions_links(ml, model_id)
+    if any(link.get("name") == name and str(link.get("version")) == str(version) for link in links):
+        return
+    links.append({"name": name, "version": int(version)})  # an int, as mlflow.register_model writes it
+    ml.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(links)})
+
+
+def _unlink_logged_model(ml: _Mlflow, model_id: str, name: str, version: str) -> None:
+    """Remove a deleted version's link from its logged model (the UI would link a version that is gone)."""
+    links = _model_versions_links(ml, model_id)
+    kept = [link for link in links if not (link.get("name") == name and str(link.get("version")) == str(version))]
+    if len(kept) != len(links):
+        ml.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(kept)})
+
+
+def _logged_model_id(mv: Any) -> str | None:
+    """The logged model a version was created from (its source is ``models:/m-<id>``), None for older sources."""
+    source = mv.source or ""
+    return source[len("models:/") :].strip("/") if source.startswith("models:/m-") else None
+
+
+def _rollback(
+    ml: _Mlflow,
+    name: str,
+    version: str,
+    aliases_before: Mapping[str, Any],
+    cause: BaseException,
+    model_id: str | None = None,
+) -> None:
+    """Undo a version whose registration failed half-way: delete it, unlink its logged model, put moved
+    aliases back."""
     try:
         ml.delete_model_version(name, version)
+        if model_id:
+            _unlink_logged_model(ml, model_id, name, version)
         for alias, target in aliases_before.items():
             if str(target) != version:
                 ml.set_registered_model_alias(name, alias, str(target))
@@ -1227,6 +1256,8 @@ def _delete_stale(ml: _Mlflow, name: str, stale_after: float) -> None:
         if _age_s(mv) >= stale_after and _status(mv) == PENDING:
             log.warning("deleting %s version %s: left pending by an interrupted registration", name, mv.version)
             ml.delete_model_version(name, str(mv.version))
+            if model_id := _logged_model_id(mv):
+                _unlink_logged_model(ml, model_id, name, str(mv.version))
 
 
 def _wait_ready(ml: _Mlflow, name: str, version: str, timeout: float) -> Any | None:
@@ -1388,6 +1419,23 @@ def _info(mv: Any, aliases: Mapping[str, Any]) -> VersionInfo:
     )
 
 
+def card_in_percent(description: str, tags: Mapping[str, str]) -> str:
+    """A version's model card with its per-algorithm scores in %: cards of versions registered before
+    ``score_unit`` show them as fractions (``| bellman_ford | 0.98 | 92.01 | 97.39 |``); their rows get the
+    tag's value in % instead, so old and new cards read the same. New cards are returned unchanged."""
+    if tags.get(TAG_UNIT) == PERCENT:
+        return description
+    scores = version_ood_scores(tags)
+
+    def row(match: re.Match) -> str:
+        algo, value = match["algo"], float(match["value"])
+        if algo not in scores or value > 1.0:
+            return match[0]
+        return f"| {algo} | {scores[algo]:.2f} |"
+
+    return re.sub(r"^\| (?P<algo>[\w-]+) \| (?P<value>\d+(?:\.\d+)?) \|", row, description, flags=re.M)
+
+
 @contextlib.contextmanager
 def _client(tracking: str | None, retry: RetryPolicy | None) -> Iterator[_Mlflow]:
     uri = tracking or tracking_uri()
@@ -1457,11 +1505,54 @@ def promote(
 # =========================================================================== MLflow pyfunc flavour
 
 
+#: what one processor step takes: (name, dtype, shape with -1 for batch B and nodes N, H for hidden)
+PROCESSOR_INPUTS = (
+    ("node_fts", "float32", ("B", "N", "H")),
+    ("edge_fts", "float32", ("B", "N", "N", "H")),
+    ("graph_fts", "float32", ("B", "H")),
+    ("adj", "bool", ("B", "N", "N")),  # adj[b, i, j]: a message from node j to node i
+    ("hidden", "float32", ("B", "N", "H")),  # the previous step's latents (zeros at the first step)
+    ("node_mask", "bool", ("B", "N")),  # real nodes (graphs of different sizes padded to N)
+)
+
+
+def processor_example(hidden: int) -> dict[str, Any]:
+    """The smallest valid input of one processor step: one graph of two connected nodes, zero features."""
+    import numpy as np
+
+    shapes = {"B": 1, "N": 2, "H": hidden}
+    example = {n: np.zeros(tuple(shapes[d] for d in shape), dtype=t) for n, t, shape in PROCESSOR_INPUTS}
+    example["adj"][:] = True
+    example["node_mask"][:] = True
+    return example
+
+
+def processor_signature(processor: Processor) -> Any:
+    """The MLflow signature of the pyfunc model: six named tensors in, the new latents (and, for processors
+    that keep edge latents, the edge latents) out, shapes with -1 for the batch and node axes.
+
+    Every input is required: MLflow's tensor schemas cannot mark one optional, and enforcing a schema drops
+    the inputs it does not list, so an optional ``hidden`` left out would be silently replaced by zeros.
+    The outputs come from one step on a two-node graph: exactly what this processor returns."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    hidden = processor.config.hidden
+    dims = {"B": -1, "N": -1, "H": hidden}
+    inputs = Schema([TensorSpec(np.dtype(t), tuple(dims[d] for d in shape), n) for n, t, shape in PROCESSOR_INPUTS])
+    out = _PyfuncProcessor(processor).predict(processor_example(hidden))
+    # every axis but the features is batch or nodes: -1
+    outputs = Schema([TensorSpec(v.dtype, (-1,) * (v.ndim - 1) + (v.shape[-1],), k) for k, v in out.items()])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
 class _PyfuncProcessor:
     """``mlflow.pyfunc.load_model`` of a registered processor: one processor step on numpy arrays.
 
     predict({"node_fts": (B, N, H), "edge_fts": (B, N, N, H), "graph_fts": (B, H), "adj": (B, N, N),
-    optional "hidden": (B, N, H), "node_mask": (B, N)}) -> {"hidden": (B, N, H)[, "edges": (B, N, N, H)]}
+    "hidden": (B, N, H), "node_mask": (B, N)}) -> {"hidden": (B, N, H)[, "edges": (B, N, N, H)]}
+    (the signature requires all six; called directly, ``hidden`` defaults to zeros and ``node_mask`` to ones)
     """
 
     def __init__(self, processor: Processor) -> None:

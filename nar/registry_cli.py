@@ -179,21 +179,27 @@ def _score(raw: str | None) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from nar.registry import show_version
+    from nar.registry import PERCENT, TAG_UNIT, card_in_percent, show_version, version_ood_scores
 
     v = show_version(args.ref, args.name)
+    tags = dict(v.tags)
+    if tags.get(TAG_UNIT) != PERCENT:  # registered before every score was in %: show them in % all the same
+        for algo, percent in version_ood_scores(v.tags).items():
+            key = f"ood_score.{algo}"
+            if float(v.tags[key]) != percent:
+                tags[key] = f"{percent!r} (registered as the fraction {v.tags[key]})"
     rows = [
         ("version", v.version),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("status", v.status),
         ("created (UTC)", _when(v.created)),
         ("source", v.source),
-        *sorted((f"tag {k}", val) for k, val in v.tags.items()),
+        *sorted((f"tag {k}", val) for k, val in tags.items()),
     ]
     print(table(("FIELD", "VALUE"), rows))
     if v.description:
         print()
-        print(v.description)
+        print(card_in_percent(v.description, v.tags))
 
 
 def cmd_promote(args: argparse.Namespace) -> None:

@@ -56,8 +56,11 @@ class Workspace:
         kind: str = "mpnn",
         hidden: int = 16,
         scale: float | None = None,
+        per_algorithm: bool = True,
     ) -> Path:
-        """Write models/pretrain/<name>/ and metrics/pretrain/<name>.json as the pretrain stage does."""
+        """Write models/pretrain/<name>/ and metrics/pretrain/<name>.json as the pretrain stage does: test
+        scores as fractions, ``ood_score`` in % and, unless ``per_algorithm`` is False (metrics written before
+        it existed), each algorithm's ``ood_score`` in %; bfs scores ``ood`` + 1, dijkstra ``ood`` - 1."""
         torch.manual_seed(seed)
         processor = build_processor(ProcessorConfig(kind=kind, hidden=hidden))
         out = self.root / "models" / "pretrain" / name
@@ -73,7 +76,11 @@ class Workspace:
         metrics = {
             "ood_score": ood,
             "algorithms": {
-                a: {"val": {"16": {"pi": 99.0}}, "test": {"16": {"pi": 99.0}, "64": {"pi": ood + d}}}
+                a: {
+                    "val": {"16": {"pi": 0.99}},
+                    "test": {"16": {"pi": 0.99}, "64": {"pi": (ood + d) / 100}},
+                    **({"ood_score": ood + d} if per_algorithm else {}),
+                }
                 for a, d in zip(ALGORITHMS, (1.0, -1.0), strict=True)
             },
         }

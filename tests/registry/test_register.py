@@ -65,6 +65,8 @@ def test_round_trip_is_bit_identical_and_recorded(ws):
             "edge_fts": torch.randn(1, 4, 4, 16).numpy(),
             "graph_fts": torch.zeros(1, 16).numpy(),
             "adj": torch.ones(1, 4, 4, dtype=torch.bool).numpy(),
+            "hidden": torch.zeros(1, 4, 16).numpy(),
+            "node_mask": torch.ones(1, 4, dtype=torch.bool).numpy(),
         }
     )
     assert out["hidden"].shape == (1, 4, 16)
