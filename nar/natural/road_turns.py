@@ -106,7 +106,8 @@ segment_id
 An oracle gets every target exactly: :func:`nar.natural.targets.oracle_targets` sees
 ``turn_cost`` and runs the same edge-based solver on ``edge_cost`` + ``turn_cost``. A per-turn
 cost model (``bottleneck_turns``) predicts one value per used slot of ``turn_next`` (and one
-per segment) and runs :func:`nar.natural.turns.edge_based_tree`; a node-based one
+per segment; :func:`nar.natural.turns.turn_pairs` lists the used slots as flat (e, k, f)
+arrays) and runs :func:`nar.natural.turns.edge_based_tree`; a node-based one
 (``bottleneck``, ``heuristic``) runs the usual algorithm on one value per segment.
 
 How different the trees are (Helsinki, default params, ``benchmarks/bench_heuristic_gap.py``

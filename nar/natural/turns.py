@@ -67,6 +67,17 @@ def turn_slots(n: int, edge_index: np.ndarray, slots: int | None = None) -> np.n
     return table
 
 
+def turn_pairs(turn_next: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The used slots of a turn index as flat arrays ``(e, k, f)``, each (T,) int64, in (e, k) order.
+
+    A per-turn model predicts one value per row (the turn e -> f); ``costs[e, k] = values``
+    puts them back into the (E, K) layout :func:`edge_based_tree` reads.
+    """
+    nxt = np.asarray(turn_next, dtype=np.int64)
+    e, k = np.nonzero(nxt >= 0)
+    return e.astype(np.int64), k.astype(np.int64), nxt[e, k]
+
+
 @dataclass(frozen=True)
 class TurnTree:
     """The edge-based shortest-path solution from one source (module docstring)."""

@@ -23,7 +23,7 @@ from nar.natural.road_turns import (
 )
 from nar.natural.store import load_natural
 from nar.natural.targets import oracle_targets, path_regret, shortest_path_targets, turn_route_targets
-from nar.natural.turns import edge_based_tree, route_nodes, route_segments, turn_slots, walk_time
+from nar.natural.turns import edge_based_tree, route_nodes, route_segments, turn_pairs, turn_slots, walk_time
 
 from .conftest import SMALL, small_params
 
@@ -258,6 +258,8 @@ def test_targets_match_the_line_graph_on_helsinki(splits):
             # the turn index lists exactly the pairs that meet head to tail
             expected = {(e, f) for e in range(len(ei)) for f in range(len(ei)) if ei[e, 1] == ei[f, 0]}
             assert set(turns) == expected
+            e_, k_, f_ = turn_pairs(nxt)
+            assert set(zip(e_.tolist(), f_.tolist(), strict=True)) == expected and np.all(nxt[e_, k_] == f_)
             out = {
                 **ex.targets,
                 "dist": ex.hidden["dist"].astype(np.float64),
