@@ -68,8 +68,8 @@ Hidden turn delay of the turn e -> f at node v (seconds; e enters v, f leaves it
 The route's first segment has no turn (it starts at the source); the time of a route is the
 sum of its segments' ``edge_cost`` and of its turns' ``turn_cost``.
 
-Fields (schema ``SCHEMA`` from :func:`make_schema`; ``E`` segments, ``K`` turn slots = the
-network's largest out-degree, 4 in Helsinki):
+Fields (``RoadTurnsTask(...).schema`` = :func:`make_schema` (K); ``E`` segments, ``K`` turn
+slots = the network's largest out-degree, 4 in Helsinki; ``F`` = ``len(EDGE_FEATURES)``):
 
 =================  ======  ====  =========  ===============================================
 name               role    axis  shape      meaning
