@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from nar.config import PretrainParams, is_split_name, load_params
+from nar.config import PretrainParams, check_node_counts, is_split_name, load_params
 from nar.errors import NarError, UserError
 
 
@@ -39,9 +39,10 @@ def split_seed(seed: int, algorithm: str, split: str) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from nar.data.generate import generate_split
+    from nar.data.generate import check_split_memory, generate_split
     from nar.data.samplers import GraphSamplerConfig
     from nar.data.summary import summarize
+    from nar.limits import check_writable, write_problem
 
     params = load_params(args.params, "generate").generate
     algorithms = [args.algorithm] if args.algorithm else list(params.algorithms)
@@ -68,8 +69,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise UserError(f"--seed must be >= 0, got {seed}")
     if args.count is not None and args.count < 1:
         raise UserError(f"--count must be >= 1, got {args.count}")
-    if args.size and min(args.size) < 1:
-        raise UserError(f"--size values must be >= 1, got {args.size}")
+    if args.size:
+        check_node_counts(args.size, "--size", indexed=False)  # the params rule (generate.splits.*.sizes)
     sampler = GraphSamplerConfig(
         kind=params.sampler.kind,
         p_range=params.sampler.p_range,
@@ -77,26 +78,37 @@ def cmd_generate(args: argparse.Namespace) -> None:
         directed=params.sampler.directed,
     )
     out_root = inside_workspace(args.out, "--out")
-    for name in algorithms:  # all before any is written: a symlinked <out>/<algorithm>/<split> may lead out
-        for split in splits:
-            inside_workspace(out_root / name / split, "--split directory")
-    for name in algorithms:
-        for split, split_params in splits.items():
+    plan = {}
+    for name in algorithms:  # all before any is written: a symlinked <out>/<algorithm>/<split> may lead out,
+        for split, split_params in splits.items():  # a later split may not fit in memory
+            out_dir = inside_workspace(out_root / name / split, "--split directory")
             count = args.count if args.count is not None else split_params.count
             sizes = tuple(args.size) if args.size else split_params.sizes
+            check_split_memory(name, count, sizes, params.shard_size, f"generate {name}/{split}")
+            check_writable(out_dir, "--out")
+            plan[name, split] = (count, sizes)
+    for name in algorithms:
+        for split in splits:
+            count, sizes = plan[name, split]
             out_dir = out_root / name / split
             print(f"generate {name}/{split}: {count} graphs, sizes {list(sizes)} -> {out_dir}", file=sys.stderr)
-            generate_split(
-                algorithm=name,
-                count=count,
-                sizes=sizes,
-                seed=split_seed(seed, name, split),
-                out_dir=out_dir,
-                sampler=sampler,
-                shard_size=params.shard_size,
-                progress=not args.no_progress,
-                split=split,
-            )
+            try:
+                generate_split(
+                    algorithm=name,
+                    count=count,
+                    sizes=sizes,
+                    seed=split_seed(seed, name, split),
+                    out_dir=out_dir,
+                    sampler=sampler,
+                    shard_size=params.shard_size,
+                    progress=not args.no_progress,
+                    split=split,
+                )
+            except OSError as exc:  # e.g. the disk filled up: finished shards are whole and listed for a rerun
+                problem = write_problem(exc)
+                if problem is None:
+                    raise
+                raise UserError(f"{problem}; the shards finished so far are kept and a rerun reuses them") from None
         print(summarize(out_root / name).to_string(), file=sys.stderr)
 
 
@@ -135,6 +147,11 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     for name in names:
         if name not in params.runs:
             raise UserError(f"--run {name!r} is not in pretrain.runs; available: {sorted(params.runs)}")
+    from nar.limits import check_writable
+
+    # run_pretrain's default output roots: a read-only one is refused before minutes of training, not after
+    for root in ("models/pretrain", "metrics/pretrain", "plots/pretrain", "checkpoints/pretrain"):
+        check_writable(root, "output directory")
     for name in names:
         run = params.runs[name]
         print(f"pretrain {name}: {run.model.processor.kind}, {list(run.train.algorithms)}", file=sys.stderr)
@@ -208,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except NarError as exc:
         print(f"nar {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # a read-only or full output directory is the user's to fix, not a bug: one line naming the file
+        # (outputs are written to temporary names and moved into place, so none is left half written)
+        from nar.limits import write_problem
+
+        problem = write_problem(exc)
+        if problem is None:
+            raise
+        print(f"nar {args.command}: error: {problem}", file=sys.stderr)
         return 2
     return 0
 

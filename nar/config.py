@@ -177,6 +177,27 @@ def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
 # --------------------------------------------------------------------------- sections
 
 
+# Graph sizes of generated splits, in params.yaml and on the command line (`nar generate --size`): the
+# largest graphs the pipeline targets (DESIGN.md "Scale"); what a size costs in memory is checked when generating.
+MAX_NODES = 1024
+NODE_COUNT_RULE = f"node counts from 1 to {MAX_NODES}"
+# Width of the processor's latents: 32x the CLRS width of 128; a 4096-wide mpnn already holds ~10^8 weights.
+MAX_HIDDEN = 4096
+HIDDEN_RULE = f"an integer from 1 to {MAX_HIDDEN}"
+
+
+def check_node_counts(sizes: Any, key: str, indexed: bool = True) -> None:
+    """The one rule for generated graph sizes: ConfigError naming ``key`` (``key[i]`` when ``indexed``)."""
+    for i, n in enumerate(sizes):
+        ok = isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NODES
+        _require(ok, f"{key}[{i}]" if indexed else key, n, NODE_COUNT_RULE)
+
+
+def is_hidden_width(value: Any) -> bool:
+    """The one rule for a processor's ``hidden`` (params.yaml and a registered processor.json)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_HIDDEN
+
+
 @dataclass(frozen=True)
 class SplitParams:
     count: int
@@ -184,8 +205,7 @@ class SplitParams:
 
     def check(self, key: str) -> None:
         _require(self.count > 0, f"{key}.count", self.count, "an integer >= 1")
-        for i, n in enumerate(self.sizes):
-            _require(1 <= n <= 1024, f"{key}.sizes[{i}]", n, "node counts from 1 to 1024")
+        check_node_counts(self.sizes, f"{key}.sizes")
 
 
 @dataclass(frozen=True)
@@ -306,6 +326,8 @@ class PretrainRunParams:
 
     def check(self, key: str) -> None:
         _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
+        hidden = self.model.processor.hidden
+        _require(is_hidden_width(hidden), f"{key}.model.processor.hidden", hidden, HIDDEN_RULE)
         _require(
             self.train_data in ("dataset", "online", "mixed"),
             f"{key}.train_data",

@@ -61,7 +61,7 @@ def test_same_seed_same_bytes_different_seed_different(workspace):
         (["generate", "--algorithm", "quicksort"], "--algorithm 'quicksort' is unknown"),
         (["generate", "--split", "nope"], "--split 'nope' is not in params.yaml"),
         (["generate", "--count", "0"], "--count must be >= 1"),
-        (["generate", "--size", "-3"], "--size values must be >= 1"),
+        (["generate", "--size", "-3"], "--size: got -3; allowed: node counts from 1 to 1024"),
         (["generate", "--seed", "-1"], "--seed must be >= 0"),
         (["generate", "--out", "../outside"], "outside the workspace"),
     ],

@@ -44,6 +44,12 @@ Reading
     than the directory is for (a split copied to the wrong place would be trained or scored
     as the wrong data), before any shard is read.
 
+    Files are read through :mod:`nar.limits`: the manifest and every shard must be regular files
+    (not a FIFO, a device or a link to one), the manifest at most ``MAX_MANIFEST_BYTES``, a shard
+    exactly its manifest's byte count; a shard is decompressed with a bound (what its graphs can
+    hold at the manifest's largest size, :func:`max_graph_bytes`) and the whole split within a
+    third of the memory limit, so a gzip bomb is refused instead of filling memory.
+
     Loaded trajectories hold scalars as float32 (exactly what is stored), pointers as int64
     node indices and the rest as uint8; every one passes ``validate_trajectory``.
 """
@@ -55,7 +61,6 @@ import hashlib
 import json
 import os
 import tempfile
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +73,7 @@ from safetensors.numpy import save as st_save
 
 from nar.algorithms.spec import AlgorithmSpec, Field, GraphKind, Location, Stage, Trajectory, Type
 from nar.errors import NarError
+from nar.limits import format_bytes, gunzip_capped, memory_limit, read_capped
 
 FORMAT = "nar-trajectories"
 FORMAT_VERSION = 1
@@ -87,6 +93,9 @@ DISK_DTYPES: dict[Type, np.dtype] = {
 }
 LOADED_DTYPES: dict[Type, np.dtype] = {**DISK_DTYPES, Type.POINTER: np.dtype(np.int64)}
 _META_KEYS = ("meta/num_nodes", "meta/length")
+MAX_MANIFEST_BYTES = 16 * 2**20  # about 100,000 shard entries; a real manifest is a few KB
+# The safetensors header (JSON: names, dtypes, shapes, offsets) and alignment padding of a shard, on top of its data.
+HEADER_SLACK = 2**16
 _GROUP = {Stage.INPUT: "inputs", Stage.HINT: "hints", Stage.OUTPUT: "outputs"}
 
 
@@ -277,17 +286,23 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        try:
-            text = path.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: missing (not a dataset split, or its generation did not finish)") from None
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot be read ({exc})") from None
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        d = read_manifest_json(path, "not a dataset split, or its generation did not finish")
         return cls.from_dict(d, where=str(path))
+
+
+def read_manifest_json(path: Path, missing: str) -> Any:
+    """The parsed JSON of a split's manifest (synthetic or natural): a regular file of at most
+    MAX_MANIFEST_BYTES. ``missing`` says what a missing file means. Raises DatasetError naming the file."""
+    try:
+        text = read_capped(path, MAX_MANIFEST_BYTES, DatasetError, what="manifest")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing ({missing})") from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: not a manifest (JSON nested thousands of levels deep)") from None
 
 
 def _get(d: Any, key: str) -> Any:
@@ -310,6 +325,11 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write or fsync names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -454,12 +474,14 @@ def _check_domain(
                 raise DatasetError(f"{what}: must have exactly one 1 over the nodes")
 
 
-def decode_shard(data: bytes, where: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, the ``nar`` header metadata) of a shard's bytes; ``DatasetError`` if they do not parse."""
-    try:
-        raw = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{where}: not a complete gzip file ({exc})") from None
+def decode_shard(
+    data: bytes, where: str, max_bytes: int | None = None, allowed: str = ""
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, the ``nar`` header metadata) of a shard's bytes; ``DatasetError`` if they do not parse or
+    decompress to more than ``max_bytes`` (default: a third of the memory limit; ``allowed`` says why)."""
+    if max_bytes is None:
+        max_bytes, allowed = ReadBudget.start().cap(None, "")
+    raw = gunzip_capped(data, max_bytes, where, allowed, DatasetError)
     try:
         arrays = st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
@@ -568,6 +590,77 @@ class Dataset(Sequence[Trajectory]):
         return Trajectory(**groups)
 
 
+def max_steps(n: int) -> int:
+    """An upper bound of the hint steps T of any registered algorithm on n nodes: DFS and topological sort
+    take exactly 2n + 1 (one discovery or finish per step), the others at most n + 1."""
+    return 2 * n + 1
+
+
+def max_graph_bytes(spec: AlgorithmSpec, n: int, dtypes: dict[Type, np.dtype] = DISK_DTYPES) -> int:
+    """An upper bound of the bytes one graph of n nodes takes in ``dtypes`` (on disk by default): every
+    field's values, hints for :func:`max_steps` steps, and its two meta values."""
+    total = 2 * np.dtype(np.int32).itemsize
+    for f in spec.fields:
+        values = int(np.prod(f.shape(n), dtype=np.int64)) * (max_steps(n) if f.stage == Stage.HINT else 1)
+        total += values * dtypes[f.type].itemsize
+    return total
+
+
+class ReadBudget:
+    """The decompressed bytes a split may still take as it is read: a third of the memory limit (the raw
+    bytes, the arrays parsed from them and their loaded copies live at once), shared by its shards."""
+
+    FALLBACK = 64 * 2**30  # where the platform does not say how much memory there is
+
+    def __init__(self, left: int, why: str) -> None:
+        self.left, self.why = left, why
+
+    @classmethod
+    def start(cls) -> ReadBudget:
+        limit, why = memory_limit()
+        if limit is None:
+            return cls(cls.FALLBACK, f"a fixed {format_bytes(cls.FALLBACK)} ({why})")
+        return cls(limit // 3, f"a third of the memory limit of {format_bytes(limit)} ({why})")
+
+    def cap(self, derived: int | None, derived_why: str) -> tuple[int, str]:
+        """(the bound for the next shard, where it comes from): ``derived`` (from its manifest) or what is left."""
+        if derived is not None and derived <= self.left:
+            return derived, derived_why
+        return max(self.left, 0), f"what is left of the split's share of memory, {self.why}"
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+
+
+def read_shard(
+    file: Path, info: ShardInfo, budget: ReadBudget, derived: int | None = None, derived_why: str = ""
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, header metadata) of one shard of any split format, after its checks: a regular file of
+    exactly the manifest's byte count and sha256, decompressed within ``derived`` bytes (what its manifest
+    says it can hold, if the format knows) and what is left of ``budget``. DatasetError names the file."""
+    max_bytes, why = budget.cap(derived, derived_why)
+    # gzip adds a few bytes per 64 KB block at worst: a compressed shard far above the bound cannot fit it
+    if info.bytes > max_bytes + max_bytes // 100 + HEADER_SLACK:
+        raise DatasetError(
+            f"{file}: its manifest lists {format_bytes(info.bytes)} of compressed data; allowed: a shard that "
+            f"decompresses to at most {format_bytes(max_bytes)}: {why}"
+        )
+    try:
+        data = read_capped(file, info.bytes, DatasetError, what="shard of the byte count its manifest lists")
+    except FileNotFoundError:
+        raise DatasetError(f"{file}: missing (listed in {MANIFEST_NAME})") from None
+    if len(data) != info.bytes:
+        raise DatasetError(f"{file}: {len(data)} bytes, the manifest says {info.bytes} (truncated or replaced)")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != info.sha256:
+        raise DatasetError(
+            f"{file}: sha256 {digest[:16]}... does not match the manifest's {info.sha256[:16]}... (corrupted or edited)"
+        )
+    arrays, meta = decode_shard(data, str(file), max_bytes, why)
+    budget.spend(sum(a.nbytes for a in arrays.values()))
+    return arrays, meta
+
+
 def load_dataset(path: str | Path, *, algorithm: str | None = None, split: str | None = None) -> Dataset:
     """Read and verify a split directory (see the module docstring for what is checked).
 
@@ -582,8 +675,9 @@ def load_dataset(path: str | Path, *, algorithm: str | None = None, split: str |
     _check_registered_spec(spec, path / MANIFEST_NAME)
     shards = []
     histogram: dict[int, int] = {}
+    budget = ReadBudget.start()
     for info in manifest.shards:
-        shard = _read_shard(path / info.file, info, spec)
+        shard = _read_shard(path / info.file, info, manifest, budget)
         shards.append(shard)
         for n, c in zip(*np.unique(shard.num_nodes, return_counts=True), strict=True):
             histogram[int(n)] = histogram.get(int(n), 0) + int(c)
@@ -623,22 +717,13 @@ def _check_registered_spec(spec: AlgorithmSpec, where: Path) -> None:
         )
 
 
-def _read_shard(file: Path, info: ShardInfo, spec: AlgorithmSpec) -> _Shard:
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{file}: missing (listed in {MANIFEST_NAME})") from None
-    except OSError as exc:
-        raise DatasetError(f"{file}: cannot be read ({exc})") from None
-    if len(data) != info.bytes:
-        raise DatasetError(f"{file}: {len(data)} bytes, the manifest says {info.bytes} (truncated or replaced)")
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != info.sha256:
-        raise DatasetError(
-            f"{file}: sha256 {digest[:16]}... does not match the manifest's {info.sha256[:16]}... (corrupted or edited)"
-        )
+def _read_shard(file: Path, info: ShardInfo, manifest: Manifest, budget: ReadBudget) -> _Shard:
+    spec = manifest.spec
+    n = max(manifest.sizes, default=0)
+    derived = info.num_graphs * max_graph_bytes(spec, n) + HEADER_SLACK
+    derived_why = f"what {info.num_graphs} graphs of at most {n} nodes (its manifest's sizes) can hold"
+    arrays, meta = read_shard(file, info, budget, derived, derived_why)
     where = str(file)
-    arrays, meta = decode_shard(data, where)
     if (
         meta.get("format") != FORMAT
         or meta.get("format_version") != FORMAT_VERSION

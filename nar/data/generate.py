@@ -18,6 +18,11 @@ first trajectory of every chunk through the full ``validate_trajectory``. Valida
 trajectory with ``validate_trajectory`` costs about 50 µs each, more than sampling and
 running Bellman-Ford at n = 16 together, and finds nothing the flat check does not.
 
+Memory: :func:`estimate_memory` bounds what a split needs at once (the size plan, one algorithm batch,
+one shard's trajectories and their encoding) from the largest size and the spec's fields;
+:func:`generate_split` refuses a split above :func:`nar.limits.memory_limit` before it creates
+anything, with the estimate and the limit in one line.
+
 Writing: shards and the manifest are written to temporary names and moved into place with
 ``os.replace``; ``manifest.json`` comes last and is removed first, so a directory that has
 it is complete. After each shard, ``manifest.partial.json`` records the shards done so
@@ -40,7 +45,7 @@ from tqdm import tqdm
 import nar
 from nar.algorithms import get_algorithm, validate_trajectory
 from nar.algorithms.base import Algorithm, BatchTrace
-from nar.algorithms.spec import Trajectory
+from nar.algorithms.spec import DTYPES, Trajectory
 from nar.data.dataset import (
     MANIFEST_NAME,
     PARTIAL_MANIFEST_NAME,
@@ -48,11 +53,13 @@ from nar.data.dataset import (
     Manifest,
     ShardInfo,
     atomic_write,
+    max_graph_bytes,
     sha256_file,
     shard_name,
     write_shard,
 )
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
+from nar.limits import check_memory
 
 DEFAULT_SHARD_SIZE = 2000
 
@@ -122,6 +129,34 @@ def _check_args(count: int, sizes: Sequence[int], seed: int, shard_size: int) ->
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
 
 
+# _Plan: sizes and rank (int64 each), plus the choice and per-size index temporaries while it is built
+PLAN_BYTES_PER_GRAPH = 40
+
+
+def estimate_memory(algorithm: str, count: int, sizes: Sequence[int], shard_size: int) -> int:
+    """An upper bound of the bytes generating this split holds at once, as if every graph had the largest
+    size and the most hint steps any algorithm takes (``nar.data.dataset.max_steps``)."""
+    spec = get_algorithm(algorithm).spec
+    n = max(int(s) for s in sizes)
+    in_memory = max_graph_bytes(spec, n, DTYPES)  # float64 scalars, int64 pointers while the algorithm runs
+    on_disk = max_graph_bytes(spec, n)
+    batch = min(chunk_size(n), count)
+    per_shard = min(shard_size, count)
+    graphs = batch * 17 * n * n  # the sampled batch: weights (float64), adjacency (bool), the adj field
+    # A shard's trajectories are views that keep their batches alive (up to one batch more than the shard),
+    # while the next batch runs with its hints twice (the list of steps and their stack); then the shard's
+    # on-disk arrays, the safetensors bytes and their gzip.
+    trajectories = (per_shard + 2 * batch) * in_memory + graphs
+    return PLAN_BYTES_PER_GRAPH * count + trajectories + 3 * per_shard * on_disk
+
+
+def check_split_memory(algorithm: str, count: int, sizes: Sequence[int], shard_size: int, what: str) -> None:
+    """Refuse (ResourceError, one line) a split whose :func:`estimate_memory` exceeds the memory limit."""
+    n = max(int(s) for s in sizes)
+    estimate = estimate_memory(algorithm, count, sizes, shard_size)
+    check_memory(estimate, f"{what}: {count} graph{'s' * (count != 1)} of up to {n} nodes (shards of {shard_size})")
+
+
 def sample_trajectories(
     algorithm: str,
     count: int,
@@ -157,6 +192,7 @@ def generate_split(
     algo = get_algorithm(algorithm)
     sampler.resolve(algo.spec.graph)  # refuse impossible overrides before touching the disk
     out = Path(out_dir)
+    check_split_memory(algorithm, count, sizes, shard_size, f"generate {algorithm}/{split or out.name}")
     out.mkdir(parents=True, exist_ok=True)
     plan = _Plan(count, sizes, seed)
     skeleton = Manifest(

@@ -49,6 +49,8 @@ Reading
     ``load_natural(path)`` checks the manifest, each shard's size and sha256, its tensors
     against the schema (names, dtypes, lengths, finite floats, node indices in range) and
     the example counts, raising :class:`~nar.data.dataset.DatasetError` naming the file.
+    Files go through the synthetic store's readers (``read_manifest_json``, ``read_shard``):
+    regular files only, a capped manifest, shards decompressed within the memory budget.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ import nar
 from nar.data.dataset import (
     MANIFEST_NAME,
     DatasetError,
+    ReadBudget,
     ShardInfo,
     atomic_write,
-    decode_shard,
     pack_arrays,
+    read_manifest_json,
+    read_shard,
     shard_name,
 )
 
@@ -395,16 +399,7 @@ class NaturalManifest:
 
     @classmethod
     def read(cls, path: Path) -> NaturalManifest:
-        try:
-            text = path.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: missing (not a natural split, or its build did not finish)") from None
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot be read ({exc})") from None
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        d = read_manifest_json(path, "not a natural split, or its build did not finish")
         return cls.from_dict(d, where=str(path))
 
 
@@ -606,25 +601,15 @@ def load_natural(path: str | Path) -> NaturalDataset:
     if not path.is_dir():
         raise DatasetError(f"{path}: not a directory (expected a natural split with {MANIFEST_NAME} and shards)")
     manifest = NaturalManifest.read(path / MANIFEST_NAME)
-    shards = [_read_shard(path / info.file, info, manifest) for info in manifest.shards]
+    budget = ReadBudget.start()
+    shards = [_read_shard(path / info.file, info, manifest, budget) for info in manifest.shards]
     return NaturalDataset(path=path, manifest=manifest, _shards=shards)
 
 
-def _read_shard(file: Path, info: ShardInfo, m: NaturalManifest) -> _Shard:
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{file}: missing (listed in {MANIFEST_NAME})") from None
-    except OSError as exc:
-        raise DatasetError(f"{file}: cannot be read ({exc})") from None
-    if len(data) != info.bytes:
-        raise DatasetError(f"{file}: {len(data)} bytes, the manifest says {info.bytes} (truncated or replaced)")
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != info.sha256:
-        raise DatasetError(
-            f"{file}: sha256 {digest[:16]}... does not match the manifest's {info.sha256[:16]}... (corrupted or edited)"
-        )
-    arrays, meta = decode_shard(data, str(file))
+def _read_shard(file: Path, info: ShardInfo, m: NaturalManifest, budget: ReadBudget) -> _Shard:
+    # No bound from the manifest: its sizes are in the task's own unit (grid side, nodes) and edge counts are
+    # not recorded, so the memory budget alone bounds the decompression.
+    arrays, meta = read_shard(file, info, budget)
     if (
         meta.get("format") != FORMAT
         or meta.get("format_version") != FORMAT_VERSION
