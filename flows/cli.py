@@ -16,15 +16,42 @@ def _params_path(args: argparse.Namespace) -> str:
     return getattr(args, "params", None) or "params.yaml"
 
 
+def check_prefect_api(timeout: float = 5.0) -> None:
+    """Refuse, as one line naming the URL, a PREFECT_API_URL (environment or Prefect profile) where no server
+    answers: Prefect itself would fail deep inside a flow with a page of httpx traceback. Any HTTP answer counts
+    (a server that wants a key still answers); only an unreachable or malformed address is refused."""
+    import urllib.error
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return  # flows start a temporary local server
+    fix = (
+        "start one (`prefect server start --host 127.0.0.1 --port 4200`) or unset PREFECT_API_URL "
+        "to run on a temporary local server"
+    )
+    try:
+        urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise UserError(f"PREFECT_API_URL={url}: no Prefect server answers there ({reason}); {fix}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from flows.serve import serve
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: allowed: an integer >= 1 (flow runs at once; omit it for no limit)")
+    check_prefect_api()
     serve(args.root, _params_path(args), limit=args.limit)
 
 
 def cmd_blueprint(args: argparse.Namespace) -> None:
+    check_prefect_api()
     from flows.blueprint import blueprint
     from flows.stages import StageFailed, pipeline_stages, select_stages
 
@@ -55,6 +82,7 @@ def cmd_blueprint(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    check_prefect_api()
     from flows.sweep import parse_grid, run_sweep
 
     try:

@@ -1,6 +1,7 @@
 """Command-line arguments that used to get past the checks: ``nar generate --split`` and ``nar sweep --csv`` /
-``--name`` paths that leave the workspace, ``nar serve --limit -1``, ``nar blueprint --stage bogus``. Each
-through the real ``nar`` command: exit 2, one line naming the option and what is allowed, nothing written."""
+``--name`` paths that leave the workspace, ``nar serve --limit -1``, ``nar blueprint --stage bogus``, a
+PREFECT_API_URL where no server answers. Each through the real ``nar`` command: exit 2, one line naming the
+option and what is allowed, nothing written."""
 
 from __future__ import annotations
 
@@ -105,3 +106,32 @@ def test_serve_limit_and_blueprint_stage_are_checked_before_prefect_starts(tmp_p
     assert message.startswith("stage 'bogus' is not in dvc.yaml; stages: ["), message
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
     assert not (root / ".prefect").exists()
+
+
+@pytest.mark.fault(
+    category="orchestration",
+    fault="PREFECT_API_URL pointing at a closed port (and at a name that does not resolve) for `nar serve`, "
+    "`nar blueprint` and `nar sweep` (it used to be ~100 lines of httpx traceback)",
+    expected="exit 2 within seconds, one line naming the URL, the reason and the fix (start a server or unset "
+    "the variable); nothing written",
+    inputs=4,
+    lossless=True,
+)
+def test_unreachable_prefect_api_is_one_line(tmp_path):
+    import socket
+
+    root = make_repo(tmp_path / "ws")
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening, closed before use
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    before = files(root)
+    for command in (["serve", "--root", "."], ["blueprint", "--stage", "generate"], ["sweep", "-S", "a=1"]):
+        proc = nar(command, root, timeout=60, PREFECT_API_URL=url)
+        message = one_line_error(proc, command[0])
+        assert message.startswith(f"PREFECT_API_URL={url}: no Prefect server answers there ("), message
+        assert "prefect server start" in message and "unset PREFECT_API_URL" in message, message
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
+    proc = nar(["serve", "--root", "."], root, timeout=60, PREFECT_API_URL="http://nar-no-such-host.invalid/api")
+    assert "PREFECT_API_URL=http://nar-no-such-host.invalid/api: no Prefect server" in one_line_error(proc, "serve")
+    assert files(root) == before
