@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.report import blueprint_markdown, metrics_long_table, read_metrics
+from flows.report import blueprint_markdown, headline_table, read_metrics
 from flows.stages import (
     StageFailed,
     has_commit,
@@ -147,12 +147,13 @@ def _publish(root: str, results: list[dict[str, Any]], rev: str | None, mlflow_u
             key="nar-blueprint-report",
             description="Evaluation, registered processor and stages of this nar-blueprint run",
         )
-        rows = metrics_long_table(metrics)
+        rows = headline_table(root, metrics, rev)
         if rows:
             create_table_artifact(
                 table=rows,
                 key="nar-blueprint-metrics",
-                description="Every metric declared in dvc.yaml" + (f" (experiment {rev})" if rev else ""),
+                description="Headline figures, rounded (pretraining ood_score, transfer results and verdict; "
+                "every number in the metrics files and `dvc metrics show`)" + (f", experiment {rev}" if rev else ""),
             )
     except Exception as exc:  # reporting must never hide what the stages did
         logger.warning("could not publish the report artifacts: %s: %s", type(exc).__name__, exc)

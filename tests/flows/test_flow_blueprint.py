@@ -46,11 +46,12 @@ def test_first_run_runs_every_stage_in_order_and_publishes(first_run):
     assert "`nar-processor`" in report and "`@champion`" in report
     assert "/#/models/nar-processor/versions/1" in report
     assert "| register | ran |" in report
+    assert "](../" not in report and "data:image/png;base64," in report  # figures inline: the UI cannot load paths
+    assert "| property | value |" in report
     table = found["nar-blueprint-metrics"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert {"file": "metrics/pretrain/tiny.json", "metric": "ood_score"}.items() <= next(
-        r for r in rows if r["metric"] == "ood_score"
-    ).items()
+    assert {"stage": "pretrain", "item": "tiny", "figure": "ood_score (%)"}.items() <= rows[0].items()
+    assert any(r["stage"] == "transfer digit_grid" for r in rows) and len(rows) < 100
 
 
 def test_second_run_reruns_nothing_and_says_so(first_run):
