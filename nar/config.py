@@ -183,7 +183,13 @@ MAX_NODES = 1024
 NODE_COUNT_RULE = f"node counts from 1 to {MAX_NODES}"
 # Width of the processor's latents: 32x the CLRS width of 128; a 4096-wide mpnn already holds ~10^8 weights.
 MAX_HIDDEN = 4096
-HIDDEN_RULE = f"an integer from 1 to {MAX_HIDDEN}"
+# The other processor fields that set its size (CLRS uses 2 message layers and 8 triplet features): bounded so
+# that a processor can never be asked for more weights than a 4096-wide one with 8 message layers.
+PROCESSOR_SIZE_RULES: dict[str, tuple[int, int]] = {
+    "hidden": (1, MAX_HIDDEN),
+    "msg_mlp_layers": (0, 8),
+    "triplet_features": (1, MAX_HIDDEN),
+}
 
 
 def check_node_counts(sizes: Any, key: str, indexed: bool = True) -> None:
@@ -193,9 +199,14 @@ def check_node_counts(sizes: Any, key: str, indexed: bool = True) -> None:
         _require(ok, f"{key}[{i}]" if indexed else key, n, NODE_COUNT_RULE)
 
 
-def is_hidden_width(value: Any) -> bool:
-    """The one rule for a processor's ``hidden`` (params.yaml and a registered processor.json)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_HIDDEN
+def processor_size_problem(config: Mapping[str, Any]) -> tuple[str, Any, str] | None:
+    """The one rule for the fields that size a processor (params.yaml and a registered processor.json):
+    (field, value, what is allowed) of the first field of ``config`` out of PROCESSOR_SIZE_RULES, or None."""
+    for name, (low, high) in PROCESSOR_SIZE_RULES.items():
+        value = config.get(name, low)
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            return name, value, f"an integer from {low} to {high}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -326,8 +337,10 @@ class PretrainRunParams:
 
     def check(self, key: str) -> None:
         _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
-        hidden = self.model.processor.hidden
-        _require(is_hidden_width(hidden), f"{key}.model.processor.hidden", hidden, HIDDEN_RULE)
+        problem = processor_size_problem(dataclasses.asdict(self.model.processor))
+        if problem is not None:
+            name, value, allowed = problem
+            raise ConfigError(f"{key}.model.processor.{name}", value, allowed)
         _require(
             self.train_data in ("dataset", "online", "mixed"),
             f"{key}.train_data",

@@ -63,8 +63,9 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from nar.config import MODEL_NAME_RULE, is_model_name
+from nar.config import MODEL_NAME_RULE, is_model_name, processor_size_problem, shown
 from nar.errors import NarError
+from nar.limits import read_capped
 from nar.models.processors import PROCESSORS, Processor, ProcessorConfig, build_processor
 from nar.tracking import (
     RetryingClient,
@@ -213,35 +214,57 @@ class LoadedProcessor:
     model_files: dict[str, bytes] = field(default_factory=dict)
 
 
+_PROCESSOR_FLAGS = ("layer_norm", "full_adjacency")  # true/false fields of ProcessorConfig ("gated": also null)
+
+
 def _parse_meta(data: Any, where: str) -> ProcessorMeta:
+    """processor.json's parsed JSON, checked field by field: every problem is one line naming the field and what
+    is allowed (the file may have been edited by hand, or may not be one of ours)."""
     if not isinstance(data, dict):
         raise RegistryError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    if "processor" not in data or not isinstance(data["processor"], dict):
+    processor = data.get("processor")
+    if not isinstance(processor, dict):
         raise RegistryError(f"{where}: missing the 'processor' config (an object of ProcessorConfig fields)")
-    kind = data["processor"].get("kind")
-    if kind not in PROCESSORS:
-        raise RegistryError(f"{where}: processor kind {kind!r} is unknown; known kinds: {sorted(PROCESSORS)}")
+    kind = processor.get("kind")
+    if not isinstance(kind, str) or kind not in PROCESSORS:
+        raise RegistryError(f"{where}: processor kind {shown(kind)} is unknown; known kinds: {sorted(PROCESSORS)}")
+    # sizes first, by the params rule: a width of 100000 would ask build_processor for a 240 GB matrix
+    problem = processor_size_problem(processor)
+    if problem is not None:
+        name, value, allowed = problem
+        raise RegistryError(f"{where}: processor.{name} is {shown(value)}; allowed: {allowed}")
+    for name in (*_PROCESSOR_FLAGS, "gated"):
+        value = processor.get(name, False)
+        if not isinstance(value, bool) and not (name == "gated" and value is None):
+            allowed = "true, false or null" if name == "gated" else "true or false"
+            raise RegistryError(f"{where}: processor.{name} is {shown(value)}; allowed: {allowed}")
     try:
-        config = ProcessorConfig.from_dict(data["processor"])
+        config = ProcessorConfig.from_dict(processor)
     except (TypeError, ValueError) as exc:
-        raise RegistryError(f"{where}: bad processor config: {exc}") from None
+        raise RegistryError(f"{where}: bad processor config: {str(exc)[:300]}") from None
     # the redundant top-level fields (for humans and the UI) must agree with the config
     for key, expected in (("architecture", config.kind), ("hidden", config.hidden)):
         if key in data and data[key] != expected:
-            raise RegistryError(f"{where}: {key} is {data[key]!r} but the processor config says {expected!r}")
+            raise RegistryError(f"{where}: {key} is {shown(data[key])} but the processor config says {expected!r}")
+    name = data.get("name", "")
     algorithms = data.get("algorithms", [])
     spec_versions = data.get("spec_versions", {})
+    if not isinstance(name, str):
+        raise RegistryError(f"{where}: 'name' is {shown(name)}; allowed: a string")
     if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
-        raise RegistryError(f"{where}: 'algorithms' must be a list of names, got {algorithms!r}")
-    if not isinstance(spec_versions, dict):
-        raise RegistryError(f"{where}: 'spec_versions' must be an object, got {spec_versions!r}")
+        raise RegistryError(f"{where}: 'algorithms' is {shown(algorithms)}; allowed: a list of names")
+    if not isinstance(spec_versions, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in spec_versions.values()
+    ):
+        raise RegistryError(f"{where}: 'spec_versions' is {shown(spec_versions)}; allowed: an object of name: integer")
     sha = data.get("weights_sha256", data.get("sha256"))
     config_sha = data.get("config_sha256")
-    if config_sha is not None and not isinstance(config_sha, str):
-        raise RegistryError(f"{where}: 'config_sha256' must be a hex string, got {type(config_sha).__name__}")
+    for key, value in (("weights_sha256", sha), ("config_sha256", config_sha)):
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+            raise RegistryError(f"{where}: '{key}' is {shown(value)}; allowed: 64 lowercase hex digits (a sha256)")
     return ProcessorMeta(
         config=config,
-        name=str(data.get("name", "")),
+        name=name,
         algorithms=tuple(algorithms),
         spec_versions={str(k): int(v) for k, v in spec_versions.items()},
         weights_sha256=sha,
@@ -283,17 +306,30 @@ def _model_files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in paths}
 
 
+MAX_CONFIG_BYTES = 2**20  # processor.json is well under a kilobyte
+MAX_WEIGHTS_BYTES = 4 * 2**30  # the largest processor the size rules allow (nar.config.PROCESSOR_SIZE_RULES) fits
+
+
 def _read_dir(directory: Path) -> tuple[ProcessorMeta, bytes]:
+    """(processor.json parsed and checked, the weights' bytes) of a processor directory. Both must be regular files
+    of bounded size (nar.limits.read_capped: no FIFO, no /dev/zero); processor.json UTF-8 JSON of a sane depth."""
     directory = Path(directory)
     cfg, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (cfg, weights):
-        if not path.is_file():
-            raise RegistryError(f"{directory}: no {path.name} (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+    read = {}
+    for path, cap, what in ((cfg, MAX_CONFIG_BYTES, "processor config"), (weights, MAX_WEIGHTS_BYTES, "weights file")):
+        try:
+            read[path.name] = read_capped(path, cap, RegistryError, what=what)
+        except FileNotFoundError:
+            raise RegistryError(f"{directory}: no {path.name} (expected {CONFIG_FILE} and {WEIGHTS_FILE})") from None
     try:
-        data = json.loads(cfg.read_text())
+        data = json.loads(read[CONFIG_FILE].decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{cfg}: byte {exc.start} is not UTF-8; allowed: UTF-8 JSON (an object)") from None
     except json.JSONDecodeError as exc:
         raise RegistryError(f"{cfg}: not valid JSON: {exc}") from None
-    return _parse_meta(data, str(cfg)), weights.read_bytes()
+    except RecursionError:
+        raise RegistryError(f"{cfg}: JSON nested thousands of levels deep; allowed: a config object") from None
+    return _parse_meta(data, str(cfg)), read[WEIGHTS_FILE]
 
 
 def _build_verified(

@@ -37,8 +37,36 @@ def _params_for_hash(path: str | Path) -> dict[str, Any] | None:
     return {k: data[k] for k in PARAMS_SECTIONS if k in data} if isinstance(data, dict) else {}
 
 
+# MLflow keeps version numbers as SQL integers (64-bit in SQLite and PostgreSQL): a larger one used to end in an
+# OverflowError traceback deep inside its SQL store.
+MAX_VERSION = 2**63 - 1
+VERSION_RULE = f"a version number from 1 to {MAX_VERSION} (see `nar registry list`)"
+
+
+def check_version(ref: str, what: str, *, number_only: bool = False) -> None:
+    """Refuse, as one line, a version number (``3``, or the last part of ``models:/<name>/3``) that MLflow cannot
+    hold: not ASCII digits, 0, signed, or beyond a 64-bit integer. Aliases, other URIs and paths pass unchanged,
+    unless ``number_only`` (where only a version number is allowed)."""
+    version = ref
+    if number_only:
+        pass
+    elif ref.startswith("models:/"):
+        rest = ref.removeprefix("models:/")
+        if "@" in rest or "/" not in rest:
+            return
+        version = rest.rsplit("/", 1)[1]
+    elif not ref.lstrip("+-").isdigit():
+        return
+    if not (version.isascii() and version.isdigit() and 1 <= int(version) <= MAX_VERSION):
+        from nar.config import shown
+        from nar.errors import UserError
+
+        raise UserError(f"{what} {shown(ref)}: allowed: {VERSION_RULE}")
+
+
 def _uri(ref: str, name: str) -> str:
     """``3`` -> models:/name/3, ``@champion`` -> models:/name@champion; URIs and paths unchanged."""
+    check_version(ref, "version")
     if ref.isdigit():
         return f"models:/{name}/{ref}"
     if ref.startswith("@"):
@@ -181,6 +209,7 @@ def _score(raw: str | None) -> str:
 def cmd_show(args: argparse.Namespace) -> None:
     from nar.registry import PERCENT, TAG_UNIT, card_in_percent, show_version, version_ood_scores
 
+    check_version(args.ref, "version")
     v = show_version(args.ref, args.name)
     tags = dict(v.tags)
     if tags.get(TAG_UNIT) != PERCENT:  # registered before every score was in %: show them in % all the same
@@ -205,6 +234,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_promote(args: argparse.Namespace) -> None:
     from nar.registry import promote
 
+    check_version(args.version, "version", number_only=True)
     before = promote(args.version, args.alias, args.name)
     print(f"{args.name}@{args.alias}: {before or '-'} -> {args.version}")
 

@@ -203,6 +203,97 @@ def test_bad_model_name_is_refused_before_mlflow(store):
     assert ok.created and [v.version for v in registry.list_versions("nar-processor_2")] == [ok.version]
 
 
+@pytest.mark.fault(
+    category="registry",
+    fault="a version number MLflow cannot hold: `nar registry verify|show|promote 99999999999999999999999` (beyond "
+    "a 64-bit SQL integer), `verify models:/nar-processor/<that>`, 0, -3, a non-ASCII digit, `promote abc`",
+    expected="exit 2, one line naming the version and the allowed range, before MLflow is asked (was an "
+    "OverflowError traceback for verify and 'Python int too large' from MLflow for show/promote)",
+    inputs=8,
+)
+def test_version_numbers_out_of_range_are_one_line(store, capsys):
+    from nar import registry
+    from nar.cli import main
+
+    registry.register("models/pretrain/a")
+    capsys.readouterr()  # MLflow's own log lines from the registration
+    huge = "99999999999999999999999"
+    proc = nar(["registry", "verify", huge], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+    assert one_line_error(proc, "registry") == (
+        f"version '{huge}': allowed: a version number from 1 to 9223372036854775807 (see `nar registry list`)"
+    )
+    for args in (
+        ["verify", f"models:/nar-processor/{huge}"],
+        ["verify", "0"],
+        ["verify", "-3"],
+        ["verify", "\u0663"],
+        ["show", huge],
+        ["promote", huge],
+        ["promote", "abc"],
+    ):
+        assert main(["registry", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert "allowed: a version number from 1 to 9223372036854775807" in err, err
+    assert main(["registry", "verify", "1"]) == 0  # in range: as before
+    assert [v.version for v in registry.list_versions()] == ["1"]
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="the registered processor.json replaced by: non-UTF-8 bytes, JSON nested 200,000 deep, hidden 100000 "
+    "(a 240 GB matrix), msg_mlp_layers 10^9, layer_norm 'no', spec_versions {'bellman_ford': 'x'}, weights_sha256 "
+    "5, 2 MiB of JSON, and a FIFO in a pretrain directory",
+    expected="load_registered / `nar registry verify` / read_pretrained refuse each as one line naming the file, "
+    "the field and what is allowed, before any processor is built; the original loads again",
+    inputs=9,
+)
+def test_registered_config_that_is_not_ours_is_one_line(store):
+    from nar import registry
+    from nar.registry import RegistryError
+
+    registry.register("models/pretrain/a")
+    path = _registered_json(store)
+    original = path.read_bytes()
+    data = json.loads(original)
+    proc_cfg = data["processor"]
+    bad = {
+        "not_utf8": (original.replace(b'"name": "a"', b'"name": "\xff\xfe"'), "is not UTF-8; allowed: UTF-8 JSON"),
+        "nested": (b'{"x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "nested thousands of levels deep"),
+        "hidden": (
+            {**data, "hidden": 100000, "processor": {**proc_cfg, "hidden": 100000}},
+            "processor.hidden is 100000; allowed: an integer from 1 to 4096",
+        ),
+        "layers": (
+            {**data, "processor": {**proc_cfg, "msg_mlp_layers": 10**9}},
+            "processor.msg_mlp_layers is 1000000000; allowed: an integer from 0 to 8",
+        ),
+        "flag": ({**data, "processor": {**proc_cfg, "layer_norm": "no"}}, "processor.layer_norm is 'no'; allowed"),
+        "spec_versions": (
+            {**data, "spec_versions": {"bellman_ford": "x"}},
+            "'spec_versions' is {'bellman_ford': 'x'}; allowed: an object of name: integer",
+        ),
+        "sha": ({**data, "weights_sha256": 5}, "'weights_sha256' is 5; allowed: 64 lowercase hex digits"),
+        "big": (b" " * (2 << 20) + original, "allowed: a processor config of at most 1.0 MiB"),
+    }
+    for label, (content, fragment) in bad.items():
+        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        with pytest.raises(RegistryError) as info:
+            registry.load_registered("models:/nar-processor/1")
+        message = str(info.value)
+        assert "processor.json" in message and fragment in message and "\n" not in message, (label, message)
+        if label in ("not_utf8", "hidden"):  # and through the real command: no traceback
+            proc = nar(["registry", "verify", "1"], store, MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
+            assert fragment in one_line_error(proc, "registry"), label
+    path.write_bytes(original)
+    assert registry.load_registered("models:/nar-processor/1").version == "1"
+    local = Path("models/pretrain/a/processor.json")
+    local.unlink()
+    os.mkfifo(local)
+    with pytest.raises(RegistryError, match="processor.json: a FIFO .named pipe., not a file; allowed: a regular file"):
+        registry.read_pretrained("models/pretrain/a")
+
+
 @pytest.mark.slow
 @pytest.mark.fault(
     category="registry",
