@@ -90,25 +90,26 @@ def test_sizes_over_the_cap_are_refused_by_one_rule(workspace, capsys):
 
 @pytest.mark.fault(
     category="config",
-    fault="pretrain.runs.<name>.model.processor.hidden: 100000 (a 240 GB weight matrix) and 0",
-    expected="`nar pretrain` exits 2 with one line naming the key and the allowed range (1 to 4096) before any "
-    "model is built; nothing written",
-    inputs=2,
+    fault="pretrain.runs.<name>.model.processor: hidden 100000 (a 240 GB weight matrix), hidden 0, "
+    "msg_mlp_layers 1000000000",
+    expected="`nar pretrain` exits 2 with one line naming the key and the allowed range (the rule shared with the "
+    "registry: nar.config.processor_size_problem) before any model is built; nothing written",
+    inputs=3,
     lossless=True,
 )
-def test_processor_width_over_the_cap_is_refused(tmp_path):
-    for hidden in (100000, 0):
+def test_processor_size_over_the_cap_is_refused(tmp_path):
+    key = "pretrain.runs.tiny.model.processor"
+    for field, value, expected in (
+        ("hidden", 100000, f"{key}.hidden: got 100000; allowed: an integer from 1 to 4096"),
+        # 0 is refused earlier, by ProcessorConfig's own >= 1 check, also naming the key
+        ("hidden", 0, f"{key}: got {{'hidden': 0, 'kind': 'mpnn'}}; allowed: processor hidden must be >= 1, got 0"),
+        ("msg_mlp_layers", 10**9, f"{key}.msg_mlp_layers: got 1000000000; allowed: an integer from 0 to 8"),
+    ):
         params = tiny()
-        params["pretrain"]["runs"]["tiny"]["model"]["processor"]["hidden"] = hidden
+        params["pretrain"]["runs"]["tiny"]["model"]["processor"][field] = value
         write_params(tmp_path, params)
         before = files(tmp_path)
-        message = one_line_error(nar(["pretrain", "--no-progress"], tmp_path), "pretrain")
-        if hidden > 1:  # 0 is refused earlier, by ProcessorConfig's own >= 1 check, also naming the key
-            assert (
-                message == "pretrain.runs.tiny.model.processor.hidden: got 100000; allowed: an integer from 1 to 4096"
-            )
-        else:
-            assert "pretrain.runs.tiny.model.processor" in message and "hidden must be >= 1" in message, message
+        assert one_line_error(nar(["pretrain", "--no-progress"], tmp_path), "pretrain") == expected
         assert files(tmp_path) == before
 
 
