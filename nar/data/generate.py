@@ -54,6 +54,7 @@ from nar.data.dataset import (
     ShardInfo,
     atomic_write,
     max_graph_bytes,
+    read_manifest_json,
     sha256_file,
     shard_name,
     write_shard,
@@ -242,7 +243,7 @@ def _reusable_shards(out: Path, skeleton: Manifest) -> dict[str, ShardInfo]:
         if not path.exists():
             continue
         try:
-            d = json.loads(path.read_bytes())
+            d = read_manifest_json(path, "")  # a FIFO or a huge file left there is refused, not waited on
             # A partial manifest's counts do not add up yet: compare plans, read shards directly.
             previous_plan = {k: v for k, v in d.items() if k not in ("shards", "total_graphs", "total_bytes")}
             if previous_plan != json.loads(json.dumps(skeleton.plan())):

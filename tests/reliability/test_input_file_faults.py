@@ -187,3 +187,24 @@ def test_pretrain_refuses_a_fifo_manifest(tmp_path):
     message = one_line_error(nar(["pretrain", "--no-progress"], tmp_path, timeout=90), "pretrain")
     assert "a character device (a symlink to /dev/zero)" in message, message
     assert files(tmp_path) == before
+
+
+@pytest.mark.fault(
+    category="data",
+    fault="`generate_split` into a directory whose manifest.json and manifest.partial.json are FIFOs (what a "
+    "rerun reads to find reusable shards)",
+    expected="not waited on: treated as nothing to reuse, the split is generated and replaces them; it loads",
+    inputs=2,
+)
+def test_generate_does_not_wait_on_a_fifo_manifest(tmp_path):
+    from nar.data.dataset import PARTIAL_MANIFEST_NAME
+    from nar.data.generate import generate_split
+
+    out = tmp_path / "train"
+    out.mkdir()
+    os.mkfifo(out / MANIFEST_NAME)
+    os.mkfifo(out / PARTIAL_MANIFEST_NAME)
+    with deadline(30):
+        generate_split("bfs", 12, (4,), seed=1, out_dir=out, shard_size=5, progress=False)
+    assert len(load_dataset(out)) == 12
+    assert not (out / PARTIAL_MANIFEST_NAME).exists()
