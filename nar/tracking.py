@@ -164,6 +164,27 @@ def _hint(uri: str) -> str:
     return "check that the tracking server runs and MLFLOW_TRACKING_URI points at it"
 
 
+@contextlib.contextmanager
+def _engine_retries_ours() -> Iterator[None]:
+    """MLflow retries creating a database engine 10 times over about 100 s, a hard-coded count with no
+    setting, and for any error: a path that can never open, a refused PostgreSQL. While our client is
+    created it tries once, and :class:`RetryPolicy` bounds the retries (as with MLflow's HTTP retries)."""
+    try:
+        from mlflow.store.db import utils as db_utils
+    except ImportError:  # mlflow-skinny: no database stores at all
+        yield
+        return
+    before = getattr(db_utils, "MAX_RETRY_COUNT", None)
+    if not isinstance(before, int):  # a future MLflow without it: nothing to bound
+        yield
+        return
+    db_utils.MAX_RETRY_COUNT = 1
+    try:
+        yield
+    finally:
+        db_utils.MAX_RETRY_COUNT = before
+
+
 class RetryingClient:
     """An ``MlflowClient`` created and called inside bounded retries on transient errors.
 
@@ -193,7 +214,8 @@ class RetryingClient:
         from mlflow import MlflowClient
 
         try:
-            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            with _engine_retries_ours():
+                return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         except Exception as exc:
             if is_transient(exc):
                 raise

@@ -82,3 +82,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The training step a checkpoint was written at; None when there is none (or it cannot be read)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return int(load_checkpoint(path)["step"])
+    except Exception:  # a torn or foreign file: the loop itself reports it when resuming
+        return None

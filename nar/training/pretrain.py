@@ -12,17 +12,27 @@ Reads ``data/synthetic/<algorithm>/{train,val,<test splits>}`` and writes
 Checkpoints for resuming live in ``checkpoints/pretrain/<name>/<run key>/`` (not a DVC output,
 since DVC deletes outputs before rerunning a stage). The run key hashes the resolved config and
 the dataset manifests, so a run only ever resumes its own checkpoint; the directory is removed
-after a successful run, so a later rerun (new code, same config) trains afresh.
+after a successful run, so a later rerun (new code, same config) trains afresh. Directories of the
+same run left by an earlier configuration can never be resumed by this one: they are named when
+the run starts and removed (their MLflow runs marked KILLED) when it finishes.
+
+SIGINT and SIGTERM stop a run cleanly: its MLflow run is marked KILLED (any other failure: FAILED)
+instead of staying RUNNING, the checkpoint is kept, and :class:`PretrainInterrupted` says, in one
+line, which checkpoint is kept and which command resumes it (in the same MLflow run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +44,54 @@ from nar.data.batching import Batch, collate
 from nar.data.dataset import Dataset, load_dataset
 from nar.errors import NarError
 
+log = logging.getLogger(__name__)
+
 TRAIN, VAL = "train", "val"
+DEFAULT_DATA_ROOT = Path("data/synthetic")
+
+
+class PretrainInterrupted(NarError):
+    """SIGINT or SIGTERM stopped a pretraining run; the message says what was kept and how to resume.
+
+    ``exit_code`` is the shell's convention for a process ended by that signal (130, 143)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class _Stop(BaseException):
+    """Raised by the SIGTERM/SIGINT handler in the main thread. A BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` on the way (MLflow, the loop) swallows it before the run is settled."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """While inside: SIGINT and SIGTERM raise :class:`_Stop` (SIGTERM would otherwise end the process with
+    no cleanup at all). Signals the parent told us to ignore stay ignored; outside the main thread
+    (where Python cannot install handlers) nothing changes. The previous handlers come back on exit,
+    so a second Ctrl-C during the cleanup still ends the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class DatasetBatches:
@@ -192,13 +249,19 @@ def run_key(resolved: Mapping[str, Any], versions: Mapping[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def ood_score(test: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
-    """Mean over algorithms of the output score (in %) at each algorithm's largest test size."""
-    scores = []
-    for sets in test.values():
+def ood_scores(test: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
+    """Each algorithm's output score in % at its largest test size (the test sets hold fractions)."""
+    scores = {}
+    for algo, sets in test.items():
         if sets:
             largest = max(sets, key=lambda label: int(label.split("_")[-1]) if label.split("_")[-1].isdigit() else 0)
-            scores.append(100.0 * sets[largest]["score"])
+            scores[algo] = 100.0 * sets[largest]["score"]
+    return scores
+
+
+def ood_score(test: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
+    """Mean over algorithms of the output score (in %) at each algorithm's largest test size."""
+    scores = list(ood_scores(test).values())
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -287,9 +350,6 @@ def run_pretrain(
     draws fresh graphs like it at every step, "mixed" fresh graphs from ``mix`` (``MixParams``:
     families, sizes, nodes per batch; :class:`MixedBatches`).
     """
-    import safetensors.torch
-
-    from nar.registry import save_processor
     from nar.training.loop import TrainingDiverged, train
 
     if train_data not in TRAIN_DATA:
@@ -305,32 +365,85 @@ def run_pretrain(
         extra["mix"] = dataclasses.asdict(mix)
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(), **extra}
     ckpt_dir = Path(checkpoints_root) / name / run_key(resolved, data.versions)
-
-    run = _Tracker(name, ckpt_dir, resolved, data.versions) if track else None
-    try:
-        result = train(
-            model_config,
-            train_config,
-            train_batches,
-            val,
-            test,
-            out_dir=ckpt_dir,
-            extra_config=extra,
-            on_log=run.log_row if run else None,
+    for stale in superseded_checkpoints(ckpt_dir):
+        log.warning(
+            "%s holds a checkpoint of an earlier configuration of run %r: not resumed; removed when this run finishes",
+            stale,
+            name,
         )
+
+    run: _Tracker | None = None
+    try:
+        with _signals_stop():
+            run = _Tracker(name, ckpt_dir, resolved, data.versions) if track else None
+            result = train(
+                model_config,
+                train_config,
+                train_batches,
+                val,
+                test,
+                out_dir=ckpt_dir,
+                extra_config=extra,
+                on_log=run.log_row if run else None,
+            )
+            metrics = _write_outputs(
+                name,
+                result,
+                resolved,
+                train_config,
+                data,
+                scale_suite,
+                Path(models_root),
+                Path(metrics_root),
+                Path(plots_root),
+                run,
+            )
+    except (_Stop, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, _Stop) else int(signal.SIGINT)
+        marked = run.kill(signal.Signals(signum).name) if run is not None else None
+        raise PretrainInterrupted(
+            _resume_message(name, ckpt_dir, signum, train_config.steps, Path(data_root), marked), signum
+        ) from None
     except TrainingDiverged as exc:
         if run is not None:  # a reader of MLflow sees a failed run, not one that looks still in progress
             run.fail(str(exc))
         raise
+    except BaseException as exc:
+        if run is not None:  # any other failure: FAILED with the reason, never RUNNING forever
+            run.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
+    _remove_superseded(ckpt_dir, run)
+    return metrics
+
+
+def _write_outputs(
+    name: str,
+    result: Any,
+    resolved: Mapping[str, Any],
+    train_config: Any,
+    data: PretrainData,
+    scale_suite: Any,
+    models_root: Path,
+    metrics_root: Path,
+    plots_root: Path,
+    run: _Tracker | None,
+) -> dict[str, Any]:
+    """The stage's outputs from a finished training run (model, metrics, curves), and the MLflow run finished."""
+    import safetensors.torch
+
+    from nar.registry import save_processor
+
     model = result.model
     assert model is not None
-    out_dir = Path(models_root) / name
+    out_dir = models_root / name
     spec_versions = {a: ALGORITHMS[a].spec.version for a in train_config.algorithms}
     save_processor(model.processor, out_dir, name=name, algorithms=train_config.algorithms, spec_versions=spec_versions)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     safetensors.torch.save_file(state, str(out_dir / "model.safetensors"))
     _write_json(out_dir / "model.json", {"name": name, "algorithms": list(train_config.algorithms), **resolved})
 
+    per_algorithm = ood_scores(result.test)
     metrics = {
         "name": name,
         "ood_score": ood_score(result.test),
@@ -339,14 +452,20 @@ def run_pretrain(
         "train_seconds": result.train_seconds,
         "resumed_from": result.resumed_from,
         "algorithms": {
-            a: {"val": result.best_val.get(a, {}), "test": result.test.get(a, {})} for a in train_config.algorithms
+            a: {
+                "val": result.best_val.get(a, {}),
+                "test": result.test.get(a, {}),  # fractions, as the training metrics compute them
+                # in %, like the run's ood_score: what the registry tags and the model card show
+                **({"ood_score": per_algorithm[a]} if a in per_algorithm else {}),
+            }
+            for a in train_config.algorithms
         },
         "dataset_versions": data.versions,
     }
     sizes, per_cell = (scale_suite.sizes, scale_suite.graphs_per_cell) if scale_suite else ((256,), 2)
     metrics["scale"] = scale_metrics(model, train_config.algorithms, sizes, per_cell)
-    _write_json(Path(metrics_root) / f"{name}.json", metrics)
-    csv_path, png_path = Path(plots_root) / f"{name}.csv", Path(plots_root) / f"{name}.png"
+    _write_json(metrics_root / f"{name}.json", metrics)
+    csv_path, png_path = plots_root / f"{name}.csv", plots_root / f"{name}.png"
     write_curves(result.history, csv_path, png_path, name)
     if run is not None:
         run.finish(
@@ -357,31 +476,91 @@ def run_pretrain(
                 csv_path,
             ],
         )
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
     return metrics
 
 
+def superseded_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Checkpoint directories of the same run name but another run key (an earlier configuration or dataset):
+    this run never resumes them."""
+    parent = Path(ckpt_dir).parent
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and p.name != Path(ckpt_dir).name)
+
+
+def _remove_superseded(ckpt_dir: Path, run: _Tracker | None) -> None:
+    """After a successful run: the earlier configurations' checkpoints are dead weight (DVC restores an
+    earlier configuration's outputs from its cache, it does not retrain them). Their MLflow runs, if still
+    RUNNING (a SIGKILL leaves no chance to mark them), are marked KILLED."""
+    for stale in superseded_checkpoints(ckpt_dir):
+        id_file = stale / RUN_ID_FILE
+        if run is not None and id_file.is_file():
+            run.supersede(id_file.read_text().strip(), stale)
+        shutil.rmtree(stale, ignore_errors=True)
+        log.warning("removed %s: a checkpoint of an earlier configuration of this run", stale)
+
+
+def _resume_message(name: str, ckpt_dir: Path, signum: int, steps: int, data_root: Path, marked: str | None) -> str:
+    """One line: what the signal stopped, what was kept, and the command that resumes it."""
+    from nar.training.checkpoint import checkpoint_step
+
+    command = f"nar pretrain --run {name}" + ("" if data_root == DEFAULT_DATA_ROOT else f" --data {data_root}")
+    step = checkpoint_step(ckpt_dir / "last.pt")
+    mlflow = f"; MLflow run {marked} marked KILLED" if marked else ""
+    if step is None:
+        return (
+            f"{signal.Signals(signum).name}: pretraining {name!r} stopped before its first checkpoint{mlflow}; "
+            f"nothing to resume: `{command}` (or `dvc repro pretrain@{name}`) starts it again"
+        )
+    return (
+        f"{signal.Signals(signum).name}: pretraining {name!r} stopped; checkpoint {ckpt_dir} kept at step {step} of "
+        f"{steps}{mlflow}; resume with `{command}` (or `dvc repro pretrain@{name}`) and the same params.yaml: "
+        "it continues from that step in the same MLflow run"
+    )
+
+
+RUN_ID_FILE = "mlflow_run_id"
+
+
 class _Tracker:
-    """One MLflow run per pretraining run; a resumed run continues the same MLflow run."""
+    """One MLflow run per pretraining run; a resumed run continues the same MLflow run.
+
+    Every call goes through :class:`nar.tracking.RetryingClient` (created inside the retries too): a
+    locked SQLite store is retried, and what still fails is one line, not an MLflow traceback.
+    """
 
     def __init__(self, name: str, ckpt_dir: Path, resolved: Mapping[str, Any], versions: Mapping[str, str]) -> None:
-        from nar.tracking import configure_mlflow, dvc_locked_hashes, git_commit, params_hash
+        from mlflow.exceptions import MlflowException
+
+        from nar.tracking import (
+            EXPERIMENT,
+            configure_mlflow,
+            dvc_locked_hashes,
+            git_commit,
+            params_hash,
+            tracking_client,
+        )
 
         self.mlflow = configure_mlflow()
-        client = self.mlflow.tracking.MlflowClient()
+        client = tracking_client()
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        id_file = ckpt_dir / "mlflow_run_id"
+        id_file = ckpt_dir / RUN_ID_FILE
         run_id = id_file.read_text().strip() if id_file.is_file() else None
         if run_id is not None:
             try:
-                client.get_run(run_id)
-            except Exception:  # deleted or from another store: start a new run
+                if client.get_run(run_id).info.lifecycle_stage != "active":
+                    run_id = None  # deleted in the UI: logging into it would fail
+            except MlflowException:  # gone, or from another store: start a new run
                 run_id = None
-        if run_id is None:
-            experiment = self.mlflow.get_experiment_by_name("nar-pretrain")
+        if run_id is not None:
+            # resumed: the run a SIGINT/SIGTERM marked KILLED (or a crash FAILED) is running again
+            client.update_run(run_id, status="RUNNING")
+        else:
+            experiment = client.get_experiment_by_name(EXPERIMENT)
             tags = {
                 "git_commit": git_commit(),
                 "params_hash": params_hash(resolved),
+                "checkpoint_dir": str(ckpt_dir),
                 **{f"dataset.{k}": v for k, v in versions.items()},
                 **{f"dvc.{k}": v for k, v in dvc_locked_hashes("generate").items()},
             }
@@ -397,14 +576,42 @@ class _Tracker:
             if key != "step":
                 self.client.log_metric(self.run_id, key.replace("/", "."), float(value), step=step)
 
+    def _terminate(self, run_id: str, status: str, tag: str, message: str) -> bool:
+        """Tag ``run_id`` with why it ended and set ``status``; False when MLflow could not be told (the
+        error the caller is raising matters more than this one)."""
+        try:
+            self.client.set_tag(run_id, tag, message[:5000])
+            self.client.set_terminated(run_id, status=status)
+        except Exception as exc:
+            log.warning("could not mark MLflow run %s %s: %s", run_id, status, str(exc).splitlines()[0][:300])
+            return False
+        return True
+
     def fail(self, message: str) -> None:
         """Mark the run FAILED with the reason (a later resume of the same run may still finish it)."""
-        self.client.set_tag(self.run_id, "failure", message[:5000])
-        self.client.set_terminated(self.run_id, status="FAILED")
+        self._terminate(self.run_id, "FAILED", "failure", message)
+
+    def kill(self, signal_name: str) -> str | None:
+        """Mark the run KILLED (stopped by ``signal_name``); its id when MLflow was told."""
+        ok = self._terminate(self.run_id, "KILLED", "interrupted", f"stopped by {signal_name}; resumable")
+        return self.run_id if ok else None
+
+    def supersede(self, run_id: str, stale: Path) -> None:
+        """A run of an earlier configuration whose checkpoint ``stale`` is removed: KILLED if still RUNNING."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            status = self.client.get_run(run_id).info.status
+        except MlflowException:
+            return
+        if status == "RUNNING":
+            self._terminate(run_id, "KILLED", "superseded", f"checkpoint {stale} removed: superseded by {self.run_id}")
 
     def finish(self, metrics: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
         self.client.log_metric(self.run_id, "ood_score", float(metrics["ood_score"]))
         for algo, scores in metrics["algorithms"].items():
+            if "ood_score" in scores:  # % like ood_score, beside the raw test fractions below
+                self.client.log_metric(self.run_id, f"ood_score.{algo}", float(scores["ood_score"]))
             for label, values in scores["test"].items():
                 for key, value in values.items():
                     self.client.log_metric(self.run_id, f"test.{algo}.{label}.{key}", float(value))
