@@ -195,7 +195,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         )
         for v in versions
     ]
-    headers = ("VERSION", "ALIASES", "STATUS", "KIND", "HIDDEN", "ALGORITHMS", "OOD", "SHA256", "CREATED (UTC)")
+    headers = ("VERSION", "ALIASES", "STATUS", "KIND", "HIDDEN", "ALGORITHMS", "OOD %", "SHA256", "CREATED (UTC)")
     print(table(headers, rows))
 
 
