@@ -54,7 +54,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -1271,6 +1271,10 @@ def _rollback(
 ) -> None:
     """Undo a version whose registration failed half-way: delete it, unlink its logged model, put moved
     aliases back."""
+    # A version that exists but is not ready is the one state a registration must not leave behind, and what
+    # made it fail (the tracking server's database restarting, the server itself) is usually what the undo
+    # meets next: it gets a longer budget than the steps it undoes (by default about 45 s of waits, not 3.5 s).
+    saved, ml.retry = ml.retry, replace(ml.retry, attempts=2 * ml.retry.attempts + 2)
     try:
         ml.delete_model_version(name, version)
         if model_id:
@@ -1284,6 +1288,8 @@ def _rollback(
             f"registering {name} version {version} failed ({cause}) and the rollback failed too ({exc}); "
             f"the version is tagged {TAG_STATUS}={PENDING}: loaders refuse it and the next registration deletes it"
         ) from cause
+    finally:
+        ml.retry = saved
 
 
 def _delete_stale(ml: _Mlflow, name: str, stale_after: float) -> None:

@@ -1,0 +1,164 @@
+"""Faults of the distributed parts, on the real services of tests/scaleout: PostgreSQL restarted under the
+MLflow server in the middle of a registration, a Dask worker killed in the middle of a sweep, the Dask
+scheduler gone. Slow: ``pytest -m slow tests/scaleout``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from reliability.helpers import write_pretrained
+
+from .conftest import TrackingStack
+
+pytestmark = pytest.mark.slow
+
+# the steps of a registration that write to the registry, in order (nar.registry._register / _finish)
+REGISTRATION_STEPS = (
+    "create_model_version",  # the version row, tagged pending
+    "update_model_version",  # its model card
+    "set_registered_model_alias",  # candidate (and champion)
+    "set_model_version_tag",  # the gate's reason, then ready: the last write
+)
+
+
+class RestartBefore:
+    """Stops PostgreSQL just before the first ``MlflowClient.<step>`` call (so that call and the retries after it
+    meet a database that is down, through the server) and starts it again ``down`` seconds later."""
+
+    def __init__(self, tracking: TrackingStack, step: str, down: float) -> None:
+        self.tracking, self.step, self.down = tracking, step, down
+        self.fired = threading.Event()
+        self.restarted = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def wrap(self, original: Callable) -> Callable:
+        def call(client, *args, **kwargs):
+            if not self.fired.is_set():
+                self.fired.set()
+                self.tracking.postgres.stop(mode="immediate")  # as a crash: no clean shutdown
+                self.thread = threading.Thread(target=self._start_later, daemon=True)
+                self.thread.start()
+            return original(client, *args, **kwargs)
+
+        return call
+
+    def _start_later(self) -> None:
+        time.sleep(self.down)
+        self.tracking.postgres.start()
+        self.restarted.set()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=120)
+
+
+@pytest.fixture
+def postgres_back(tracking: TrackingStack, monkeypatch) -> Iterator[TrackingStack]:
+    """The session's stack with the registry's default retry policy (4 attempts, 0.5 s doubling: 3.5 s of waits);
+    its PostgreSQL is running again after the test, whatever happened in it."""
+    monkeypatch.delenv("NAR_REGISTRY_RETRIES", raising=False)
+    monkeypatch.delenv("NAR_REGISTRY_RETRY_DELAY", raising=False)
+    yield tracking
+    if not tracking.postgres.running():
+        tracking.postgres.start()
+
+
+def versions_in_postgres(tracking: TrackingStack, name: str) -> list[tuple[str, str]]:
+    """(version, nar_status tag) of every version of ``name`` there is, read from MLflow's tables in PostgreSQL."""
+    rows = tracking.postgres.psql(
+        "SELECT v.version, coalesce(t.value, '-') FROM model_versions v LEFT JOIN model_version_tags t "
+        f"ON t.name = v.name AND t.version = v.version AND t.key = 'nar_status' WHERE v.name = '{name}' "
+        "AND v.current_stage <> 'Deleted_Internal' ORDER BY v.version",  # MLflow keeps deleted rows, marked so
+        database="mlflow",
+    )
+    return [tuple(line.split("|")) for line in rows.split()]
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="PostgreSQL (the mlflow server's backend store) crashes and restarts 2 s later just before each write of "
+    "a registration: the version's creation, its model card, the alias moves, the final ready tag",
+    expected="the retried registration completes: one version, ready, with its aliases and card, loading "
+    "bit-identically; never a version left half-registered",
+    lossless=True,
+)
+@pytest.mark.timeout(300)
+def test_postgres_restarted_mid_registration(postgres_back: TrackingStack, tmp_path: Path, monkeypatch, caplog):
+    from nar import registry
+
+    tracking = postgres_back
+    ws = tmp_path / "ws"
+    caplog.set_level("WARNING", logger="nar")
+    client = MlflowClient(tracking_uri=tracking.uri, registry_uri=tracking.uri)
+    for i, step in enumerate(REGISTRATION_STEPS):
+        name = f"pg-restart-{i}"
+        write_pretrained(ws, f"p{i}", seed=10 + i, ood=50.0 + i)
+        fault = RestartBefore(tracking, step, down=2.0)
+        with monkeypatch.context() as patch:
+            patch.setattr(MlflowClient, step, fault.wrap(getattr(MlflowClient, step)))
+            result = registry.register(f"models/pretrain/p{i}", name=name, workspace=ws, uri=tracking.uri, out=None)
+        fault.join()
+        assert fault.fired.is_set() and fault.restarted.is_set(), step
+        retried = [r.getMessage() for r in caplog.records if f"MLflow {step} failed (attempt" in r.getMessage()]
+        assert retried, f"{step}: the restart was not met (no retry logged)"
+        caplog.clear()
+        assert result.created and result.champion, (step, result)
+        # one version, complete: ready, both aliases, the card, and the weights that were registered
+        assert versions_in_postgres(tracking, name) == [(result.version, "ready")], step
+        (info,) = registry.list_versions(name, tracking=tracking.uri)
+        assert info.status == "ready" and info.aliases == ("candidate", "champion"), (step, info)
+        assert "processor" in info.description.lower(), step
+        loaded = registry.load_registered(f"models:/{name}@champion", tracking=tracking.uri)
+        original = registry.read_pretrained(ws / f"models/pretrain/p{i}").processor
+        assert registry.weights_bytes(loaded.processor) == registry.weights_bytes(original), step
+        assert client.get_run(client.get_model_version(name, result.version).run_id).info.status == "FINISHED"
+
+
+@pytest.mark.fault(
+    category="registry",
+    fault="PostgreSQL down for 8 s, longer than a registration's retries (3.5 s), from just before each write "
+    "after the version's creation: its model card, the alias moves, the final ready tag",
+    expected="one error naming the tracking URI; the rollback outlasts the restart: no version left (not even "
+    "a pending one), aliases as they were; registering again works at once",
+    lossless=True,
+)
+@pytest.mark.timeout(300)
+def test_postgres_down_past_the_retries_mid_registration(
+    postgres_back: TrackingStack, tmp_path: Path, monkeypatch, caplog
+):
+    from nar import registry
+    from nar.registry import RegistryError
+
+    tracking = postgres_back
+    caplog.set_level("WARNING", logger="nar")
+    ws = tmp_path / "ws"
+    for i, step in enumerate(REGISTRATION_STEPS[1:]):
+        name = f"pg-down-{i}"
+        write_pretrained(ws, "before", seed=30 + i, ood=40.0)
+        before = registry.register("models/pretrain/before", name=name, workspace=ws, uri=tracking.uri, out=None)
+        write_pretrained(ws, f"p{i}", seed=40 + i, ood=90.0)  # a better score: would move the champion alias
+        fault = RestartBefore(tracking, step, down=8.0)
+        start = time.monotonic()
+        with monkeypatch.context() as patch:
+            patch.setattr(MlflowClient, step, fault.wrap(getattr(MlflowClient, step)))
+            with pytest.raises(RegistryError) as err:
+                registry.register(f"models/pretrain/p{i}", name=name, workspace=ws, uri=tracking.uri, out=None)
+        fault.join()
+        message = str(err.value)
+        assert tracking.uri in message and "\n" not in message, (step, message)
+        assert f"registration of {name} version {int(before.version) + 1} failed; rolled back" in caplog.text, step
+        assert time.monotonic() - start < 90, step
+        # nothing half-registered: only the earlier version, ready, with the aliases it had
+        assert versions_in_postgres(tracking, name) == [(before.version, "ready")], step
+        (info,) = registry.list_versions(name, tracking=tracking.uri)
+        assert info.aliases == ("candidate", "champion"), (step, info)
+        # the same weights again, with the database up: registered at once (no pending twin to wait for)
+        start = time.monotonic()
+        again = registry.register(f"models/pretrain/p{i}", name=name, workspace=ws, uri=tracking.uri, out=None)
+        assert again.created and again.champion and time.monotonic() - start < 60, (step, again)
+        assert [s for _, s in versions_in_postgres(tracking, name)] == ["ready", "ready"], step
