@@ -19,24 +19,40 @@ filesystem) and the same DVC cache; see flows/README.md, "Beyond one machine".
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import importlib.util
 import itertools
 import json
+import logging
 import math
 import os
+import shutil
+import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
 from flows.blueprint import DEFAULT_RETRIES, run_experiment
 from flows.report import markdown_table, metric_file_label, read_metrics
-from flows.stages import create_tracking_store, has_commit
+from flows.stages import create_tracking_store, has_commit, retry_if_transient
 from nar.cli import inside_workspace
+from nar.errors import NarError
+
+
+class SweepFailed(NarError, RuntimeError):
+    """Some experiments failed or were lost; the message names them and the results table (one line)."""
+
+
+class SchedulerUnavailable(NarError):
+    """No Dask scheduler answers at the address given."""
 
 
 def format_value(value: Any) -> str:
@@ -111,7 +127,8 @@ def _override_columns(overrides: Sequence[str]) -> dict[str, str]:
 def results_table(
     root: str, runs: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None
 ) -> Any:  # pandas.DataFrame
-    """One row per experiment: name, status, its overrides, seconds, then its metrics as
+    """One row per experiment: name, status, attempts (how many times it was started: more than 1 after a
+    transient failure or a lost Dask worker), its overrides, seconds, then its metrics as
     ``<file>:<metric>`` columns (``pretrain/tiny:ood_score``), filtered by the glob ``metrics`` patterns."""
     import pandas as pd
 
@@ -119,7 +136,7 @@ def results_table(
     shown = read_metrics(root, done) if done else {}
     rows = []
     for r in runs:
-        row: dict[str, Any] = {"experiment": r["experiment"], "status": r["status"]}
+        row: dict[str, Any] = {"experiment": r["experiment"], "status": r["status"], "attempts": r.get("attempts")}
         row.update(_override_columns(r["overrides"]))
         row["seconds"] = r.get("seconds")
         for file, values in shown.get(r["experiment"], {}).items():
@@ -174,6 +191,104 @@ def runner_from_env() -> Any:
     return dask_runner(os.environ.get("NAR_DASK_ADDRESS") or None, int(os.environ.get("NAR_DASK_WORKERS", "2")))
 
 
+def check_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Refuse, as one line, an address where no Dask scheduler answers within ``timeout`` seconds: the task runner
+    would otherwise fail inside the flow with a page of traceback (or wait 30 s first)."""
+    from distributed import Client
+
+    try:
+        Client(address, timeout=timeout, set_as_default=False).close()
+    except Exception as exc:  # OSError / TimeoutError (nothing there), ValueError (not an address)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SchedulerUnavailable(
+            f"no Dask scheduler answers at {address} ({detail[:300]}); start one (`dask scheduler`) and its "
+            "workers, or leave out --address to run on a local cluster"
+        ) from None
+
+
+def starts_dir(root: str | Path, prefix: str) -> Path:
+    """Where a sweep's experiments record each start (.dvc/tmp: git-ignored, in the workspace every worker
+    shares). A Dask worker lost in the middle of an experiment tells nobody: Dask runs the task again on
+    another worker, and only the extra start shows that it did."""
+    return Path(root) / ".dvc" / "tmp" / "nar-sweep" / prefix
+
+
+def _starts(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
+
+
+@task(
+    name="dvc-experiment",
+    task_run_name="{name}",
+    cache_policy=NO_CACHE,
+    retries=DEFAULT_RETRIES,
+    retry_condition_fn=retry_if_transient,
+)
+def sweep_experiment(
+    root: str, name: str, overrides: Sequence[str], targets: Sequence[str] | None, starts: str
+) -> dict[str, Any]:
+    """:func:`flows.blueprint.run_experiment`, its start recorded first in ``starts/<name>``."""
+    path = Path(starts) / name
+    earlier = _starts(path)
+    with open(path, "a") as f:  # one short appended line: whole even when two workers write at once
+        f.write(f"{socket.gethostname()} pid {os.getpid()} {time.strftime('%H:%M:%S')}\n")
+    if earlier:
+        get_run_logger().warning(
+            "experiment %s: start %d; earlier: %s (a start that did not end lost its Dask worker)",
+            name, len(earlier) + 1, "; ".join(earlier),
+        )  # fmt: skip
+    return run_experiment.fn(root, name, overrides, targets)
+
+
+def _lost(future: Any) -> str:
+    """Why a Dask future ended without a final Prefect state (the scheduler gone, its workers killed)."""
+    wrapped = future.wrapped_future
+    try:
+        exc = wrapped.exception(timeout=5)
+    except Exception as err:
+        exc = err
+    if exc is None or isinstance(exc, asyncio.CancelledError):  # the client lost its scheduler: all cancelled
+        detail = f"its Dask future was {wrapped.status}"
+    else:
+        detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return (
+        f"no result from Dask ({detail[:500]}): the scheduler or the worker running it went away; "
+        "a worker that is still up may finish it: `dvc exp ls` lists it if it did"
+    )
+
+
+class _WithoutTraceback(logging.Filter):
+    """distributed's errors as one line each: when a sweep's client loses its scheduler, closing the client
+    logs the reconnection it cancels (a CancelledError with two chained tracebacks: dropped) and the sweep
+    says itself what was lost."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        exc = record.exc_info[1]
+        if isinstance(exc, asyncio.CancelledError):
+            return False
+        record.msg = f"{record.getMessage().strip()} ({type(exc).__name__}: {exc})".strip()
+        record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_dask_errors() -> Iterator[None]:
+    loggers = [logging.getLogger(n) for n in ("distributed.client", "distributed.utils", "distributed.core")]
+    quiet = _WithoutTraceback()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
 def results_path(root: str | Path, csv: str | None, prefix: str) -> Path:
     """Where the results table goes: ``csv``, else sweeps/<prefix>.csv; refused (UserError) outside ``root``
     (a --name with a path in it would lead the default file out too)."""
@@ -195,7 +310,7 @@ def sweep(
     csv: str | None = None,
     retries: int = DEFAULT_RETRIES,
     retry_delay_seconds: float = 10.0,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State:
     """Run every grid point as a DVC experiment, in parallel on this flow's task runner.
 
     grid: override key -> values; every combination is one experiment. experiments: explicit lists of
@@ -203,6 +318,8 @@ def sweep(
     pipeline; DVC restores unchanged stages from its cache). name: experiment name prefix (default
     ``sweep-<time>``; experiments are ``<name>-001``, ...). metrics: glob patterns of result columns to keep
     (``pretrain/*:ood_score``). csv: where to write the table (default ``sweeps/<name>.csv`` in ``root``).
+    An experiment that fails, or is lost with its Dask worker or scheduler, does not stop the others; the table
+    is written all the same and the flow then ends Failed (a direct call raises :class:`SweepFailed`).
     """
     logger = get_run_logger()
     root = str(Path(root).resolve())
@@ -215,20 +332,31 @@ def sweep(
     out = results_path(root, csv, prefix)  # refused before any experiment runs
     names = [f"{prefix}-{i:03d}" for i in range(1, len(runs) + 1)]
     create_tracking_store(root)  # once, here: the experiments would race to create a fresh mlflow.db
+    starts = starts_dir(root, prefix)
+    shutil.rmtree(starts, ignore_errors=True)  # a sweep run again under the same name counts afresh
+    starts.mkdir(parents=True)
     logger.info("%d experiments on %s, targets %s", len(runs), root, targets or "all stages")
-    task = run_experiment.with_options(retries=retries, retry_delay_seconds=retry_delay_seconds)
-    futures = [task.submit(root, n, overrides, targets) for n, overrides in zip(names, runs, strict=True)]
+    task = sweep_experiment.with_options(retries=retries, retry_delay_seconds=retry_delay_seconds)
+    futures = [task.submit(root, n, o, targets, str(starts)) for n, o in zip(names, runs, strict=True)]
     results = []
     for exp_name, overrides, future in zip(names, runs, futures, strict=True):
         future.wait()
         state = future.state
+        attempts = len(_starts(starts / exp_name))
         if state.is_completed():
             result = future.result()
-            results.append({**result, "status": "completed"})
+            results.append({**result, "status": "completed", "attempts": max(attempts, result.get("attempts", 1))})
         else:
-            error = state.result(raise_on_failure=False)
+            # not final: Dask gave up on it (its workers killed) or lost its scheduler; Prefect never heard an end
+            error = state.result(raise_on_failure=False) if state.is_final() else _lost(future)
             results.append(
-                {"experiment": exp_name, "overrides": overrides, "status": "failed", "error": str(error)[:2000]}
+                {
+                    "experiment": exp_name,
+                    "overrides": overrides,
+                    "status": "failed" if state.is_final() else "lost",
+                    "attempts": attempts,
+                    "error": str(error)[:2000],
+                }
             )
     table = results_table(root, results, metrics)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -244,9 +372,11 @@ def sweep(
         key="nar-sweep-report",
         description=f"Sweep {prefix}",
     )
-    failed = [r["experiment"] for r in results if r["status"] != "completed"]
+    failed = [f"{r['experiment']} ({r['status']})" for r in results if r["status"] != "completed"]
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(results)} experiments failed: {', '.join(failed)} (see {out})")
+        # a failed state, not an exception raised here: Prefect would print its traceback under the table
+        message = f"{len(failed)} of {len(results)} experiments did not complete: {', '.join(failed)} (see {out})"
+        return Failed(message=message, data=SweepFailed(message))
     return records
 
 
@@ -265,11 +395,14 @@ def run_sweep(
 
     if kwargs.get("csv") or kwargs.get("name"):  # refused here, before Dask and the flow start, as one line
         results_path(root, kwargs.get("csv"), kwargs.get("name") or "")
+    if address:
+        check_scheduler(address)
     runner = dask_runner(address, n_workers, processes)
-    records = sweep.with_options(task_runner=runner)(
-        root=root,
-        grid={k: list(v) for k, v in grid.items()} if grid else None,
-        experiments=[list(e) for e in experiments] if experiments else None,
-        **kwargs,
-    )
+    with _quiet_dask_errors() if address else contextlib.nullcontext():
+        records = sweep.with_options(task_runner=runner)(
+            root=root,
+            grid={k: list(v) for k, v in grid.items()} if grid else None,
+            experiments=[list(e) for e in experiments] if experiments else None,
+            **kwargs,
+        )
     return pd.DataFrame(records)
