@@ -127,6 +127,8 @@ class FlatSplit:
             raise ValueError("cannot prepare an empty split")
         self.examples = examples
         self.task = getattr(dataset, "task", "")
+        # column names of the feature fields (the heuristic reads the visible segment length by name)
+        self.feature_names: dict[str, list[str]] = dict(getattr(dataset, "feature_names", None) or {})
         n = np.array([ex.num_nodes for ex in examples], dtype=np.int64)
         e = np.array([ex.num_edges for ex in examples], dtype=np.int64)
         self.num_nodes, self.num_edges = n, e

@@ -36,37 +36,56 @@ def _values(xs: Sequence[Any]) -> str:
     return ", ".join(str(x) for x in xs)
 
 
+UNTRAINED_WHAT = {
+    "heuristic": "the heuristic (exact algorithm on the visible proxy cost, no training)",
+    "oracle": "the oracle (exact algorithm on the hidden costs, no training)",
+}
+
+
+def _untrained(untrained: bool | Sequence[str]) -> list[str]:
+    """The untrained variants: a list of names, or (the old signature) True for the oracle alone."""
+    if isinstance(untrained, bool):
+        return ["oracle"] if untrained else []
+    return list(untrained)
+
+
 def plan_line(
     task: str,
     trained: Sequence[str],
     sizes: Sequence[int],
     seeds: Sequence[int],
     workers: int,
-    oracle: bool,
+    untrained: bool | Sequence[str],
 ) -> str:
-    """What the sweep runs and how many results it gives, counted the way its lines count."""
+    """What the sweep runs and how many results it gives, counted the way its lines count.
+
+    ``untrained``: the variants scored once without training (``heuristic``, ``oracle``; True means
+    the oracle alone), each reported in every size x seed cell."""
+    fixed = _untrained(untrained)
     runs = len(trained) * len(sizes) * len(seeds)
-    cells = len(sizes) * len(seeds) if oracle else 0
-    steps = runs + (1 if oracle else 0)
+    cells = len(sizes) * len(seeds) * len(fixed)
+    steps = runs + len(fixed)
     parts = []
     if runs:
         parts.append(
             f"{runs} training runs = {len(trained)} variants ({_values(trained)}) x {len(sizes)} sizes "
             f"({_values(sizes)}) x {len(seeds)} seeds ({_values(seeds)}), {workers} at a time"
         )
-    if oracle:
+    for v in fixed:
         parts.append(
-            f"the oracle (exact algorithm on the hidden costs, no training), scored once and reported in its "
-            f"{cells} size x seed cells"
+            f"{UNTRAINED_WHAT.get(v, v)}, scored once and reported in its {len(sizes) * len(seeds)} size x seed cells"
         )
     return f"transfer {task}: {steps} steps: " + "; then ".join(parts) + f"; {runs + cells} results in all"
 
 
 class SweepProgress:
     """Lines for one sweep on ``stream`` (stderr by default). ``total_runs`` training runs of which
-    ``already_done`` were finished by an earlier, interrupted sweep; ``oracle``: one more step.
+    ``already_done`` were finished by an earlier, interrupted sweep; each of the ``untrained``
+    variants (``heuristic``, ``oracle``; or ``oracle=True``): one more step, reported in ``cells``
+    size x seed cells (``oracle_cells`` in the old signature).
 
-    Call :meth:`start`, then :meth:`run_done` per finished run, :meth:`oracle_done`, :meth:`finish`
+    Call :meth:`start`, then :meth:`run_done` per finished run, :meth:`untrained_done` (or
+    :meth:`oracle_done`) per untrained variant, :meth:`finish`
     (or :meth:`stop` on the way out of an error). Thread-safe: the heartbeat runs in its own thread.
     """
 
@@ -78,6 +97,8 @@ class SweepProgress:
         already_done: int = 0,
         oracle: bool = False,
         oracle_cells: int = 0,
+        untrained: Sequence[str] | None = None,
+        cells: int | None = None,
         stream: TextIO | None = None,
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -86,8 +107,10 @@ class SweepProgress:
         self.task = task
         self.total_runs = total_runs
         self.already_done = already_done
-        self.oracle = oracle
-        self.oracle_cells = oracle_cells
+        self.untrained = list(untrained) if untrained is not None else _untrained(oracle)
+        self.oracle = bool(self.untrained)
+        self.cells = cells if cells is not None else oracle_cells  # size x seed cells per untrained variant
+        self.oracle_cells = self.cells
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         # in a terminal the status line is redrawn every second; in a log one plain line a minute at most
@@ -95,7 +118,7 @@ class SweepProgress:
         self.clock = clock
         self.enabled = enabled
         self.runs_done = already_done
-        self.steps_total = total_runs + (1 if oracle else 0)
+        self.steps_total = total_runs + len(self.untrained)
         self.steps_done = already_done
         self._started = clock()
         self._last_line = self._started
@@ -181,14 +204,17 @@ class SweepProgress:
             step = self.steps_done
         self._write(f"transfer {self.task} [{step}/{self.steps_total}] {name}: {summary}; {self.timing()}")
 
-    def oracle_done(self, summary: str) -> None:
+    def untrained_done(self, variant: str, summary: str) -> None:
         with self._lock:
             self.steps_done += 1
             step = self.steps_done
         self._write(
-            f"transfer {self.task} [{step}/{self.steps_total}] oracle: {summary} (scored once, no training; "
-            f"reported in {self.oracle_cells} size x seed cells)"
+            f"transfer {self.task} [{step}/{self.steps_total}] {variant}: {summary} (scored once, no training; "
+            f"reported in {self.cells} size x seed cells)"
         )
+
+    def oracle_done(self, summary: str) -> None:
+        self.untrained_done("oracle", summary)
 
     def note(self, line: str) -> None:
         self._write(f"transfer {self.task}: {line}")
@@ -207,8 +233,8 @@ class SweepProgress:
     def finish(self, results: int, trained: int, path: str, seconds: float) -> None:
         self.stop()
         what = f"{trained} trained runs"
-        if self.oracle:
-            what += f" + {results - trained} oracle cells"
+        if self.untrained:
+            what += f" + {results - trained} {' and '.join(self.untrained)} cells"
         self._write(f"transfer {self.task}: {results} results ({what}) in {duration(seconds)} -> {path}")
 
 

@@ -10,7 +10,9 @@
    processes with one thread each (runs are small: two single-threaded runs beat one
    two-threaded run). A run's result depends only on its (variant, size, seed), never on
    which worker ran it or in which order.
-3. Scores the oracle (no training) once per split.
+3. Scores the variants that need no training (``heuristic``: the exact algorithm on the visible
+   proxy cost; ``oracle``: on the hidden true costs) once per split, and reports them in every
+   size x seed cell.
 4. Writes ``metrics/transfer/<task>.json`` (per variant, size, seed and split: every metric
    of :mod:`nar.transfer.metrics`; learning curves; timings; the processor's sha256 before and
    after each nar_frozen run) and ``models/transfer/<task>/`` (``index.json``, the trained
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from nar.errors import NarError
-from nar.transfer.config import TRAINED, TransferParams
+from nar.transfer.config import TRAINED, UNTRAINED, TransferParams
 from nar.transfer.interrupt import Interrupted, signals_deferred, signals_raise, stop_pool, worker_signals
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 
@@ -311,7 +313,7 @@ def run_transfer(
     KeyboardInterrupt) saying how many runs were kept for the next sweep to resume from; the workers
     are ended, and no output is left half-written."""
     from nar.tracking import dataset_version
-    from nar.transfer.train import RunResult, RunSpec, TaskData, run_oracle
+    from nar.transfer.train import RunResult, RunSpec, TaskData, run_untrained
 
     t0 = time.perf_counter()
     params = _with_device(params)
@@ -341,7 +343,7 @@ def run_transfer(
     # the slow variants first, so that the pool's last runs are short ones
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]
-    has_oracle = "oracle" in params.variants
+    untrained = [v for v in UNTRAINED if v in params.variants]
 
     def keep(spec: RunSpec) -> bool:
         return params.save_models == "all" or (params.save_models == "first_seed" and spec.seed == first_seed)
@@ -357,8 +359,8 @@ def run_transfer(
         task,
         len(jobs),
         already_done=len(finished),
-        oracle=has_oracle,
-        oracle_cells=len(params.sizes) * len(params.seeds) if has_oracle else 0,
+        untrained=untrained,
+        cells=len(params.sizes) * len(params.seeds),
         enabled=progress,
     )
 
@@ -373,17 +375,17 @@ def run_transfer(
     try:
         with signals_raise():
             at_once = params.workers if len(todo) > 1 else 1
-            plan = plan_line(task, trained, params.sizes, params.seeds, at_once, has_oracle)
+            plan = plan_line(task, trained, params.sizes, params.seeds, at_once, untrained)
             progress_out.start(plan, resumed_from=str(resume.path))
             fresh = run_jobs(todo, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
             by_spec = {**finished, **{r.spec: r for r in fresh}}
             results = [by_spec[spec] for spec in jobs]
-            if has_oracle:
-                oracle = run_oracle(RunSpec(task, "oracle", 0, 0), data)
-                progress_out.oracle_done(run_summary(oracle.metrics))
+            for variant in untrained:  # scored once, reported in every size x seed cell
+                once = run_untrained(RunSpec(task, variant, 0, 0), data)
+                progress_out.untrained_done(variant, run_summary(once.metrics))
                 for n in params.sizes:
                     for s in params.seeds:
-                        results.append(RunResult(RunSpec(task, "oracle", n, s), oracle.metrics, eval_seconds=0.0))
+                        results.append(RunResult(RunSpec(task, variant, n, s), once.metrics, eval_seconds=0.0))
             for r in results:
                 if r.spec.variant == "nar_frozen" and r.processor_sha256_before != r.processor_sha256_after:
                     raise NarError(f"{r.spec.name}: frozen processor changed")  # train_run already refuses this
@@ -430,7 +432,7 @@ def _write_outputs(
     metrics file on disk means every other output is there."""
     import shutil
 
-    from nar.transfer.train import oracle_predictions
+    from nar.transfer.train import untrained_predictions
 
     first_seed = params.seeds[0]
     out_dir = Path(models_root) / task
@@ -442,9 +444,14 @@ def _write_outputs(
     for r in results:
         if r.predictions:
             predictions["variants"][r.spec.variant] = r.predictions
-    if "oracle" in params.variants and params.picture_examples:
-        predictions["variants"]["oracle"] = {
-            name: [p.tolist() for p in oracle_predictions(data.splits[name], data.algorithm)[: params.picture_examples]]
+    for variant in UNTRAINED:
+        if variant not in params.variants or not params.picture_examples:
+            continue
+        predictions["variants"][variant] = {
+            name: [
+                p.tolist()
+                for p in untrained_predictions(variant, data.splits[name], data.algorithm, params.picture_examples)
+            ]
             for name in ("test", "ood")
             if name in data.splits
         }

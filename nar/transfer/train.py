@@ -8,6 +8,9 @@ Variants (DESIGN.md, "Baselines"):
 ``e2e``           the same architecture with a randomly initialised processor, trained.
 ``bottleneck``    a cost network and the exact solver, trained from the targets alone by
                   blackbox differentiation of the L1 loss on edge usages (``nar.transfer.solver``).
+``heuristic``     the dataset's own algorithm on the most obvious *visible* proxy of the cost
+                  (no training, no hidden input: :func:`heuristic_costs`): what a practitioner
+                  gets without learning anything; a learned variant must beat it to matter.
 ``oracle``        the dataset's own algorithm on the hidden true costs (no training; the ceiling).
 
 The training subset of a (size, seed) is a random subset of the train split drawn from the
@@ -280,14 +283,62 @@ def trainable_state(model: nn.Module, variant: str) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def oracle_predictions(split: FlatSplit, algorithm: str) -> list[np.ndarray]:
-    """The exact algorithm on each example's hidden true costs."""
-    return [oracle_targets(ex, algorithm)["pi"] for ex in split.examples]
+def oracle_predictions(split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
+    """The exact algorithm on each example's hidden true costs (the first ``limit`` examples)."""
+    return [oracle_targets(ex, algorithm)["pi"] for ex in split.examples[:limit]]
 
 
 def run_oracle(spec: RunSpec, data: TaskData) -> RunResult:
     start = time.perf_counter()
     metrics = {name: score_split(oracle_predictions(s, data.algorithm), s) for name, s in data.splits.items()}
+    return RunResult(spec, metrics, eval_seconds=time.perf_counter() - start)
+
+
+# The heuristic's proxy: the visible segment length where a task's edges have one (road, road_turns:
+# the edge feature column of this name, in units of 100 m); uniform cost 1 otherwise (digit_grid: every
+# cell costs the same, so the tree is the fewest-hops tree, ties broken the target algorithm's way).
+HEURISTIC_FEATURE = "length_100m"
+MIN_PROXY_COST = 1e-3  # a zero-length segment (two OSM nodes at one point) still costs something
+
+
+def heuristic_costs(example, feature_names: dict[str, list[str]] | None = None) -> np.ndarray:
+    """(E,) float32 cost per edge of the heuristic: the edge feature ``HEURISTIC_FEATURE`` where the
+    example's edge features have it (``feature_names["edge_features"]``), else 1 per edge. Only visible
+    inputs are read; turn delays (``road_turns``) are ignored: the heuristic is node-based."""
+    names = (feature_names or {}).get("edge_features") or []
+    if HEURISTIC_FEATURE in names and "edge_features" in example.inputs:
+        col = example.inputs["edge_features"][:, names.index(HEURISTIC_FEATURE)]
+        return np.maximum(np.asarray(col, dtype=np.float32), np.float32(MIN_PROXY_COST))
+    return np.ones(example.num_edges, dtype=np.float32)
+
+
+def heuristic_predictions(split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
+    """The exact (node-based) algorithm on each example's visible proxy costs (the first ``limit``)."""
+    from nar.natural.targets import shortest_path_targets
+
+    return [
+        shortest_path_targets(
+            ex.num_nodes, ex.edge_index, heuristic_costs(ex, split.feature_names), ex.source, ex.target, algorithm
+        )["pi"]
+        for ex in split.examples[:limit]
+    ]
+
+
+def untrained_predictions(variant: str, split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
+    """Predicted pointers of a variant that needs no training (``oracle``, ``heuristic``)."""
+    if variant == "oracle":
+        return oracle_predictions(split, algorithm, limit)
+    if variant == "heuristic":
+        return heuristic_predictions(split, algorithm, limit)
+    raise ValueError(f"variant {variant!r} is trained")
+
+
+def run_untrained(spec: RunSpec, data: TaskData) -> RunResult:
+    """Score ``spec.variant`` (``oracle`` or ``heuristic``) on every split, once (it has nothing to train)."""
+    start = time.perf_counter()
+    metrics = {
+        name: score_split(untrained_predictions(spec.variant, s, data.algorithm), s) for name, s in data.splits.items()
+    }
     return RunResult(spec, metrics, eval_seconds=time.perf_counter() - start)
 
 
@@ -307,8 +358,8 @@ def train_run(
     """Train ``spec`` and score its best weights on every split of ``data``."""
     from nar.registry import weights_sha256
 
-    if spec.variant == "oracle":
-        return run_oracle(spec, data)
+    if spec.variant in ("oracle", "heuristic"):
+        return run_untrained(spec, data)
     params = params.resolved(spec.task)
     subset = training_subset(len(data.train), spec.size, spec.seed)
     model = build_model(spec, params, data, pretrained, mode)

@@ -61,13 +61,13 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
     assert m == json.loads(json.dumps(metrics["road"]))
     sha = json.loads((processor_dir / "processor.json").read_text())["weights_sha256"]
     assert m["processor"]["sha256"] == sha
-    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle"):
+    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle"):
         for n in ("n8", "n24"):
             for s in ("s0", "s1"):
                 cell = m["results"][variant][n][s]
                 assert set(cell) == {"val", "test", "ood"}
                 assert {"pointer_acc", "pointer_acc_tie", "path_match", "regret", "invalid"} <= set(cell["test"])
-                if variant != "oracle":
+                if variant not in ("heuristic", "oracle"):
                     assert m["curves"][variant][n][s][-1]["step"] == 2
     for n in ("n8", "n24"):
         for s in ("s0", "s1"):
@@ -78,7 +78,10 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
     assert len(files) == 8 and all("-s0." in f for f in files)  # first seed only
     assert all((out / "models" / "road" / f).is_file() for f in files)
     preds = json.loads((out / "models" / "road" / "predictions.json").read_text())
-    assert set(preds["variants"]) == {"nar_frozen", "nar_finetune", "e2e", "bottleneck", "oracle"}
+    assert set(preds["variants"]) == {"nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle"}
+    # scored once: the same numbers in every size x seed cell
+    heur = m["results"]["heuristic"]
+    assert heur["n8"]["s0"] == heur["n24"]["s1"] and "curves" not in heur
     assert len(preds["variants"]["e2e"]["test"]) == 2
 
 
