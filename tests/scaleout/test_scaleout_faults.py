@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from reliability.helpers import DVC, NAR, make_repo, one_line_error, sh, write_pretrained
 
 from .conftest import TrackingStack, service_env, start_dask
@@ -95,6 +94,8 @@ def versions_in_postgres(tracking: TrackingStack, name: str) -> list[tuple[str, 
 )
 @pytest.mark.timeout(300)
 def test_postgres_restarted_mid_registration(postgres_back: TrackingStack, tmp_path: Path, monkeypatch, caplog):
+    from mlflow import MlflowClient  # here, not at the top: importing mlflow would slow the default pass's collection
+
     from nar import registry
 
     tracking = postgres_back
@@ -137,6 +138,8 @@ def test_postgres_restarted_mid_registration(postgres_back: TrackingStack, tmp_p
 def test_postgres_down_past_the_retries_mid_registration(
     postgres_back: TrackingStack, tmp_path: Path, monkeypatch, caplog
 ):
+    from mlflow import MlflowClient
+
     from nar import registry
     from nar.registry import RegistryError
 
