@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nar.transfer.config import TASKS, VARIANTS
+from nar.transfer.config import DEFAULT_TASKS, TASKS, VARIANTS
 
 
 def _inside(path: str, what: str) -> Path:
@@ -48,7 +48,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
         overrides["data"] = str(_inside(args.data, "--data"))
     if overrides:
         params = dataclasses.replace(params, **overrides)
-    tasks = [args.task] if args.task else list(TASKS)
+    tasks = [args.task] if args.task else list(DEFAULT_TASKS)
     try:
         with signals_raise():  # also while torch loads and the data is read, before the sweep's own handling
             for task in tasks:
@@ -95,7 +95,7 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "transfer", help="train new encoders/decoders around the frozen processor, with baselines (per task)"
     )
-    p.add_argument("--task", choices=TASKS, help="one task (default: all)")
+    p.add_argument("--task", choices=TASKS, help=f"one task (default: {', '.join(DEFAULT_TASKS)})")
     p.add_argument("--variant", action="append", help=f"one of {list(VARIANTS)}; repeat (default: transfer.variants)")
     p.add_argument("--processor", help="registry URI or local directory (overrides transfer.processor)")
     p.add_argument("--allow-unverified", action="store_true", help="accept a local processor without a recorded sha256")

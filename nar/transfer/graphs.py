@@ -149,6 +149,16 @@ class FlatSplit:
         self.pi = np.concatenate([ex.pi for ex in examples]).astype(np.int64)  # local
         self.edge_cost = np.concatenate([ex.hidden["edge_cost"] for ex in examples]).astype(np.float32)
         self.edge_optimal = np.concatenate([ex.hidden["edge_optimal"] for ex in examples]).astype(np.float32)
+        # turn tasks (road_turns): a route's time includes a delay per turn (hidden turn_cost (E, K) over the
+        # visible turn index turn_next (E, K)); the metrics time predicted walks with them and compare with
+        # the fastest route, dist[target] (which may pass a node twice: no pointer chain can spell it)
+        self.turn_next: list[np.ndarray] | None = None
+        self.turn_cost: list[np.ndarray] | None = None
+        self.best_time: np.ndarray | None = None
+        if "turn_cost" in examples[0].hidden:
+            self.turn_next = [np.asarray(ex.inputs["turn_next"], dtype=np.int64) for ex in examples]
+            self.turn_cost = [np.asarray(ex.hidden["turn_cost"], dtype=np.float64) for ex in examples]
+            self.best_time = np.array([float(ex.hidden["dist"][ex.target]) for ex in examples], dtype=np.float64)
         # tree_edge[e] for e = u -> v: pi[v] == u (local indices, per example)
         u, v = self.edge_index[:, 0], self.edge_index[:, 1]
         node_base = np.repeat(self.node_start[:-1], e)

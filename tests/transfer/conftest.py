@@ -1,4 +1,4 @@
-"""Fixtures: tiny natural datasets of both tasks and a small processor saved the registry's way."""
+"""Fixtures: tiny natural datasets of every task and a small processor saved the registry's way."""
 
 from __future__ import annotations
 
@@ -33,7 +33,23 @@ TINY = {
             "ood": {"count": 4, "sizes": [20]},
         }
     },
+    "road_turns": {
+        "splits": {
+            "train": {"count": 24, "sizes": [12]},
+            "val": {"count": 8, "sizes": [12]},
+            "test": {"count": 8, "sizes": [12]},
+            "ood": {"count": 4, "sizes": [20]},
+        }
+    },
 }
+
+
+@pytest.fixture(scope="session")
+def turns_root(tmp_path_factory):
+    """road_turns built once into <root>/road_turns/<split> (do not modify)."""
+    root = tmp_path_factory.mktemp("natural_turns")
+    build_natural("road_turns", parse_natural_params(TINY), out_dir=root, progress=False)
+    return root
 
 
 @pytest.fixture(scope="session")

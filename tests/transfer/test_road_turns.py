@@ -1,0 +1,117 @@
+"""road_turns in the transfer sweep: walks timed with their turns, the oracle exact (issue 16 item 2)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nar.natural.targets import path_regret
+from nar.transfer.config import EvaluateParams, parse_transfer_params
+from nar.transfer.evaluate import run_evaluate
+from nar.transfer.metrics import path_outcome
+from nar.transfer.sweep import run_transfer
+from nar.transfer.train import heuristic_predictions
+
+from .test_stage import FAST_TASK
+
+
+@pytest.fixture(scope="module")
+def swept(turns_root, processor_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("turns_stage")
+    params = parse_transfer_params(
+        {
+            "processor": str(processor_dir),
+            "data": str(turns_root),
+            "variants": ["nar_frozen", "bottleneck", "heuristic", "oracle"],
+            "sizes": [8],
+            "seeds": [0, 1],
+            "workers": 1,
+            "eval_batch_size": 4,
+            "picture_size": 8,
+            "picture_examples": 2,
+            "tasks": {"road_turns": FAST_TASK},
+        }
+    )
+    metrics = run_transfer(
+        "road_turns",
+        params,
+        models_root=out / "models",
+        metrics_root=out / "metrics",
+        checkpoints_root=out / "checkpoints",
+        track=False,
+        progress=False,
+    )
+    return out, metrics
+
+
+def test_the_sweep_runs_on_road_turns_and_the_oracle_is_exact(swept):
+    _, m = swept
+    assert m["task"] == "road_turns" and set(m["results"]) == {"nar_frozen", "bottleneck", "heuristic", "oracle"}
+    for split, cell in m["results"]["oracle"]["n8"]["s0"].items():
+        assert cell["pointer_acc"] == 1.0 and cell["path_match"] == 1.0 and cell["invalid"] == 0, split
+        # the fastest route may pass a node twice, which no pointer chain spells: regret >= 0, small
+        assert 0.0 <= cell["regret"] < 0.05, split
+    for variant in ("nar_frozen", "bottleneck", "heuristic"):
+        test = m["results"][variant]["n8"]["s0"]["test"]
+        assert 0.0 <= test["pointer_acc"] <= 1.0
+
+
+def test_path_regret_times_walks_with_their_turns(swept, turns_root):
+    """The metric's regret is nar.natural.targets.path_regret (walk_time against dist[target]), example by
+    example; the turn-blind sum of segment times would differ."""
+    from nar.transfer.config import TaskTransferParams
+    from nar.transfer.train import TaskData
+
+    data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
+    split = data.splits["test"]
+    preds = heuristic_predictions(split, data.algorithm)
+    differs = 0
+    for i, (ex, pred) in enumerate(zip(split.examples, preds, strict=True)):
+        es, ee = split.edge_start[i], split.edge_start[i + 1]
+        ei = split.edge_index[es:ee]
+        out = path_outcome(
+            pred,
+            ex.pi,
+            ex.source,
+            ex.target,
+            ei,
+            split.edge_cost[es:ee],
+            turn_next=split.turn_next[i],
+            turn_cost=split.turn_cost[i],
+            best=float(split.best_time[i]),
+        )
+        want = path_regret(ex, pred)
+        assert out.valid and want is not None
+        assert out.regret == pytest.approx(want, abs=1e-6)
+        blind = path_outcome(pred, ex.pi, ex.source, ex.target, ei, split.edge_cost[es:ee])
+        differs += not np.isclose(blind.regret, out.regret)
+    assert differs > 0  # the turns matter to the times
+
+
+def test_evaluate_reports_road_turns_when_named(swept, turns_root, tmp_path):
+    out, _ = swept
+    params = EvaluateParams(
+        tasks=("road_turns",), report=str(tmp_path / "blueprint.md"), notes=str(tmp_path / "none.md"), low_data=8
+    )
+    summary = run_evaluate(
+        params,
+        metrics_root=out / "metrics",
+        models_root=out / "models",
+        data_root=turns_root,
+        plots_root=tmp_path / "plots",
+        out_metrics=tmp_path / "evaluate.json",
+        track=False,
+    )
+    assert set(summary) == {"road_turns"}
+    assert summary["road_turns"]["aggregate"]["test"]["oracle"]["n8"]["pointer_acc"]["mean"] == 1.0
+    report = (tmp_path / "blueprint.md").read_text()
+    assert "## road_turns" in report and "against the heuristic" in report
+    assert (tmp_path / "plots" / "png" / "road_turns_test_example.png").is_file()
+    assert json.loads((tmp_path / "evaluate.json").read_text())["road_turns"]["verdict"]["against_heuristic"]
+
+
+def test_default_tasks_leave_road_turns_out():
+    from nar.transfer.config import DEFAULT_TASKS, TASKS
+
+    assert "road_turns" in TASKS and "road_turns" not in DEFAULT_TASKS
+    assert EvaluateParams().tasks == DEFAULT_TASKS
