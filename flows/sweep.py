@@ -38,6 +38,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from prefect.states import Failed, State
 
 from flows.blueprint import DEFAULT_RETRIES, run_experiment
@@ -235,7 +236,7 @@ def sweep_experiment(
     earlier = _starts(path)
     with open(path, "a") as f:  # one short appended line: whole even when two workers write at once
         f.write(f"{socket.gethostname()} pid {os.getpid()} {time.strftime('%H:%M:%S')}\n")
-    if earlier:
+    if len(earlier) >= int(task_run.run_count or 1):  # more earlier starts than Prefect's own retries
         get_run_logger().warning(
             "experiment %s: start %d; earlier: %s (a start that did not end lost its Dask worker)",
             name, len(earlier) + 1, "; ".join(earlier),
