@@ -8,6 +8,7 @@ training-set size x seed:
 ``nar_finetune``  the same with P trained too;
 ``e2e``           the same architecture with P randomly initialised;
 ``bottleneck``    a cost per cell/segment, the exact solver, blackbox differentiation;
+``bottleneck_turns`` (road_turns) a cost per segment and per turn, the exact edge-based solver;
 ``heuristic``     the exact algorithm on the most obvious visible proxy (segment length on
                   roads, a uniform cost per digit-grid cell): no learning, the floor to beat;
 ``oracle``        the exact algorithm on the hidden true costs (the ceiling).

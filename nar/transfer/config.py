@@ -19,8 +19,10 @@ TASKS = ("digit_grid", "road", "road_turns")
 # what `dvc repro` and `nar transfer` / `nar evaluate` run when no task is named: road_turns (a sweep
 # of about 15 min on 2 cores) is selected by naming it (evaluate.tasks, --task)
 DEFAULT_TASKS = ("digit_grid", "road")
-VARIANTS = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle")
-TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck")
+VARIANTS = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns", "heuristic", "oracle")
+TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns")
+# tasks whose routes pay turn delays; only they run bottleneck_turns (a sweep of another task skips it)
+TURN_TASKS = ("road_turns",)
 # scored once per split, no training, reported in every size x seed cell
 UNTRAINED = ("heuristic", "oracle")
 SPLITS = ("val", "test", "ood")

@@ -38,12 +38,13 @@ from nar.errors import NarError
 from nar.transfer.config import EvaluateParams
 from nar.transfer.metrics import METRICS
 
-TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck")
+TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns")
 COLORS = {
     "nar_frozen": "tab:blue",
     "nar_finetune": "tab:cyan",
     "e2e": "tab:orange",
     "bottleneck": "tab:green",
+    "bottleneck_turns": "tab:olive",
     "heuristic": "tab:gray",
     "oracle": "black",
 }
@@ -540,7 +541,9 @@ def write_report(
         "Variants: **nar_frozen** (new encoder f~ and pointer decoder g~ around the frozen pretrained processor), "
         "**nar_finetune** (same, processor trained too), **e2e** (same architecture, processor randomly initialised), "
         "**bottleneck** (predict one cost per cell/segment, run the exact shortest-path solver, trained from the "
-        "targets by blackbox differentiation), **heuristic** (the exact algorithm on the most obvious visible proxy "
+        "targets by blackbox differentiation), **bottleneck_turns** (road_turns only: a cost per segment and per "
+        "turn, the exact edge-based solver, trained as bottleneck: the engineered reference), "
+        "**heuristic** (the exact algorithm on the most obvious visible proxy "
         "of the cost, no learning: segment length on roads, a uniform cost per cell on digit grids; turn delays "
         "ignored), **oracle** (the exact algorithm on the hidden true costs). heuristic and oracle need no "
         "training: each is scored once and shown at every n.",

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from nar.algorithms.base import hop_depths
 from nar.natural.store import Example, NaturalDataset
+from nar.natural.turns import turn_pairs
 
 
 def hop_eccentricity(n: int, edge_index: np.ndarray, source: int) -> int:
@@ -81,6 +82,9 @@ class FlatBatch:
     tree_usage: Tensor
     edge_cost: Tensor
     edge_optimal: Tensor
+    # turn tasks only: the used turn slots as (T,) pairs of global edge indices e -> f (bottleneck_turns)
+    turn_e: Tensor | None = None
+    turn_f: Tensor | None = None
 
     @property
     def num_graphs(self) -> int:
@@ -159,6 +163,11 @@ class FlatSplit:
             self.turn_next = [np.asarray(ex.inputs["turn_next"], dtype=np.int64) for ex in examples]
             self.turn_cost = [np.asarray(ex.hidden["turn_cost"], dtype=np.float64) for ex in examples]
             self.best_time = np.array([float(ex.hidden["dist"][ex.target]) for ex in examples], dtype=np.float64)
+            # the used turn slots as flat (e -> f) pairs of local edge indices, per example (bottleneck_turns)
+            pairs = [turn_pairs(t) for t in self.turn_next]
+            self.turn_e = np.concatenate([p[0] for p in pairs]).astype(np.int64)
+            self.turn_f = np.concatenate([p[2] for p in pairs]).astype(np.int64)
+            self.turn_start = np.concatenate([[0], np.cumsum([len(p[0]) for p in pairs])]).astype(np.int64)
         # tree_edge[e] for e = u -> v: pi[v] == u (local indices, per example)
         u, v = self.edge_index[:, 0], self.edge_index[:, 1]
         node_base = np.repeat(self.node_start[:-1], e)
@@ -218,6 +227,13 @@ class FlatSplit:
         def t(a: np.ndarray) -> Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
+        turn_e = turn_f = None
+        if self.turn_next is not None:
+            rows = [np.arange(self.turn_start[i], self.turn_start[i + 1]) for i in idx]
+            shift = np.concatenate([np.full(len(r), edge_offset[j]) for j, r in enumerate(rows)]).astype(np.int64)
+            rows_all = np.concatenate(rows)
+            turn_e, turn_f = t(self.turn_e[rows_all] + shift), t(self.turn_f[rows_all] + shift)
+
         return FlatBatch(
             indices=idx,
             num_nodes=n,
@@ -242,6 +258,8 @@ class FlatSplit:
             tree_usage=t(self.tree_usage[edge_rows]),
             edge_cost=t(self.edge_cost[edge_rows]),
             edge_optimal=t(self.edge_optimal[edge_rows]),
+            turn_e=turn_e,
+            turn_f=turn_f,
         )
 
     def batches(self, batch_size: int, device: torch.device | str = "cpu") -> list[FlatBatch]:

@@ -255,3 +255,37 @@ class CostModel(nn.Module):
         total = raw.new_zeros(b.num_graphs).index_add(0, graph, raw)
         count = torch.as_tensor(b.num_edges, dtype=raw.dtype, device=raw.device).clamp_min(1)
         return raw / (total / count)[graph]
+
+
+class TurnCostModel(CostModel):
+    """bottleneck_turns: raw inputs -> one positive cost per segment and one per turn e -> f.
+
+    The segment cost is :class:`CostModel`'s (``per="edge"``); a turn's cost comes from the two
+    segments' embeddings [z(tail e), z(head e), x(e)] and the same of f through an MLP (the
+    turn angle, the road classes meeting and the junction's control are all in them). Both are
+    divided by the graph's mean raw segment cost (scale-free, as the bottleneck's), so the
+    exact edge-based solver (:mod:`nar.natural.turns`) runs on the same units.
+    """
+
+    def __init__(self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int) -> None:
+        super().__init__(node_kind, node_in, edge_in, width, "edge")
+        seg = 2 * width + (width if edge_in else 0)
+        self.turn_net = MLP(2 * seg, width, width)
+        self.turn_out = linear(width, 1)
+
+    def forward(self, b: FlatBatch) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        """((E,) segment costs, (T,) turn costs of the pairs ``b.turn_e`` -> ``b.turn_f``)."""
+        if b.turn_e is None or b.turn_f is None:
+            raise ValueError("bottleneck_turns needs a turn task (turn_next in the inputs)")
+        z = self.node_net(b.node_x)  # (V, D)
+        parts = [z[b.edge_src], z[b.edge_dst]]
+        if self.edge_net is not None:
+            parts.append(self.edge_net(b.edge_x))
+        h = torch.cat(parts, dim=-1)  # (E, 3D)
+        seg = nn.functional.softplus(self.out(h).squeeze(-1)) + 1e-4
+        turn = nn.functional.softplus(self.turn_out(self.turn_net(torch.cat([h[b.turn_e], h[b.turn_f]], dim=-1))))
+        graph = b.pair_graph[: b.total_edges]
+        total = seg.new_zeros(b.num_graphs).index_add(0, graph, seg)
+        count = torch.as_tensor(b.num_edges, dtype=seg.dtype, device=seg.device).clamp_min(1)
+        scale = (total / count)[graph]  # (E,) the graph's mean raw segment cost
+        return seg / scale, turn.squeeze(-1) / scale[b.turn_e]

@@ -131,3 +131,114 @@ def blackbox_tree(costs: Tensor, b: FlatBatch, lam: float) -> Tensor:
 def usage_loss(y: Tensor, y_true: Tensor, num_nodes: int) -> Tensor:
     """sum_e |y_e - y*_e| / V: the Hamming distance of the paths to every node, per node."""
     return (y - y_true).abs().sum() / num_nodes
+
+
+# --------------------------------------------------------------------------- turn costs (bottleneck_turns)
+#
+# The same blackbox scheme on the exact edge-based solver (nar.natural.turns): costs w = (segment
+# costs (E,), turn costs (T,) of the used slots e -> f), states = segments, one virtual start per
+# graph. Encoding y (in w's space) from the node pointers pi: a node v whose pointer is the edge
+# f = pi[v] -> v charges |subtree(v)| to f, and to the turn e -> f where e is pi[u]'s edge into
+# u = pi[v] (u not the source), so <w, y> = sum_v (time of v's pointer chain), which the solver's
+# tree minimises exactly whenever every fastest route is its pointer chain (targets: all but a few
+# routes that pass a node twice). The loss and λ are the bottleneck's.
+
+
+def solve_turn_pointers(
+    seg: np.ndarray,
+    turn: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    turn_e: np.ndarray,
+    turn_f: np.ndarray,
+    sources: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """(size,) predecessor of each node on its fastest route from its graph's source (turns priced).
+
+    Per node, the arrival segment of least time (ties: the lowest segment index), pi = its tail,
+    as :func:`nar.natural.turns.edge_based_tree`; unreached nodes and the sources point to themselves."""
+    seg = np.asarray(seg, dtype=np.float64)
+    turn = np.asarray(turn, dtype=np.float64)
+    if seg.size and not (np.isfinite(seg).all() and seg.min() > 0):
+        raise ValueError("segment costs must be finite and > 0")
+    if turn.size and not (np.isfinite(turn).all() and turn.min() >= 0):
+        raise ValueError("turn costs must be finite and >= 0")
+    E, B = len(seg), len(sources)
+    first = np.flatnonzero(np.isin(src, sources))  # segments leaving a source
+    start = E + np.searchsorted(np.sort(sources), src[first])  # the virtual start of that graph
+    order = np.argsort(sources)
+    start = E + order[start - E]
+    rows = np.concatenate([start, turn_e])
+    cols = np.concatenate([first, turn_f])
+    # the scipy graph drops explicit zeros: a free turn costs a hair (1e-12 of a mean segment) instead
+    vals = np.concatenate([seg[first], np.maximum(turn, 1e-12) + seg[turn_f]])
+    graph = sp.csr_matrix((vals, (rows, cols)), shape=(E + B, E + B))
+    dist = dijkstra(graph, directed=True, indices=np.arange(E, E + B), min_only=True)[:E]
+    pi = np.arange(size, dtype=np.int64)
+    reached = np.isfinite(dist)
+    idx = np.flatnonzero(reached)
+    by_time = idx[np.lexsort((idx, dist[idx]))]
+    nodes, at = np.unique(dst[by_time], return_index=True)
+    pi[nodes] = src[by_time[at]]
+    pi[sources] = sources
+    return pi
+
+
+def turn_usage(
+    pi: np.ndarray, src: np.ndarray, dst: np.ndarray, turn_e: np.ndarray, turn_f: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """((E,), (T,)) float32 usage of each segment and turn slot by the pointer chains of ``pi``."""
+    pi = np.asarray(pi, dtype=np.int64)
+    sizes = subtree_sizes(pi)
+    tree = pi[dst] == src  # (E,) f = pi[v] -> v
+    edge_into = np.full(size, -1, dtype=np.int64)
+    edge_into[dst[tree]] = np.flatnonzero(tree)
+    y_seg = np.where(tree, sizes[dst], 0).astype(np.float32)
+    used = tree[turn_f] & (edge_into[src[turn_f]] == turn_e)
+    y_turn = np.where(used, sizes[dst[turn_f]], 0).astype(np.float32)
+    return y_seg, y_turn
+
+
+def solve_turn_tree(seg: Tensor, turn: Tensor, b: FlatBatch) -> tuple[Tensor, Tensor]:
+    """(pi (V,), usage y (E + T,)) for segment and turn costs on batch ``b`` (no gradient)."""
+    src, dst = b.edge_src.cpu().numpy(), b.edge_dst.cpu().numpy()
+    te, tf = b.turn_e.cpu().numpy(), b.turn_f.cpu().numpy()
+    pi = solve_turn_pointers(
+        seg.detach().cpu().numpy(), turn.detach().cpu().numpy(), src, dst, te, tf, b.source.cpu().numpy(), b.total_nodes
+    )
+    y = np.concatenate(turn_usage(pi, src, dst, te, tf, b.total_nodes))
+    return torch.from_numpy(pi).to(seg.device), torch.from_numpy(y).to(seg.device)
+
+
+def true_turn_usage(b: FlatBatch) -> Tensor:
+    """(E + T,) the usage encoding of the target pointers ``b.pi`` (the bottleneck_turns loss's y*)."""
+    src, dst = b.edge_src.cpu().numpy(), b.edge_dst.cpu().numpy()
+    y = turn_usage(b.pi.cpu().numpy(), src, dst, b.turn_e.cpu().numpy(), b.turn_f.cpu().numpy(), b.total_nodes)
+    return torch.from_numpy(np.concatenate(y)).to(b.pi.device)
+
+
+class BlackboxTurnTree(torch.autograd.Function):
+    """:class:`BlackboxShortestPathTree` on the edge-based solver; w = (segment costs, turn costs)."""
+
+    @staticmethod
+    def forward(ctx, seg: Tensor, turn: Tensor, lam: float, scale: float, b: FlatBatch) -> Tensor:
+        _, y = solve_turn_tree(seg, turn, b)
+        ctx.save_for_backward(seg, turn, y)
+        ctx.lam_eff, ctx.batch = lam * scale, b
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):
+        seg, turn, y = ctx.saved_tensors
+        E = len(seg)
+        seg_p = (seg + ctx.lam_eff * grad_y[:E]).clamp_min(1e-6)
+        turn_p = (turn + ctx.lam_eff * grad_y[E:]).clamp_min(0.0)
+        _, y_lam = solve_turn_tree(seg_p, turn_p, ctx.batch)
+        g = (y_lam - y) / ctx.lam_eff
+        return g[:E], g[E:], None, None, None
+
+
+def blackbox_turn_tree(seg: Tensor, turn: Tensor, b: FlatBatch, lam: float) -> Tensor:
+    """The usage (E + T,) of the edge-based trees under (seg, turn), differentiable by blackbox interpolation."""
+    return BlackboxTurnTree.apply(seg, turn, lam, float(b.total_nodes), b)

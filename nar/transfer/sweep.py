@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from nar.errors import NarError
-from nar.transfer.config import TRAINED, UNTRAINED, TransferParams
+from nar.transfer.config import TRAINED, TURN_TASKS, UNTRAINED, TransferParams
 from nar.transfer.interrupt import Interrupted, signals_deferred, signals_raise, stop_pool, worker_signals
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 
@@ -339,7 +339,8 @@ def run_transfer(
                 f"({base / 'train'})"
             )
 
-    trained = [v for v in params.variants if v in TRAINED]
+    # bottleneck_turns prices turns: only on a turn task (transfer.variants may list it for every task)
+    trained = [v for v in params.variants if v in TRAINED and (v != "bottleneck_turns" or task in TURN_TASKS)]
     # the slow variants first, so that the pool's last runs are short ones
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]

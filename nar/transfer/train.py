@@ -8,6 +8,9 @@ Variants (DESIGN.md, "Baselines"):
 ``e2e``           the same architecture with a randomly initialised processor, trained.
 ``bottleneck``    a cost network and the exact solver, trained from the targets alone by
                   blackbox differentiation of the L1 loss on edge usages (``nar.transfer.solver``).
+``bottleneck_turns`` (turn tasks only) a cost per segment and per turn, the exact edge-based
+                  solver, trained as bottleneck: the engineered reference of a user who already
+                  knows the right abstract inputs.
 ``heuristic``     the dataset's own algorithm on the most obvious *visible* proxy of the cost
                   (no training, no hidden input: :func:`heuristic_costs`): what a practitioner
                   gets without learning anything; a learned variant must beat it to matter.
@@ -38,8 +41,15 @@ from nar.natural.targets import oracle_targets
 from nar.transfer.config import TaskTransferParams
 from nar.transfer.graphs import FlatBatch, FlatSplit
 from nar.transfer.metrics import score_split
-from nar.transfer.models import CostModel, Encoder, TransferModel, pointer_loss, predict_pointers
-from nar.transfer.solver import blackbox_tree, solve_tree, usage_loss
+from nar.transfer.models import CostModel, Encoder, TransferModel, TurnCostModel, pointer_loss, predict_pointers
+from nar.transfer.solver import (
+    blackbox_tree,
+    blackbox_turn_tree,
+    solve_tree,
+    solve_turn_tree,
+    true_turn_usage,
+    usage_loss,
+)
 
 
 class FrozenProcessorChanged(NarError, RuntimeError):
@@ -171,6 +181,10 @@ def build_model(
     torch.manual_seed(spec.seed * 1_000_003 + zlib.crc32(spec.variant.encode()) % 1_000_003)
     params = params.resolved(data.task)
     kind = params.node_net
+    if spec.variant == "bottleneck_turns":
+        if data.train.turn_next is None:
+            raise NarError(f"{spec.name}: bottleneck_turns needs a turn task (road_turns), not {data.task}")
+        return TurnCostModel(kind, data.node_in, data.edge_in, params.width)
     if spec.variant == "bottleneck":
         per = "cell" if data.edge_in == 0 else "edge"
         return CostModel(kind, data.node_in, data.edge_in, params.width, per)
@@ -225,6 +239,10 @@ def _autocast(model: nn.Module, b: FlatBatch, precision: str):
 
 
 def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch.Tensor:
+    if isinstance(model, TurnCostModel):
+        seg, turn = model(b)
+        y = blackbox_turn_tree(seg, turn, b, params.bottleneck_lambda)
+        return usage_loss(y, true_turn_usage(b), b.total_nodes)
     if isinstance(model, CostModel):
         y = blackbox_tree(model(b), b, params.bottleneck_lambda)
         return usage_loss(y, b.tree_usage, b.total_nodes)
@@ -236,6 +254,9 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
 @torch.no_grad()
 def predict(model: nn.Module, b: FlatBatch, precision: str = "float32") -> torch.Tensor:
     """(V,) predicted global predecessors of batch ``b``."""
+    if isinstance(model, TurnCostModel):
+        pi, _ = solve_turn_tree(*model(b), b)
+        return pi
     if isinstance(model, CostModel):
         pi, _ = solve_tree(model(b), b)
         return pi

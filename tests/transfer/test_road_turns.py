@@ -22,7 +22,7 @@ def swept(turns_root, processor_dir, tmp_path_factory):
         {
             "processor": str(processor_dir),
             "data": str(turns_root),
-            "variants": ["nar_frozen", "bottleneck", "heuristic", "oracle"],
+            "variants": ["nar_frozen", "bottleneck", "bottleneck_turns", "heuristic", "oracle"],
             "sizes": [8],
             "seeds": [0, 1],
             "workers": 1,
@@ -46,12 +46,18 @@ def swept(turns_root, processor_dir, tmp_path_factory):
 
 def test_the_sweep_runs_on_road_turns_and_the_oracle_is_exact(swept):
     _, m = swept
-    assert m["task"] == "road_turns" and set(m["results"]) == {"nar_frozen", "bottleneck", "heuristic", "oracle"}
+    assert m["task"] == "road_turns" and set(m["results"]) == {
+        "nar_frozen",
+        "bottleneck",
+        "bottleneck_turns",
+        "heuristic",
+        "oracle",
+    }
     for split, cell in m["results"]["oracle"]["n8"]["s0"].items():
         assert cell["pointer_acc"] == 1.0 and cell["path_match"] == 1.0 and cell["invalid"] == 0, split
         # the fastest route may pass a node twice, which no pointer chain spells: regret >= 0, small
         assert 0.0 <= cell["regret"] < 0.05, split
-    for variant in ("nar_frozen", "bottleneck", "heuristic"):
+    for variant in ("nar_frozen", "bottleneck", "bottleneck_turns", "heuristic"):
         test = m["results"][variant]["n8"]["s0"]["test"]
         assert 0.0 <= test["pointer_acc"] <= 1.0
 
@@ -115,3 +121,97 @@ def test_default_tasks_leave_road_turns_out():
 
     assert "road_turns" in TASKS and "road_turns" not in DEFAULT_TASKS
     assert EvaluateParams().tasks == DEFAULT_TASKS
+
+
+def test_turn_solver_matches_the_edge_based_solver(turns_root):
+    """solve_turn_pointers on a batch = nar.natural.turns.edge_based_tree per example (true costs)."""
+    import torch
+
+    from nar.natural.turns import edge_based_tree
+    from nar.transfer.config import TaskTransferParams
+    from nar.transfer.solver import solve_turn_tree, true_turn_usage, turn_usage
+    from nar.transfer.train import TaskData
+
+    data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
+    split = data.splits["test"]
+    b = split.batch(range(len(split)))
+    costs = [
+        split.turn_cost[i][
+            split.turn_e[split.turn_start[i] : split.turn_start[i + 1]], np.nonzero(split.turn_next[i] >= 0)[1]
+        ]
+        for i in range(len(split))
+    ]
+    turn = torch.from_numpy(np.concatenate(costs))
+    pi, y = solve_turn_tree(b.edge_cost.double(), turn, b)
+    for i, ex in enumerate(split.examples):
+        o = int(b.node_offset[i])
+        want = edge_based_tree(
+            ex.num_nodes,
+            ex.edge_index,
+            ex.hidden["edge_cost"],
+            ex.inputs["turn_next"],
+            ex.hidden["turn_cost"],
+            ex.source,
+        ).pi
+        assert (pi[o : o + ex.num_nodes].numpy() - o).tolist() == want.tolist()
+        assert want.tolist() == ex.pi.tolist()  # and the stored targets
+    assert torch.equal(y, true_turn_usage(b))
+    # usage: every non-source node charges its subtree to its arrival segment
+    E = b.total_edges
+    y_seg, _ = turn_usage(
+        b.pi.numpy(), b.edge_src.numpy(), b.edge_dst.numpy(), b.turn_e.numpy(), b.turn_f.numpy(), b.total_nodes
+    )
+    assert float(y[:E].sum()) == float(y_seg.sum()) > 0
+
+
+def test_bottleneck_turns_trains_on_road_turns_only(turns_root, natural_root):
+    from nar.errors import NarError
+    from nar.transfer.config import TaskTransferParams
+    from nar.transfer.train import RunSpec, TaskData, train_run
+
+    fast = TaskTransferParams(
+        width=8, batch_size=4, max_steps=3, eval_every=2, patience=2, val_examples=4, precision="float32"
+    )
+    data = TaskData.load(str(turns_root), "road_turns", fast)
+    r = train_run(RunSpec("road_turns", "bottleneck_turns", 8, 0), fast, data, None, eval_batch_size=4)
+    assert r.steps == 3 and set(r.metrics) == {"val", "test", "ood"}
+    assert all(m["invalid"] == 0 for m in r.metrics.values())  # an exact solver's tree: always valid paths
+    road = TaskData.load(str(natural_root), "road", fast)
+    with pytest.raises(NarError, match="turn task"):
+        train_run(RunSpec("road", "bottleneck_turns", 8, 0), fast, road, None)
+
+
+def test_the_blackbox_gradient_moves_turn_costs(turns_root):
+    """One backward pass: the gradient reaches the turn costs (not all zero)."""
+    import torch
+
+    from nar.transfer.config import TaskTransferParams
+    from nar.transfer.solver import blackbox_turn_tree, true_turn_usage, usage_loss
+    from nar.transfer.train import TaskData
+
+    data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
+    b = data.train.batch(range(8))
+    seg = torch.ones(b.total_edges, dtype=torch.float64, requires_grad=True)
+    turn = torch.zeros(len(b.turn_e), dtype=torch.float64, requires_grad=True)
+    loss = usage_loss(blackbox_turn_tree(seg, turn, b, 1.0), true_turn_usage(b).double(), b.total_nodes)
+    loss.backward()
+    assert float(loss.detach()) > 0 and turn.grad.abs().sum() > 0 and seg.grad.abs().sum() > 0
+
+
+def test_a_sweep_of_a_task_without_turns_skips_bottleneck_turns(natural_root, processor_dir, tmp_path):
+    params = parse_transfer_params(
+        {
+            "processor": str(processor_dir),
+            "data": str(natural_root),
+            "variants": ["bottleneck_turns", "oracle"],
+            "sizes": [8],
+            "seeds": [0],
+            "workers": 1,
+            "picture_size": 8,
+            "tasks": {"road": FAST_TASK},
+        }
+    )
+    m = run_transfer(
+        "road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False, progress=False
+    )
+    assert set(m["results"]) == {"oracle"}
