@@ -194,6 +194,43 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
             best_ood[variant] = float(np.mean(vals))
     out["ood_mean"] = best_ood
     out["against_heuristic"] = against_heuristic(agg, headline)
+    out["turns"] = turn_targets(agg, headline)
+    return out
+
+
+def turn_targets(agg: Mapping[str, Any], headline: str, from_size: int = 100, at_size: int = 200) -> dict | None:
+    """Issue 16's road_turns targets, on the test split: nar_frozen against bottleneck at every size >=
+    ``from_size`` (2-s.e. rule), and nar_frozen's gap to bottleneck_turns at ``at_size`` (within 5 points
+    holds). None when the sweep has no bottleneck_turns (a task without turns)."""
+    test = agg.get("test", {})
+    if "bottleneck_turns" not in test or "nar_frozen" not in test:
+        return None
+    out: dict[str, Any] = {"vs_bottleneck": [], "gap_to_bottleneck_turns": None}
+    frozen = test["nar_frozen"]
+    for size, cell in sorted(frozen.items(), key=lambda kv: _size(kv[0])):
+        other = test.get("bottleneck", {}).get(size, {}).get(headline, {})
+        mine = cell.get(headline, {})
+        if _size(size) < from_size or mine.get("mean") is None or other.get("mean") is None:
+            continue
+        c = compare(
+            mine["mean"],
+            other["mean"],
+            mine.get("stderr"),
+            other.get("stderr"),
+            mine.get("n", 0),
+            other.get("n", 0),
+            headline,
+        )
+        out["vs_bottleneck"].append({"size": _size(size), "nar_frozen": mine["mean"], "bottleneck": other["mean"], **c})
+    out["beats_bottleneck_from"] = bool(out["vs_bottleneck"]) and all(
+        c["outcome"] == "better" for c in out["vs_bottleneck"]
+    )
+    a = frozen.get(f"n{at_size}", {}).get(headline, {}).get("mean")
+    b = test["bottleneck_turns"].get(f"n{at_size}", {}).get(headline, {}).get("mean")
+    if a is not None and b is not None:
+        gap = b - a if headline not in LOWER_IS_BETTER else a - b
+        out["gap_to_bottleneck_turns"] = {"size": at_size, "nar_frozen": a, "bottleneck_turns": b, "gap": gap}
+        out["within_5_points_of_bottleneck_turns"] = gap <= 0.05
     return out
 
 
@@ -490,6 +527,26 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
             f"- **{task}** against the heuristic (the exact algorithm on the visible proxy cost, no learning; "
             f"test {h} {level}): better beyond 2 s.e. of sizes {', '.join(map(str, sizes))}: {beats}."
         )
+    turns = v.get("turns")
+    if turns:
+        parts = [
+            f"n={c['size']} {scale * c['nar_frozen']:.{digits}f} vs {scale * c['bottleneck']:.{digits}f}: "
+            f"**{c['outcome']}**"
+            for c in turns["vs_bottleneck"]
+        ]
+        line = (
+            f"- **{task}** turn targets: nar_frozen against bottleneck (one cost per segment) at n ≥ 100: "
+            + ("; ".join(parts) or "no sizes")
+            + f" (holds: {'yes' if turns.get('beats_bottleneck_from') else 'no'})."
+        )
+        g = turns.get("gap_to_bottleneck_turns")
+        if g:
+            line += (
+                f" nar_frozen at n={g['size']} is {scale * g['gap']:+.{digits}f} {unit} behind bottleneck_turns "
+                f"({scale * g['nar_frozen']:.{digits}f} vs {scale * g['bottleneck_turns']:.{digits}f}; within 5 "
+                f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
+            )
+        lines.append(line)
     if v["ood_drop"]:
         drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))
         lines.append(

@@ -106,3 +106,25 @@ def test_each_comparison_has_its_difference_standard_error_and_outcome():
         "**worse** (beyond 2 s.e.)"
     )
     assert "✗" not in "\n".join(lines) and "✓" not in "\n".join(lines)
+
+
+def test_verdict_against_the_heuristic_and_the_turn_targets():
+    def seeds(*accs):
+        return {f"s{i}": {"test": {"pointer_acc": a}} for i, a in enumerate(accs)}
+
+    results = {
+        "nar_frozen": {"n100": seeds(0.90, 0.92, 0.91), "n200": seeds(0.95, 0.96, 0.955)},
+        "bottleneck": {"n100": seeds(0.80, 0.81, 0.79), "n200": seeds(0.95, 0.96, 0.955)},
+        "bottleneck_turns": {"n100": seeds(0.9, 0.9, 0.9), "n200": seeds(0.99, 0.99, 0.99)},
+        "heuristic": {"n100": seeds(0.85, 0.85, 0.85), "n200": seeds(0.85, 0.85, 0.85)},
+    }
+    v = verdict(aggregate(results), "pointer_acc", low_data=200)
+    h = v["against_heuristic"]
+    assert h["heuristic"] == {"100": pytest.approx(0.85), "200": pytest.approx(0.85)}
+    assert h["better_at"]["nar_frozen"] == [100, 200] and h["better_at"]["bottleneck"] == [200]
+    t = v["turns"]
+    assert [c["outcome"] for c in t["vs_bottleneck"]] == ["better", "not distinguishable"]
+    assert not t["beats_bottleneck_from"]
+    assert t["gap_to_bottleneck_turns"]["gap"] == pytest.approx(0.035) and t["within_5_points_of_bottleneck_turns"]
+    assert verdict(aggregate(_results()), "pointer_acc", 200)["turns"] is None  # no bottleneck_turns: no turn task
+    assert verdict(aggregate(_results()), "pointer_acc", 200)["against_heuristic"] is None
