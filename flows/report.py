@@ -115,6 +115,12 @@ def flatten(data: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def details_file(path: str) -> str:
+    """``metrics/pretrain/tiny.json`` -> ``metrics/pretrain/details/tiny.json`` (nar.tracking.details_path)."""
+    head, _, name = path.rpartition("/")
+    return f"{head}/details/{name}" if head else f"details/{name}"
+
+
 def metric_file_label(path: str) -> str:
     """``metrics/pretrain/tiny.json`` -> ``pretrain/tiny``."""
     label = path[len("metrics/") :] if path.startswith("metrics/") else path
@@ -236,14 +242,20 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def pretrain_table(metrics: Mapping[str, Mapping[str, float]]) -> str | None:
+def pretrain_table(
+    metrics: Mapping[str, Mapping[str, float]], root: str | Path | None = None, rev: str | None = None
+) -> str | None:
     """Pretraining scores per run and algorithm (validation, each test size, the OOD score), from
-    ``metrics/pretrain/<run>.json``; None without such files."""
+    ``metrics/pretrain/<run>.json`` and, with ``root``, its details ``metrics/pretrain/details/<run>.json``
+    (per algorithm and test size); None without such files."""
     rows = []
     sizes: set[str] = set()
     for name, values in metrics.items():
         if not name.startswith("metrics/pretrain/"):
             continue
+        if root is not None:  # the per-algorithm scores live in the details file, not in `dvc metrics`
+            details = _read_json(root, details_file(name), rev)
+            values = {**flatten(details), **values} if isinstance(details, Mapping) else values
         run = metric_file_label(name).split("/", 1)[-1]
         algos = sorted({k.split(".")[1] for k in values if k.startswith("algorithms.")})
         for algo in algos:
@@ -334,7 +346,7 @@ def blueprint_markdown(
         rows = headline_table(root, evaluation, rev)
         table = markdown_table(list(HEADLINE_COLUMNS), [list(r.values()) for r in rows]) if rows else "No figures."
         parts.append("## Evaluation\n\nHeadline figures (details in the metrics files):\n\n" + table)
-    pre = pretrain_table(metrics)
+    pre = pretrain_table(metrics, root, rev)
     if pre:
         parts.append(
             "## Pretraining\n\nScores (fraction of nodes with the correct predecessor), from "

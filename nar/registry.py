@@ -71,11 +71,14 @@ from nar.tracking import (
     RetryingClient,
     RetryPolicy,
     dataset_version,
+    details_path,
     dvc_locked_hashes,
     ensure_experiment,
     git_commit,
     is_transient,
     params_hash,
+    portable_uri,
+    read_with_details,
     safe_uri,
     sqlite_path,
     tracking_uri,
@@ -770,11 +773,20 @@ class RegistrationResult:
         d["aliases"] = list(self.aliases)
         return d
 
-    def record(self) -> dict[str, Any]:
+    def record(self, workspace: Path | None = None) -> dict[str, Any]:
         """The content of ``models/registered.json``: the same for a rerun that changed nothing
-        (so DVC does not rerun downstream stages), unless aliases moved meanwhile."""
-        keys = ("name", "version", "uri", "sha256", "config_sha256", "aliases", "gate", "model_uri", "tracking_uri")
-        return {k: v for k, v in self.to_dict().items() if k in keys}
+        (so DVC does not rerun downstream stages), unless aliases moved meanwhile.
+
+        The file is tracked by git, so it holds nothing of one machine or one store's history: no
+        absolute path (a SQLite store inside ``workspace`` is named relative to it, e.g.
+        ``sqlite:///mlflow.db``; one outside it not at all) and no logged-model id (``m-<random>``,
+        new in every store; the registered version's ``uri`` finds it)."""
+        keys = ("name", "version", "uri", "sha256", "config_sha256", "aliases", "gate")
+        out = {k: v for k, v in self.to_dict().items() if k in keys}
+        portable = portable_uri(self.tracking_uri, workspace or Path.cwd()) if self.tracking_uri else None
+        if portable is not None:
+            out["tracking_uri"] = portable
+        return out
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -928,8 +940,8 @@ def register(
     metrics_file = ws / (metrics_path or Path("metrics") / "pretrain" / f"{meta.name}.json")
     if not metrics_file.is_file():
         raise RegistryError(f"no metrics file {metrics_file} (pass --metrics); the gate needs the scores")
-    try:
-        metrics = json.loads(metrics_file.read_text())
+    try:  # the headline file over its details (metrics/pretrain/details/<name>.json) when present
+        metrics = read_with_details(metrics_file)
     except json.JSONDecodeError as exc:
         raise RegistryError(f"{metrics_file}: not valid JSON: {exc}") from None
     gate = gate or Gate()
@@ -939,7 +951,7 @@ def register(
     lineage = {
         "source": str(pretrain_dir.relative_to(ws)) if pretrain_dir.is_relative_to(ws) else str(pretrain_dir),
         "metrics": str(metrics_file.relative_to(ws)) if metrics_file.is_relative_to(ws) else str(metrics_file),
-        "git_commit": git_commit(ws),
+        "git_commit": git_commit(ws, outputs=[out] if out is not None else []),
         "params_hash": params_hash(params if params is not None else meta.to_json()),
         "datasets": datasets,
         "dvc": dvc,
@@ -965,7 +977,7 @@ def register(
         except Exception as exc:
             raise RegistryError(f"MLflow at {_safe_uri(uri)}: {type(exc).__name__}: {exc}") from exc
     if out is not None:
-        _write_atomic(ws / out, (json.dumps(result.record(), indent=2) + "\n").encode())
+        _write_atomic(ws / out, (json.dumps(result.record(ws), indent=2) + "\n").encode())
     log.info("registered %s: %s", result.uri, result.reason)
     return result
 
@@ -1200,6 +1212,8 @@ def _log_model(
                     scores["ood_score"] = float(metrics["ood_score"])
                 mlflow.log_metrics(scores)
                 mlflow.log_artifact(str(metrics_file), artifact_path="metrics")
+                if details_path(metrics_file).is_file():
+                    mlflow.log_artifact(str(details_path(metrics_file)), artifact_path="metrics/details")
                 return mlflow.pyfunc.log_model(
                     name="processor",
                     loader_module="nar.registry",

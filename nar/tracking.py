@@ -30,7 +30,7 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,49 @@ def safe_uri(uri: str) -> str:
         netloc = f"{host}:{parts.port}" if parts.port else host
         return urlunsplit(parts._replace(netloc=netloc))
     return uri
+
+
+def details_path(metrics_path: str | Path) -> Path:
+    """The per-algorithm, per-size detail beside a headline metrics file: ``metrics/pretrain/<name>.json``
+    -> ``metrics/pretrain/details/<name>.json`` (a plain DVC output, not a ``metrics:`` file, so that
+    ``dvc metrics show`` stays a table a person reads)."""
+    p = Path(metrics_path)
+    return p.parent / "details" / p.name
+
+
+def read_with_details(metrics_path: str | Path) -> dict[str, Any]:
+    """A headline metrics file merged over its details file (when there is one): every figure a reader
+    of the old single-file layout found, at the same keys."""
+    p = Path(metrics_path)
+    headline = json.loads(p.read_text())
+    detail = details_path(p)
+    if detail.is_file() and isinstance(headline, dict):
+        return {**json.loads(detail.read_text()), **headline}
+    return headline
+
+
+def run_record_path(metrics_path: str | Path) -> Path:
+    """Where a stage writes what git must not track (timings, resume points): ``runs/<stage>/<name>.json``
+    beside ``metrics/<stage>/<name>.json`` (``runs/`` is git-ignored; MLflow has the same figures).
+    A metrics file outside a ``metrics/<stage>/`` folder gets ``<name>.run.json`` beside it."""
+    p = Path(metrics_path)
+    if len(p.parts) >= 3 and p.parts[-3] == "metrics":
+        return p.parents[2] / "runs" / p.parts[-2] / p.name
+    return p.with_name(f"{p.stem}.run.json")
+
+
+def portable_uri(uri: str, workspace: Path) -> str | None:
+    """``uri`` as a git-tracked file may hold it: a SQLite store inside ``workspace`` as a URI relative
+    to it (``sqlite:///mlflow.db``), a server without credentials as is, any other local path None
+    (an absolute path names one machine's checkout, not the project)."""
+    db = sqlite_path(uri)
+    if db is not None:
+        root = Path(workspace).resolve()
+        return f"sqlite:///{db.relative_to(root).as_posix()}" if db.is_relative_to(root) else None
+    scheme = urlsplit(uri).scheme
+    if scheme in ("", "file") or uri.startswith("/"):
+        return None
+    return safe_uri(uri)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -383,8 +426,12 @@ def mlflow_ui_command(workspace: Path | None = None, port: int = 5000) -> str:
     )
 
 
-def git_commit(workspace: Path | None = None) -> str:
-    """HEAD's commit, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+def git_commit(workspace: Path | None = None, outputs: Sequence[str | Path] = ()) -> str:
+    """HEAD's commit, with ``-dirty`` when tracked files differ; ``unknown`` outside git.
+
+    ``outputs``: the running stage's own outputs (workspace-relative), not counted: DVC deletes a
+    stage's outputs before it runs it, so a git-tracked one (``models/registered.json``) always differs
+    from HEAD while the stage runs, on the cleanest checkout."""
     cwd = workspace or Path.cwd()
     try:
         sha = subprocess.run(
@@ -392,10 +439,12 @@ def git_commit(workspace: Path | None = None) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
-        ).stdout.strip()
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{sha}-dirty" if dirty else sha
+    skip = {Path(p).as_posix() for p in outputs}
+    changed = [line[3:].strip().strip('"') for line in dirty.splitlines() if line.strip()]
+    return f"{sha}-dirty" if any(path not in skip for path in changed) else sha
 
 
 def file_sha256(path: Path) -> str:

@@ -66,7 +66,9 @@ def test_repro_runs_every_stage_then_reruns_nothing(repo):
     for algo in ("bfs", "bellman_ford"):
         for split in ("train", "val", "test"):
             assert (repo / "data/synthetic" / algo / split / "manifest.json").is_file()
-    metrics = json.loads((repo / "metrics/pretrain/tiny.json").read_text())
+    headline = json.loads((repo / "metrics/pretrain/tiny.json").read_text())
+    assert set(headline) == {"ood_score", "val_score", "scale_score"}
+    metrics = json.loads((repo / "metrics/pretrain/details/tiny.json").read_text())
     assert set(metrics["algorithms"]["bellman_ford"]["test"]) == {"16"}
     registered = json.loads((repo / "models/registered.json").read_text())
     assert registered["name"] == "nar-processor" and str(registered["version"]) == "1"

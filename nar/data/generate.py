@@ -40,7 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import nar
 from nar.algorithms import get_algorithm, validate_trajectory
@@ -61,6 +60,7 @@ from nar.data.dataset import (
 )
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
 from nar.limits import check_memory
+from nar.progress import progress_bar
 
 DEFAULT_SHARD_SIZE = 2000
 
@@ -213,7 +213,8 @@ def generate_split(
 
     runner = _Runner(algo, sampler, plan)
     done: list[ShardInfo] = []
-    bar = tqdm(total=count, unit="graph", desc=f"{algorithm}/{skeleton.split}", disable=not progress)
+    # a bar in a terminal, a plain line every 30 s in a log (no carriage-return frames)
+    bar = progress_bar(count, desc=f"{algorithm}/{skeleton.split}", unit="graph", disable=not progress)
     try:
         for k in range(num_shards):
             lo, hi = k * shard_size, min(count, (k + 1) * shard_size)

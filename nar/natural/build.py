@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from nar.errors import NarError
 from nar.natural.config import TASKS, NaturalParams, NaturalSplitParams, split_pool
 from nar.natural.store import NaturalManifest, new_manifest, write_split
 from nar.natural.targets import shortest_path_targets
+from nar.progress import progress_bar
 
 
 class NaturalBuildError(NarError):
@@ -168,7 +168,8 @@ def build_natural(
             sizes=tuple(spec.sizes),
             shard_size=params.shard_size,
         )
-        bar = tqdm(total=spec.count, unit="graph", desc=f"{task}/{name}", disable=not progress, file=sys.stderr)
+        # a bar in a terminal, a plain line every 30 s in a log (no carriage-return frames)
+        bar = progress_bar(spec.count, desc=f"{task}/{name}", unit="graph", disable=not progress, file=sys.stderr)
         try:
             manifests[name] = write_split(
                 out_root / name,

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from nar.algorithms import ALGORITHMS
 from nar.data.batching import Batch
 from nar.errors import NarError
 from nar.models.model import EncodeProcessDecode, ModelConfig
+from nar.progress import progress_bar
 from nar.runtime import tune_malloc
 from nar.training.checkpoint import (
     BEST,
@@ -276,7 +276,8 @@ def train(
         }
 
     started = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, dynamic_ncols=True, desc="train")
+    # a bar in a terminal, a plain line every 30 s in a log (no carriage-return frames)
+    bar = progress_bar(cfg.steps, desc="train", unit="step", initial=step, disable=not cfg.progress)
     model.train()
     try:
         first_loss: float | None = None  # the reference of the divergence check

@@ -4,10 +4,16 @@ Reads ``data/synthetic/<algorithm>/{train,val,<test splits>}`` and writes
 
 * ``models/pretrain/<name>/processor.safetensors`` + ``processor.json`` (the processor alone,
   what ``nar register`` freezes) and ``model.safetensors`` + ``model.json`` (the whole model);
-* ``metrics/pretrain/<name>.json``: best validation scores and out-of-distribution test scores
-  per algorithm and test size, and ``ood_score`` (mean pointer/output accuracy in % at the
-  largest test size), the figure the registry's gate compares;
+* ``metrics/pretrain/<name>.json`` (DVC ``metrics:``, the headline): ``ood_score`` (mean
+  pointer/output accuracy in % at the largest test size, the figure the registry's gate compares),
+  ``val_score`` and ``scale_score`` (%);
+* ``metrics/pretrain/details/<name>.json`` (a plain output): best validation scores and
+  out-of-distribution test scores per algorithm and test size, the scale suite's cells, dataset versions;
 * ``plots/pretrain/<name>.csv`` (learning curves, a DVC plot) and ``plots/pretrain/<name>.png``.
+
+Everything git tracks is a function of params, code, data and seed (a rerun leaves the tree clean);
+what depends on the machine or the run's history (training seconds, per-row elapsed time, the step a
+run resumed from) goes to MLflow and to ``runs/pretrain/<name>.json`` (git-ignored).
 
 Checkpoints for resuming live in ``checkpoints/pretrain/<name>/<run key>/`` (not a DVC output,
 since DVC deletes outputs before rerunning a stage). The run key hashes the resolved config and
@@ -295,7 +301,8 @@ def write_curves(history: Sequence[Mapping[str, float]], csv_path: Path, png_pat
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    frame = pd.DataFrame(list(history))
+    # elapsed_s depends on the machine: MLflow has it (and runs/pretrain/), the tracked CSV does not
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k not in UNTRACKED_COLUMNS} for row in history])
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(csv_path, index=False)
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -310,6 +317,20 @@ def write_curves(history: Sequence[Mapping[str, float]], csv_path: Path, png_pat
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
+
+
+UNTRACKED_COLUMNS = ("elapsed_s",)
+
+
+def headline_metrics(metrics: Mapping[str, Any], best_val_score: float) -> dict[str, float]:
+    """``metrics/pretrain/<name>.json``, all in %: ``ood_score`` (what the registry's gate compares),
+    ``val_score`` (the best checkpoint's mean validation score) and ``scale_score`` (the scale suite's
+    mean, absent when the suite was skipped). Everything else: ``metrics/pretrain/details/<name>.json``."""
+    out = {"ood_score": float(metrics["ood_score"]), "val_score": 100.0 * float(best_val_score)}
+    scale = metrics.get("scale")
+    if isinstance(scale, Mapping) and isinstance(scale.get("score"), int | float):
+        out["scale_score"] = float(scale["score"])
+    return out
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -433,6 +454,7 @@ def _write_outputs(
     import safetensors.torch
 
     from nar.registry import save_processor
+    from nar.tracking import details_path, run_record_path
 
     model = result.model
     assert model is not None
@@ -449,8 +471,6 @@ def _write_outputs(
         "ood_score": ood_score(result.test),
         "best_step": result.best_step,
         "steps": result.steps,
-        "train_seconds": result.train_seconds,
-        "resumed_from": result.resumed_from,
         "algorithms": {
             a: {
                 "val": result.best_val.get(a, {}),
@@ -464,12 +484,25 @@ def _write_outputs(
     }
     sizes, per_cell = (scale_suite.sizes, scale_suite.graphs_per_cell) if scale_suite else ((256,), 2)
     metrics["scale"] = scale_metrics(model, train_config.algorithms, sizes, per_cell)
-    _write_json(metrics_root / f"{name}.json", metrics)
+    metrics_path = metrics_root / f"{name}.json"
+    # the details (per algorithm, per test size, the scale suite's cells, dataset versions) in a plain
+    # output, the headline in the metrics file: `dvc metrics show` stays a table a person reads
+    _write_json(details_path(metrics_path), metrics)
+    _write_json(metrics_path, headline_metrics(metrics, result.best_score))
     csv_path, png_path = plots_root / f"{name}.csv", plots_root / f"{name}.png"
     write_curves(result.history, csv_path, png_path, name)
+    record = {
+        "name": name,
+        "train_seconds": result.train_seconds,
+        "resumed_from": result.resumed_from,
+        "elapsed_s": {int(r["step"]): r["elapsed_s"] for r in result.history if "elapsed_s" in r},
+        "mlflow_run_id": run.run_id if run is not None else None,
+    }
+    _write_json(run_record_path(metrics_root / f"{name}.json"), record)
     if run is not None:
         run.finish(
             metrics,
+            record,
             [
                 *(out_dir / f for f in ("processor.json", "processor.safetensors", "model.json", "model.safetensors")),
                 png_path,
@@ -520,6 +553,8 @@ def _resume_message(name: str, ckpt_dir: Path, signum: int, steps: int, data_roo
 
 
 RUN_ID_FILE = "mlflow_run_id"
+# the stage's git-tracked outputs (dvc.yaml, cache: false), as (folder, suffix)
+TRACKED_OUTPUTS = (("metrics/pretrain", ".json"), ("metrics/pretrain/details", ".json"), ("plots/pretrain", ".csv"))
 
 
 class _Tracker:
@@ -558,7 +593,8 @@ class _Tracker:
         else:
             experiment = client.get_experiment_by_name(EXPERIMENT)
             tags = {
-                "git_commit": git_commit(),
+                # this stage's git-tracked outputs, deleted by DVC before it runs, do not make it dirty
+                "git_commit": git_commit(outputs=[f"{d}/{name}{x}" for d, x in TRACKED_OUTPUTS]),
                 "params_hash": params_hash(resolved),
                 "checkpoint_dir": str(ckpt_dir),
                 **{f"dataset.{k}": v for k, v in versions.items()},
@@ -607,8 +643,11 @@ class _Tracker:
         if status == "RUNNING":
             self._terminate(run_id, "KILLED", "superseded", f"checkpoint {stale} removed: superseded by {self.run_id}")
 
-    def finish(self, metrics: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
+    def finish(self, metrics: Mapping[str, Any], record: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
         self.client.log_metric(self.run_id, "ood_score", float(metrics["ood_score"]))
+        self.client.log_metric(self.run_id, "train_seconds", float(record["train_seconds"]))
+        if record.get("resumed_from") is not None:
+            self.client.set_tag(self.run_id, "resumed_from", str(record["resumed_from"]))
         for algo, scores in metrics["algorithms"].items():
             if "ood_score" in scores:  # % like ood_score, beside the raw test fractions below
                 self.client.log_metric(self.run_id, f"ood_score.{algo}", float(scores["ood_score"]))

@@ -659,6 +659,30 @@ def _relpath(p: Path, start: Path) -> str:
 # --------------------------------------------------------------------------- the stage
 
 
+HEADLINE_KEYS = ("low_data_wins", "low_data_clear_wins", "low_data_comparisons")
+
+
+def write_headlines(summary: Mapping[str, Any], folder: Path) -> list[Path]:
+    """``metrics/evaluate/<task>.json`` (DVC ``metrics:``): per task the verdict's low-data counts and
+    nar_frozen's mean OOD score in %, the same keys in every file, so that ``dvc metrics show`` is one row
+    per task and a few columns. The aggregates stay in ``metrics/evaluate.json`` (a plain output)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)  # no stale row for a task no longer evaluated
+    folder.mkdir(parents=True)
+    written = []
+    for task, d in summary.items():
+        verdict = d.get("verdict") or {}
+        head = {k: verdict[k] for k in HEADLINE_KEYS if isinstance(verdict.get(k), int | float)}
+        ood = (verdict.get("ood_mean") or {}).get("nar_frozen")
+        if isinstance(ood, int | float):  # in % like every score shown, unless the headline is a ratio
+            head["nar_frozen_ood"] = round(ood, 4) if verdict.get("headline") in RATIOS else round(100.0 * ood, 2)
+        path = folder / f"{task}.json"
+        path.write_text(json.dumps(head, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
 def load_task_metrics(metrics_root: Path, task: str) -> dict[str, Any]:
     path = Path(metrics_root) / f"{task}.json"
     if not path.is_file():
@@ -709,6 +733,7 @@ def run_evaluate(
     out_metrics = Path(out_metrics)
     out_metrics.parent.mkdir(parents=True, exist_ok=True)
     out_metrics.write_text(json.dumps(summary, indent=1) + "\n")
+    write_headlines(summary, out_metrics.with_suffix(""))
     if track:
         _log(params, per_task, [report, out_metrics, *written, *[p for ps in pngs.values() for p in ps]])
     print(f"evaluate: report -> {report}", file=sys.stderr)

@@ -19,17 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``3 min 05 s``, ``1 h 02 min``: short and exact enough for an ETA."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+from nar.progress import duration  # shared with every stage's progress (nar/progress.py)
 
 
 def _values(xs: Sequence[Any]) -> str:

@@ -14,7 +14,7 @@
    proxy cost; ``oracle``: on the hidden true costs) once per split, and reports them in every
    size x seed cell.
 4. Writes ``metrics/transfer/<task>.json`` (per variant, size, seed and split: every metric
-   of :mod:`nar.transfer.metrics`; learning curves; timings; the processor's sha256 before and
+   of :mod:`nar.transfer.metrics`; learning curves; the processor's sha256 before and
    after each nar_frozen run) and ``models/transfer/<task>/`` (``index.json``, the trained
    weights as safetensors per ``save_models``, ``predictions.json`` for the pictures).
 5. Logs it all to MLflow (experiment ``nar-transfer``): one parent run per task, one child
@@ -433,6 +433,7 @@ def _write_outputs(
     metrics file on disk means every other output is there."""
     import shutil
 
+    from nar.tracking import run_record_path
     from nar.transfer.train import untrained_predictions
 
     first_seed = params.seeds[0]
@@ -470,13 +471,14 @@ def _write_outputs(
         "splits": list(data.splits),
         "results": _nested(results, lambda r: r.metrics),
         "curves": _nested([r for r in results if r.curve], lambda r: r.curve),
-        "runs": _nested(results, lambda r: {k: v for k, v in r.to_json().items() if k not in ("metrics", "curve")}),
-        "timing": {
-            "wall_seconds": round(wall, 1),
-            "train_seconds": round(sum(r.train_seconds for r in results), 1),
-            "eval_seconds": round(sum(r.eval_seconds for r in results), 1),
-            "workers": params.workers,
-        },
+        # timings depend on the machine: in the git-ignored run record (and MLflow), not this tracked file
+        "runs": _nested(results, lambda r: {k: v for k, v in r.to_json().items() if k not in UNTRACKED_RUN_KEYS}),
+    }
+    timing = {
+        "wall_seconds": round(wall, 1),
+        "train_seconds": round(sum(r.train_seconds for r in results), 1),
+        "eval_seconds": round(sum(r.eval_seconds for r in results), 1),
+        "workers": params.workers,
     }
     for key, split in (("val", "val"), ("test", "test"), ("ood", "ood")):
         metrics["data"]["sizes"][key] = len(data.splits[split]) if split in data.splits else 0
@@ -491,7 +493,12 @@ def _write_outputs(
     _write_json(out_dir / "index.json", index)
     metrics_path = Path(metrics_root) / f"{task}.json"
     _write_json(metrics_path, metrics)
-    return metrics, metrics_path, out_dir
+    runs = _nested(results, lambda r: {"train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds})
+    _write_json(run_record_path(metrics_path), {"task": task, "timing": timing, "runs": runs})
+    return {**metrics, "timing": timing}, metrics_path, out_dir
+
+
+UNTRACKED_RUN_KEYS = ("metrics", "curve", "train_seconds", "eval_seconds")
 
 
 def _with_device(params: TransferParams) -> TransferParams:
@@ -520,7 +527,13 @@ def _save_models(out_dir: Path, results: Sequence[Any], record: ProcessorRecord 
         meta = {"variant": r.spec.variant, "size": str(r.spec.size), "seed": str(r.spec.seed)}
         if r.spec.variant == "nar_frozen" and record is not None:
             meta["processor_sha256"] = record.sha256  # the frozen processor is not stored again
-        save_file({k: v.contiguous() for k, v in r.state.items()}, str(out_dir / name), metadata=meta)
+        # one metadata key: safetensors writes a metadata map in hash order, a different file (and
+        # dvc.lock hash) on every run; one JSON string is the same bytes every time (nar.data.dataset does so too)
+        save_file(
+            {k: v.contiguous() for k, v in r.state.items()},
+            str(out_dir / name),
+            metadata={"nar": json.dumps(meta, sort_keys=True)},
+        )
         saved.append({"file": name, **meta})
     return saved
 

@@ -154,8 +154,9 @@ def test_sigkill_during_pretrain(repo):
     assert "pretrain@tiny:" in changed(repo)
     out = repro(repo, "pretrain@tiny")
     assert "Running stage 'pretrain@tiny'" in out and "Running stage 'generate" not in out
-    metrics = json.loads((repo / "metrics/pretrain/tiny.json").read_text())
-    assert metrics["steps"] == 100 and metrics["resumed_from"] >= killed_at, metrics
+    metrics = json.loads((repo / "metrics/pretrain/details/tiny.json").read_text())  # steps: a detail
+    run_record = json.loads((repo / "runs/pretrain/tiny.json").read_text())  # git-ignored: not in metrics
+    assert metrics["steps"] == 100 and run_record["resumed_from"] >= killed_at, run_record
     assert not list((repo / "checkpoints/pretrain/tiny").glob("*/last.pt"))
 
 

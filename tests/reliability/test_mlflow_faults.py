@@ -307,7 +307,7 @@ def test_an_orphaned_checkpoint_of_an_earlier_config_is_cleaned(pretrain_ws):
     assert runs[old.info.run_id].info.status == "KILLED" and "superseded" in runs[old.info.run_id].data.tags
     (new,) = [r for r in runs.values() if r.info.run_id != old.info.run_id]
     assert new.info.status == "FINISHED"
-    metrics = json.loads((root / "metrics/pretrain/tiny.json").read_text())
+    metrics = json.loads((root / "metrics/pretrain/details/tiny.json").read_text())  # per algorithm: a detail
     assert metrics["algorithms"]["bellman_ford"]["ood_score"] == pytest.approx(metrics["ood_score"])  # in %
 
 
