@@ -414,7 +414,7 @@ def run_transfer(
     finally:
         progress_out.stop()
     progress_out.finish(len(results), len(jobs), str(metrics_path), time.perf_counter() - t0)
-    return metrics
+    return {k: v for k, v in metrics.items() if k != "timing"}  # the metrics file's content (timing: MLflow, runs/)
 
 
 def _write_outputs(
