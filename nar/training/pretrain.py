@@ -509,7 +509,8 @@ def _write_outputs(
                 csv_path,
             ],
         )
-    return metrics
+    # the caller (nar pretrain's summary, benchmarks) also gets the run record's figures the files leave out
+    return {**metrics, "train_seconds": result.train_seconds, "resumed_from": result.resumed_from}
 
 
 def superseded_checkpoints(ckpt_dir: Path) -> list[Path]:
