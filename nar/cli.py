@@ -8,7 +8,7 @@ mlflow) happen inside the command that needs them, so ``nar generate`` starts fa
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -218,11 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if hasattr(signal, "SIGPIPE"):  # `nar registry list | head` ends quietly, as shell tools do
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not as a traceback at exit
+    except BrokenPipeError:
+        # `nar registry list | head` ends quietly, as shell tools do. Not SIGPIPE's default action: that
+        # also killed `nar transfer` when it stopped its worker pool (a write to the dead workers' pipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except NarError as exc:
         print(f"nar {args.command}: error: {exc}", file=sys.stderr)
         return 2

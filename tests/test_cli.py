@@ -95,3 +95,26 @@ def test_bad_params_stop_before_work(workspace):
     assert "generate.seed: got -5" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (workspace / "data").exists()
+
+
+# a command that prints more than a pipe holds, run through nar.cli.main
+_PRINTS_A_LOT = """
+import argparse, sys
+import nar.cli
+parser = argparse.ArgumentParser()
+parser.set_defaults(command="list", func=lambda args: [print("row", i) for i in range(200_000)])
+nar.cli.build_parser = lambda: parser
+sys.exit(nar.cli.main([]))
+"""
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`nar registry list | head`: the reader goes away; nar ends without a traceback (exit 141, as a shell
+    tool ended by SIGPIPE), and without SIGPIPE's default action, which killed `nar transfer` mid-cleanup."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PRINTS_A_LOT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.read(10)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == ""

@@ -143,10 +143,10 @@ def test_a_rolled_back_version_leaves_no_link(ws, monkeypatch):
             raise ConnectionError("connection refused (injected)")
         return original(self, name, version, key, value)
 
-    monkeypatch.setattr(MlflowClient, "set_model_version_tag", failing)
-    with pytest.raises(registry.RegistryUnavailable):
-        registry.register(ws.pretrain("a"))
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # undoes only this patch, not the fixture's MLFLOW_TRACKING_URI
+        patch.setattr(MlflowClient, "set_model_version_tag", failing)
+        with pytest.raises(registry.RegistryUnavailable):
+            registry.register(ws.pretrain("a"))
     client = MlflowClient()
     models = client.search_logged_models(experiment_ids=[client.get_experiment_by_name("nar-register").experiment_id])
     assert models and all(json.loads(m.tags.get("mlflow.modelVersions", "[]")) == [] for m in models)
