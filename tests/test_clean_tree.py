@@ -3,7 +3,8 @@
 The tiny pipeline runs in a temporary git repository, its outputs are committed, and every stage
 reruns (``dvc repro -f``) against a fresh MLflow store: afterwards ``git status --porcelain`` is empty
 (timings and machine-specific values went to MLflow and the git-ignored ``runs/``), and the
-registered version records a clean commit. Slow (two tiny pipeline runs): ``pytest -m slow tests/test_clean_tree.py``.
+registered version records a clean commit; then a git clone of it reproduces the pipeline with a plain
+``dvc repro``. Slow (three tiny pipeline runs): ``pytest -m slow tests/test_clean_tree.py``.
 """
 
 import json
@@ -79,6 +80,15 @@ def test_rerun_on_a_fresh_clone_leaves_the_tree_clean(tmp_path):
     assert _registered_commit(first) == head  # not `-dirty`: nothing tracked changed before register
     registered = json.loads((first / "models/registered.json").read_text())
     assert registered.get("tracking_uri") == "sqlite:///mlflow.db"
+
+    # another machine: a clone of the committed tree (no DVC cache, no MLflow store) runs a plain
+    # `dvc repro`; pretraining reproduces the same weights, and register must still run there, or
+    # transfer finds no champion in the clone's empty registry
+    run(["git", "clone", "-q", str(first), str(tmp_path / "second")], tmp_path)
+    out = run(["dvc", "repro"], tmp_path / "second").stdout
+    assert "Running stage 'register'" in out and "Running stage 'transfer@road'" in out, out
+    status = run(["git", "status", "--porcelain"], tmp_path / "second").stdout
+    assert status == "", f"a run on a clone changed tracked files:\n{status}"
 
 
 def _metrics_show_is_readable(repo: Path) -> None:
