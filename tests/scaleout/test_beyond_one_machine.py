@@ -106,10 +106,21 @@ def test_sweep_registry_and_dvc_remote_reach_a_second_clone(
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     assert not (clone / "models/pretrain/tiny").exists()
-    run([DVC, "pull", "--with-deps", "register"], clone, env)  # what was reproduced: register and its upstream
+    # what was reproduced: register and its upstream; --allow-missing: models/registered.json is `push: false`
+    # (it describes a workspace's registry), so a plain pull checks out everything else and exits 1 on it
+    run([DVC, "pull", "--allow-missing", "--with-deps", "register"], clone, env)
+    assert not (clone / "models/registered.json").exists()
     run([DVC, "exp", "pull", "origin", "dist-001", "dist-002", "dist-003", "dist-004"], clone, env)
+    # register reruns (only it: its upstream was pulled), against the shared server's registry that already holds
+    # these weights: no new version, the existing one's record, byte for byte what the workspace wrote
+    out = run([DVC, "repro", "register"], clone, env).stdout
+    assert [line for line in out.splitlines() if line.startswith("Running stage")] == ["Running stage 'register':"], out
+    assert "unchanged: models:/" in out, out
+    assert (clone / "models/registered.json").read_bytes() == (repo / "models/registered.json").read_bytes()
+    assert sh(["git", "status", "--porcelain"], clone).stdout == ""
 
     # the DVC cache: every output of dvc.lock is in the clone's workspace and cache, and in sync with the remote
+    # (`status --cloud` leaves out push: false outputs)
     assert "up to date" in run([DVC, "status", "--with-deps", "register"], clone, env).stdout
     assert "in sync" in run([DVC, "status", "--cloud", "--with-deps", "register"], clone, env).stdout
     weights = clone / "models/pretrain/tiny/processor.safetensors"
