@@ -19,7 +19,8 @@ BIN = Path(sys.executable).parent
 NAR = str(BIN / "nar")
 DVC = str(BIN / "dvc")
 TINY: dict[str, Any] = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
-GITIGNORE = "mlflow.db\nmlflow.db.lock\nmlruns/\nmlartifacts/\n.prefect/\ncheckpoints/\n*.log\n"
+# what the project's .gitignore keeps out of git (run records in /runs/ included)
+GITIGNORE = "mlflow.db\nmlflow.db.lock\nmlruns/\nmlartifacts/\n.prefect/\ncheckpoints/\n/runs/\n*.log\n"
 
 
 def tiny(**changes: Any) -> dict[str, Any]:
