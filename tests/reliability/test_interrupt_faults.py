@@ -112,7 +112,10 @@ def test_sigkill_during_generate(repo):
     train = repo / "data/synthetic/bellman_ford/train"
     kill_during(repo, ["generate"], lambda: len(list(train.glob("shard-*"))) >= 2)
     assert not (train / "manifest.json").exists()
-    finished = {p.name: p.stat().st_mtime_ns for p in train.glob("shard-*.safetensors.gz")}  # atomic: complete
+    # the shards the partial manifest records (a shard is renamed into place before it is recorded: one
+    # written in the instant before the kill is complete but not recorded, and is written again)
+    recorded = json.loads((train / "manifest.partial.json").read_text())["shards"]
+    finished = {s["file"]: (train / s["file"]).stat().st_mtime_ns for s in recorded}
     assert finished
     assert "generate@bellman_ford:" in changed(repo)
     out = repro(repo, "generate")

@@ -199,6 +199,13 @@ def _checkpoint(root: Path) -> tuple[Path | None, int]:
     return None, 0
 
 
+def _as_in_a_terminal() -> None:
+    """In the child: Ctrl-C's default action, as a terminal's foreground job has. A shell without job
+    control starts background commands (`pytest ... &`) with SIGINT ignored, the child inherits that,
+    and `nar pretrain` rightly keeps a signal its parent chose to ignore: the test would hang."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_pretrain(root: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [NAR, "pretrain", "--run", "tiny", "--no-progress"],
@@ -207,6 +214,7 @@ def _start_pretrain(root: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_in_a_terminal,
     )
 
 
