@@ -5,7 +5,9 @@ a 2x2 sweep runs as DVC experiments on the Dask workers, everything is pushed (g
 and experiments to the DVC remote), and a second clone made from the pushes alone must find the registry, the
 experiments, the MLflow runs and the DVC cache.
 
-    pytest -m slow tests/scaleout          # needs PostgreSQL (apt-get install postgresql) and nar[distributed]
+    apt-get install postgresql
+    pip install -c constraints.txt -e '.[dev,distributed]'
+    pytest -m slow tests/scaleout
 """
 
 from __future__ import annotations
