@@ -8,42 +8,13 @@ registered version records a clean commit; then a git clone of it reproduces the
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TINY = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())
-
-
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
+from tiny_workspace import run, tiny_repo
 
 pytestmark = pytest.mark.slow
-
-
-def _repo(path: Path) -> Path:
-    shutil.copy(ROOT / "dvc.yaml", path)
-    shutil.copy(ROOT / ".gitignore", path)
-    (path / "reports").mkdir()
-    shutil.copy(ROOT / "reports/transfer_notes.md", path / "reports")
-    (path / "nar").symlink_to(ROOT / "nar", target_is_directory=True)
-    (path / "params.yaml").write_text(yaml.safe_dump(TINY))
-    run(["git", "init", "-q"], path)
-    run(["git", "config", "user.email", "test@example.com"], path)
-    run(["git", "config", "user.name", "test"], path)
-    run(["dvc", "init", "-q"], path)
-    return path
 
 
 def _registered_commit(repo: Path) -> str:
@@ -57,7 +28,7 @@ def _registered_commit(repo: Path) -> str:
 
 def test_rerun_on_a_fresh_clone_leaves_the_tree_clean(tmp_path):
     (tmp_path / "first").mkdir()
-    first = _repo(tmp_path / "first")
+    first = tiny_repo(tmp_path / "first")
     run(["dvc", "repro"], first)
     for path in ("metrics/pretrain/tiny.json", "plots/pretrain/tiny.csv", "models/registered.json"):
         text = (first / path).read_text()

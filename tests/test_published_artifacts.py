@@ -18,36 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TINY = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())
+from tiny_workspace import run, tiny_repo
 
 pytestmark = pytest.mark.slow
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL"):
-        env.pop(key, None)  # each workspace uses its own registry, `sqlite:///mlflow.db` inside it
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check:
-        shown = f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        assert proc.returncode == 0, shown
-    return proc
 
 
 def sha256(path: Path) -> str:
@@ -79,18 +56,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The workspace that pretrained: the tiny pipeline reproduced, committed, its outputs pushed to a DVC
     remote in a local directory (``<tmp>/dvc-remote``)."""
     base = tmp_path_factory.mktemp("published")
-    repo = base / "workspace"
-    repo.mkdir()
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    shutil.copy(ROOT / ".gitignore", repo)
-    (repo / "reports").mkdir()
-    shutil.copy(ROOT / "reports/transfer_notes.md", repo / "reports")
-    (repo / "nar").symlink_to(ROOT / "nar", target_is_directory=True)
-    (repo / "params.yaml").write_text(yaml.safe_dump(TINY))
-    run(["git", "init", "-q"], repo)
-    run(["git", "config", "user.email", "test@example.com"], repo)
-    run(["git", "config", "user.name", "test"], repo)
-    run(["dvc", "init", "-q"], repo)
+    (base / "workspace").mkdir()
+    repo = tiny_repo(base / "workspace")
     run(["dvc", "repro"], repo)
 
     run(["dvc", "remote", "add", "-d", "shared", str(base / "dvc-remote")], repo)
