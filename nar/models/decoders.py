@@ -203,10 +203,6 @@ class SpecDecoder(nn.Module):
                 self.h_proj[group] = linear(3 * hidden, total)
 
     @property
-    def output_fields(self) -> tuple[Field, ...]:
-        return self.groups["outputs"]
-
-    @property
     def hint_fields(self) -> tuple[Field, ...]:
         return self.groups["hints"]
 

@@ -1,4 +1,4 @@
-"""Natural-task examples as flat (PyG-style) graph batches, and the scatter helpers they need.
+"""Natural-task examples as flat (PyG-style) graph batches, and the pointer-forest helpers they need.
 
 The processors' own signature is dense, (B, N, N, H) per message step; a digit grid has
 4 neighbours per cell, so a dense step on a 16 x 16 grid spends 98 % of its work on pairs
@@ -45,6 +45,30 @@ def processor_steps(eccentricity: np.ndarray, steps_per_hop: float, extra_steps:
     if fixed > 0:
         return np.full(len(eccentricity), fixed, dtype=np.int64)
     return (np.ceil(steps_per_hop * np.asarray(eccentricity, dtype=np.float64)) + extra_steps).astype(np.int64)
+
+
+def depths(pi: np.ndarray) -> np.ndarray:
+    """(V,) hops from each node to the root of its tree in the pointer forest ``pi`` (roots point
+    to themselves), by pointer jumping: O(log depth) vectorised rounds. ``ValueError`` on a cycle."""
+    idx = np.arange(len(pi))
+    depth = (pi != idx).astype(np.int64)  # hops from v to nxt[v]
+    nxt = np.asarray(pi, dtype=np.int64).copy()
+    for _ in range(2 + int(np.log2(max(len(pi), 1)))):
+        if (nxt[nxt] == nxt).all():
+            return depth
+        depth, nxt = depth + depth[nxt], nxt[nxt]
+    raise ValueError("the pointers contain a cycle")
+
+
+def subtree_sizes(pi: np.ndarray) -> np.ndarray:
+    """(V,) number of nodes in each node's subtree of the pointer forest ``pi``."""
+    pi = np.asarray(pi, dtype=np.int64)
+    depth = depths(pi)
+    size = np.ones(len(pi), dtype=np.int64)
+    for d in range(int(depth.max(initial=0)), 0, -1):  # children before parents
+        nodes = np.flatnonzero(depth == d)
+        np.add.at(size, pi[nodes], size[nodes])
+    return size
 
 
 @dataclass
@@ -176,8 +200,6 @@ class FlatSplit:
         self.pi_edge = np.full(len(self.pi), -1, dtype=np.int64)
         ids = np.flatnonzero(self.tree_edge > 0)
         self.pi_edge[node_base[ids] + v[ids]] = ids - np.repeat(self.edge_start[:-1], e)[ids]
-        from nar.transfer.solver import subtree_sizes
-
         sizes = subtree_sizes(self.pi + np.repeat(self.node_start[:-1], n))  # the whole split as one forest
         self.tree_usage = np.where(self.tree_edge > 0, sizes[node_base + v], 0).astype(np.float32)
         self.eccentricity = np.array(
@@ -187,10 +209,6 @@ class FlatSplit:
 
     def __len__(self) -> int:
         return len(self.examples)
-
-    def standardize_edges(self, mean: np.ndarray, std: np.ndarray) -> None:
-        if self.edge_x is not None:
-            self.edge_x = ((self.edge_x - mean) / std).astype(np.float32)
 
     def edge_stats(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
         """Mean and std (floored) of the edge features of ``indices``; None without edge features."""

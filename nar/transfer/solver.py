@@ -41,7 +41,7 @@ import torch
 from scipy.sparse.csgraph import dijkstra
 from torch import Tensor
 
-from nar.transfer.graphs import FlatBatch
+from nar.transfer.graphs import FlatBatch, subtree_sizes
 
 
 def solve_pointers(costs: np.ndarray, src: np.ndarray, dst: np.ndarray, sources: np.ndarray, size: int) -> np.ndarray:
@@ -59,35 +59,6 @@ def solve_pointers(costs: np.ndarray, src: np.ndarray, dst: np.ndarray, sources:
     pi = np.where(pred < 0, np.arange(size), pred).astype(np.int64)
     pi[sources] = sources
     return pi
-
-
-def tree_indicator(pi: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(E,) float32: 1 where edge src -> dst is a tree edge (pi[dst] == src)."""
-    return (pi[dst] == src).astype(np.float32)
-
-
-def depths(pi: np.ndarray) -> np.ndarray:
-    """(V,) hops from each node to the root of its tree in the pointer forest ``pi`` (roots point
-    to themselves), by pointer jumping: O(log depth) vectorised rounds. ``ValueError`` on a cycle."""
-    idx = np.arange(len(pi))
-    depth = (pi != idx).astype(np.int64)  # hops from v to nxt[v]
-    nxt = np.asarray(pi, dtype=np.int64).copy()
-    for _ in range(2 + int(np.log2(max(len(pi), 1)))):
-        if (nxt[nxt] == nxt).all():
-            return depth
-        depth, nxt = depth + depth[nxt], nxt[nxt]
-    raise ValueError("the pointers contain a cycle")
-
-
-def subtree_sizes(pi: np.ndarray) -> np.ndarray:
-    """(V,) number of nodes in each node's subtree of the pointer forest ``pi``."""
-    pi = np.asarray(pi, dtype=np.int64)
-    depth = depths(pi)
-    size = np.ones(len(pi), dtype=np.int64)
-    for d in range(int(depth.max(initial=0)), 0, -1):  # children before parents
-        nodes = np.flatnonzero(depth == d)
-        np.add.at(size, pi[nodes], size[nodes])
-    return size
 
 
 def usage(pi: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

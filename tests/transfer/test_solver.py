@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from nar.transfer.graphs import FlatSplit
-from nar.transfer.solver import blackbox_tree, depths, solve_pointers, solve_tree, subtree_sizes, usage_loss
+from nar.transfer.graphs import FlatSplit, depths, subtree_sizes
+from nar.transfer.solver import blackbox_tree, solve_pointers, solve_tree, usage_loss
 
 from .helpers import make_example
 

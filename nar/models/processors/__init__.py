@@ -1,18 +1,18 @@
 """Processors: one message-passing step, one file each, one shared signature (see ``base``).
 
-``PROCESSORS`` names them; ``build_processor(config)`` makes one from its config.
+``PROCESSORS`` names them; ``build_processor(config)`` makes one from its config. The kind
+"gmpnn" is the MPNN with its gated update (``ProcessorConfig.gated``, on by default for that kind).
 """
 
 from __future__ import annotations
 
 from nar.models.processors.base import Processor, ProcessorConfig, ProcessorOutput
-from nar.models.processors.gmpnn import GMPNN
 from nar.models.processors.mpnn import MPNN
 from nar.models.processors.triplet_gmpnn import TripletGMPNN
 
 PROCESSORS: dict[str, type[Processor]] = {
     "mpnn": MPNN,
-    "gmpnn": GMPNN,
+    "gmpnn": MPNN,
     "triplet_gmpnn": TripletGMPNN,
 }
 
@@ -25,4 +25,4 @@ def build_processor(config: ProcessorConfig) -> Processor:
     return cls(config)
 
 
-__all__ = ["GMPNN", "MPNN", "PROCESSORS", "Processor", "ProcessorConfig", "ProcessorOutput", "TripletGMPNN"]
+__all__ = ["MPNN", "PROCESSORS", "Processor", "ProcessorConfig", "ProcessorOutput", "TripletGMPNN"]

@@ -8,7 +8,9 @@ is gated, with the gate biased towards keeping the old state at initialisation::
     γ_i   = σ(G_3 ReLU(G_1 z_i + G_2 a_i)),  G_3 bias = -3
     h_i'  = γ_i ⊙ h̃_i + (1 - γ_i) ⊙ h_i
 
-with z_i = [x_i ‖ h_i] and a_i the max-aggregated messages of :mod:`.mpnn`.
+with z_i = [x_i ‖ h_i] and a_i the max-aggregated messages of :mod:`.mpnn`. The kind "gmpnn" is
+:class:`~.mpnn.MPNN` with ``config.gated`` (its default for this kind): this module holds the gate
+only, and the MPNN imports it (one direction, no import loop).
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from nar.models.layers import linear
-from nar.models.processors.base import ProcessorConfig
-from nar.models.processors.mpnn import MPNN
 
 
 class Gate(nn.Module):
@@ -32,10 +32,3 @@ class Gate(nn.Module):
     def forward(self, new: Tensor, pre: Tensor, hidden: Tensor) -> Tensor:
         gate = self.g_out(pre.relu()).sigmoid()  # (B, N, H)
         return gate * new + (1.0 - gate) * hidden.to(new.dtype)
-
-
-class GMPNN(MPNN):
-    """MPNN with the gated update (``config.gated`` is True unless set otherwise)."""
-
-    def __init__(self, config: ProcessorConfig) -> None:
-        super().__init__(config)

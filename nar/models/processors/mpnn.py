@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from nar.models.layers import EdgeFeatures, Pairs, apply_edge, linear, masked_max
 from nar.models.processors.base import Processor, ProcessorConfig, ProcessorOutput
+from nar.models.processors.gmpnn import Gate
 
 
 class MPNN(Processor):
@@ -45,8 +46,6 @@ class MPNN(Processor):
         self.z_parts = {"recv": H, "send": H, "self": H, **self.extra_z_parts()}  # W_r, W_s, O_1, ...
         self.a_parts = {"aggr": H}  # O_2
         if config.gated:
-            from nar.models.processors.gmpnn import Gate
-
             self.z_parts["gate"] = self.a_parts["gate"] = H  # G_1, G_2
             self.gate = Gate(H)
         else:
