@@ -164,7 +164,8 @@ def _mean_se(cell: Mapping[str, Any] | None, scale: float, digits: int) -> str |
 def _transfer_rows(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
     """Per task (metrics/evaluate.json): the headline metric of every variant on test and ood at the
     smallest and the largest training size, mean ± s.e. over seeds; then each verdict comparison."""
-    from nar.transfer.evaluate import COLORS, RATIOS
+    from nar.transfer.evaluate.figures import COLORS
+    from nar.transfer.evaluate.stats import RATIOS
 
     rows = []
     for task, d in evaluation.items():

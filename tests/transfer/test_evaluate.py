@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from nar.transfer.evaluate import aggregate, mean_curves, mean_stderr, verdict
+from nar.transfer.evaluate.stats import aggregate, mean_curves, mean_stderr
+from nar.transfer.evaluate.verdict import verdict
 
 
 def test_mean_and_standard_error_on_hand_made_numbers():
@@ -74,7 +75,8 @@ def test_mean_curves_average_over_the_seeds_present_at_each_step():
 
 
 def test_each_comparison_has_its_difference_standard_error_and_outcome():
-    from nar.transfer.evaluate import _verdict_lines, compare
+    from nar.transfer.evaluate.report import _verdict_lines
+    from nar.transfer.evaluate.stats import compare
 
     # the report's digit_grid n=50 case: 77.6 ± 8.5 vs 87.9 ± 0.5 over 3 seeds (a 10-point loss, noisy)
     c = compare(0.776, 0.879, 0.085, 0.005, 3, 3, "pointer_acc")

@@ -99,12 +99,12 @@ def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, t
     )
     assert set(summary) == {"digit_grid", "road"}
     for task in ("digit_grid", "road"):
-        for name in ("scores", "curves", "table"):
-            assert (tmp_path / "plots" / f"{task}_{name}.csv").is_file()
+        for kind in ("scores", "curves", "tables"):
+            assert (tmp_path / "plots" / kind / f"{task}.csv").is_file()
         for name in ("scores", "curves", "test_example", "ood_example"):
             png = tmp_path / "plots" / "png" / f"{task}_{name}.png"
             assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
-    header = (tmp_path / "plots" / "road_scores.csv").read_text().splitlines()[0]
+    header = (tmp_path / "plots" / "scores" / "road.csv").read_text().splitlines()[0]
     assert header.startswith("size,") and "nar_frozen_test" in header and "oracle_ood" in header
     report = (tmp_path / "reports" / "blueprint.md").read_text()
     assert "## Verdict" in report and "## road" in report and "../plots/png/road_scores.png" in report

@@ -1,0 +1,189 @@
+"""The evaluate stage's pictures (PNG, matplotlib with the Agg backend): scores against training examples,
+learning curves, and one test/ood example per task with the true and predicted paths drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nar.errors import NarError
+from nar.transfer.config import UNTRAINED
+from nar.transfer.evaluate.stats import size_of
+
+# one colour per variant; its order is also the order of the variants in every table, CSV and figure
+COLORS = {
+    "nar_frozen": "tab:blue",
+    "nar_finetune": "tab:cyan",
+    "e2e": "tab:orange",
+    "bottleneck": "tab:green",
+    "bottleneck_turns": "tab:olive",
+    "heuristic": "tab:gray",
+    "oracle": "black",
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scores(task: str, agg: Mapping[str, Any], path: Path, metrics: Sequence[str]) -> Path:
+    plt = _plt()
+    splits = [s for s in ("test", "ood") if s in agg]
+    fig, axes = plt.subplots(len(metrics), len(splits), figsize=(5.2 * len(splits), 3.4 * len(metrics)), squeeze=False)
+    for i, m in enumerate(metrics):
+        for j, s in enumerate(splits):
+            ax = axes[i][j]
+            for v, color in COLORS.items():
+                cells = agg[s].get(v)
+                if not cells:
+                    continue
+                pts = sorted((size_of(k), c[m]["mean"], c[m]["stderr"]) for k, c in cells.items() if m in c)
+                pts = [p for p in pts if p[1] is not None]
+                if not pts:
+                    continue
+                x, y, e = zip(*pts, strict=True)
+                style = "--" if v in UNTRAINED else "-"
+                ax.errorbar(x, y, yerr=e, label=v, color=color, linestyle=style, marker="o", ms=3, capsize=2)
+            ax.set_xscale("log")
+            ax.set_xlabel("training examples")
+            ax.set_ylabel(m)
+            ax.set_title(f"{task}: {m} ({s})")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write and close a figure (PNG at 100 dpi)."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(task: str, curves: Mapping[str, Any], path: Path) -> Path:
+    plt = _plt()
+    sizes = sorted({size_of(k) for by in curves.values() for k in by})
+    show = [sizes[0], sizes[-1]] if len(sizes) > 1 else sizes
+    fig, axes = plt.subplots(1, len(show), figsize=(5.2 * len(show), 3.4), squeeze=False)
+    for ax, n in zip(axes[0], show, strict=True):
+        for v, by in curves.items():
+            rows = by.get(f"n{n}")
+            if rows:
+                ax.plot([r[0] for r in rows], [r[1] for r in rows], label=v, color=COLORS.get(v))
+        ax.set_title(f"{task}: validation pointer accuracy, n = {n}")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _path_nodes(pi: Sequence[int], source: int, target: int) -> list[int]:
+    """Nodes from the target back along pointers until the source, a repeat, or a dead end."""
+    walk, seen, x = [target], {target}, target
+    while x != source:
+        x = int(pi[x])
+        if x in seen:
+            break
+        walk.append(x)
+        seen.add(x)
+    return walk[::-1]
+
+
+def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, path: Path, split: str = "test") -> Path:
+    """One example of ``split``: a panel per variant with the true and predicted paths/trees."""
+    from nar.natural import load_natural
+
+    plt = _plt()
+    variants = [v for v in COLORS if v in predictions.get("variants", {}) and predictions["variants"][v].get(split)]
+    if not variants:
+        raise NarError(f"{task}: no stored predictions for the {split} split")
+    ds = load_natural(Path(data_root) / task / split)
+    ex = ds[0]
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4.4), squeeze=False)
+    for ax, v in zip(axes[0], variants, strict=True):
+        pred = np.asarray(predictions["variants"][v][split][0])
+        right = int((pred == ex.pi).sum())
+        if task == "digit_grid":
+            _draw_digit(ax, ex, pred)
+        else:
+            _draw_road(ax, ex, pred)
+        ax.set_title(f"{v}: {right}/{ex.num_nodes} pointers right", fontsize=9)
+    n, seed = predictions.get("size"), predictions.get("seed")
+    fig.suptitle(
+        f"{task} {split} example 0 (models trained on {n} examples, seed {seed}): true path green, "
+        "predicted orange dashed, wrong pointers red",
+        fontsize=9,
+    )
+    return _save(plt, fig, path)
+
+
+def _draw_digit(ax, ex, pred: np.ndarray) -> None:
+    k = int(ex.meta["grid_size"])
+    pix = ex.inputs["node_features"].reshape(k, k, 8, 8)
+    img = pix.transpose(0, 2, 1, 3).reshape(8 * k, 8 * k)
+    ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+    rc = ex.meta["coords"]  # (row, col)
+    xy = np.stack([rc[:, 1] * 8 + 3.5, rc[:, 0] * 8 + 3.5], axis=1)
+    wrong = np.flatnonzero(pred != ex.pi)
+    for v in wrong:
+        r, c = rc[v]
+        ax.add_patch(_rect(c * 8 - 0.5, r * 8 - 0.5, 8, "red"))
+    for nodes, style in _paths(ex, pred):
+        pts = xy[nodes]
+        ax.plot(pts[:, 0], pts[:, 1], style, lw=2.2)
+    ax.plot(*xy[ex.source], "bo", ms=7)
+    ax.plot(*xy[ex.target], "b*", ms=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _paths(ex, pred: np.ndarray) -> list[tuple[list[int], str]]:
+    """(nodes, line style) of the true path (green) and the predicted one (orange, dashed)."""
+    return [(_path_nodes(ex.pi, ex.source, ex.target), "g-"), (_path_nodes(pred, ex.source, ex.target), "C1--")]
+
+
+def _rect(x: float, y: float, size: float, color: str):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), size, size, fill=False, edgecolor=color, lw=1.5)
+
+
+def _draw_road(ax, ex, pred: np.ndarray) -> None:
+    xy = ex.meta["coords"]
+    for u, v in ex.edge_index:
+        ax.plot(*xy[[u, v]].T, color="0.85", lw=1, zorder=1)
+    for v in range(ex.num_nodes):
+        u = int(ex.pi[v])
+        if u != v:
+            ax.plot(*xy[[u, v]].T, color="tab:green", lw=3, alpha=0.5, zorder=2)
+        p = int(pred[v])
+        if p != v or v != ex.source:
+            ok = p == u
+            ax.annotate(
+                "",
+                xy=xy[v],
+                xytext=xy[p],
+                arrowprops={"arrowstyle": "->", "color": "0.2" if ok else "red", "lw": 1 if ok else 1.8},
+                zorder=3,
+            )
+    wrong = np.flatnonzero(pred != ex.pi)
+    ax.scatter(*xy.T, s=12, color="0.3", zorder=4)
+    ax.scatter(*xy[wrong].T, s=40, facecolors="none", edgecolors="red", zorder=5)
+    for nodes, style in _paths(ex, pred):
+        pts = xy[nodes]
+        ax.plot(pts[:, 0], pts[:, 1], style, lw=2.2, zorder=6)
+    ax.plot(*xy[ex.source], "bo", ms=8, zorder=7)
+    ax.plot(*xy[ex.target], "b*", ms=12, zorder=7)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])

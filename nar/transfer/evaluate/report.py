@@ -1,0 +1,194 @@
+"""``reports/blueprint.md``: the verdict in words, the per-task tables (mean ± standard error over seeds)
+and the figures, plus the investigation notes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nar.transfer.config import TRAINED, EvaluateParams
+from nar.transfer.evaluate.figures import COLORS
+from nar.transfer.evaluate.stats import OUTCOMES, RATIOS, sizes_of
+
+
+def _fmt(cell: Mapping[str, Any] | None, metric: str, pct: bool = True) -> str:
+    if not cell or metric not in cell or cell[metric]["mean"] is None:
+        return "–"
+    m, se = cell[metric]["mean"], cell[metric]["stderr"] or 0.0
+    if pct:
+        return f"{100 * m:.1f} ± {100 * se:.1f}"
+    return f"{m:.3f} ± {se:.3f}"
+
+
+def _table(agg: Mapping[str, Any], split: str, metric: str, pct: bool = True) -> list[str]:
+    sizes = sizes_of(agg)
+    lines = ["| variant | " + " | ".join(f"n={n}" for n in sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for v in COLORS:
+        if v not in agg.get(split, {}):
+            continue
+        cells = [_fmt(agg[split][v].get(f"n{n}"), metric, pct) for n in sizes]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
+    h = v["headline"]
+    lines = []
+    pct = h not in RATIOS
+    unit = "points" if pct else "ratio"
+    scale = 100.0 if pct else 1.0
+    digits = 1 if pct else 3
+    if v["low_data_comparisons"]:
+        outcomes = [c.get("outcome") for c in v["comparisons"]]
+        counts = ", ".join(f"{word} in {outcomes.count(word)}" for word in OUTCOMES if outcomes.count(word))
+        lines.append(
+            f"- **{task}**: test {h} of nar_frozen against e2e and bottleneck at n ≤ {v['low_data']} "
+            f"({v['low_data_comparisons']} comparisons): {counts}. A difference counts as better or worse only "
+            "beyond two standard errors of the difference (over the seeds); anything closer is not distinguishable."
+        )
+        for c in v["comparisons"]:
+            rival = c["rival"]
+            lines.append(
+                f"  - n={c['size']}, nar_frozen vs {rival}: " + _comparison_text(c, rival, scale, digits, unit)
+            )
+    ah = v.get("against_heuristic")
+    if ah and ah["comparisons"]:
+        values = [x for x in ah["heuristic"].values() if x is not None]
+        level = f"{scale * values[0]:.{digits}f}" if values else "–"
+        sizes = sorted({c["size"] for c in ah["comparisons"]})
+        beats = "; ".join(
+            f"{variant} at n = {', '.join(str(n) for n in ah['better_at'].get(variant, [])) or 'none'}"
+            for variant in TRAINED
+            if any(c["variant"] == variant for c in ah["comparisons"])
+        )
+        lines.append(
+            f"- **{task}** against the heuristic (the exact algorithm on the visible proxy cost, no learning; "
+            f"test {h} {level}): better beyond 2 s.e. of sizes {', '.join(map(str, sizes))}: {beats}."
+        )
+    turns = v.get("turns")
+    if turns:
+        parts = [
+            f"n={c['size']} {scale * c['nar_frozen']:.{digits}f} vs {scale * c['bottleneck']:.{digits}f}: "
+            f"**{c['outcome']}**"
+            for c in turns["vs_bottleneck"]
+        ]
+        line = (
+            f"- **{task}** turn targets: nar_frozen against bottleneck (one cost per segment) at n ≥ 100: "
+            + ("; ".join(parts) or "no sizes")
+            + f" (holds: {'yes' if turns.get('beats_bottleneck_from') else 'no'})."
+        )
+        g = turns.get("gap_to_bottleneck_turns")
+        if g:
+            line += (
+                f" nar_frozen at n={g['size']} is {scale * g['gap']:+.{digits}f} {unit} behind bottleneck_turns "
+                f"({scale * g['nar_frozen']:.{digits}f} vs {scale * g['bottleneck_turns']:.{digits}f}; within 5 "
+                f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
+            )
+        lines.append(line)
+    if v["ood_drop"]:
+        drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))
+        lines.append(
+            f"- **{task}** out of distribution: drop of {h} from test to ood (points, mean over sizes): {drops}; "
+            f"least drop: **{v['loses_least_ood']}**. Mean ood {h}: "
+            + ", ".join(f"{k} {100 * m:.1f}" for k, m in sorted(v["ood_mean"].items(), key=lambda kv: -kv[1]))
+            + "."
+        )
+    return lines
+
+
+def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int, unit: str) -> str:
+    """``77.6 ± 8.5 vs 87.9 ± 0.5: difference -10.3 ± 8.5 points: **not distinguishable** (within 2 s.e.)``."""
+
+    def value(mean: float, se: float | None) -> str:
+        return f"{scale * mean:.{digits}f}" + ("" if se is None else f" ± {scale * se:.{digits}f}")
+
+    a, b = c["nar_frozen"], c[rival]
+    diff = c.get("difference", a - b)
+    se = c.get("difference_stderr")
+    outcome = c.get("outcome") or ("better" if c.get("wins") else "worse")
+    why = {
+        "better": "beyond 2 s.e.",
+        "worse": "beyond 2 s.e.",
+        "not distinguishable": "within 2 s.e." if se is not None else "one seed: no standard error",
+    }[outcome]
+    spread = "" if se is None else f" ± {scale * se:.{digits}f}"
+    return (
+        f"{value(a, c.get('nar_frozen_stderr'))} vs {value(b, c.get(f'{rival}_stderr'))}: "
+        f"difference {scale * diff:+.{digits}f}{spread} {unit}: **{outcome}** ({why})"
+    )
+
+
+def write_report(
+    path: Path,
+    per_task: Mapping[str, Mapping[str, Any]],
+    params: EvaluateParams,
+    pngs: Mapping[str, Sequence[Path]],
+    notes: str | None,
+) -> Path:
+    rel = lambda p: Path(_relpath(p, path.parent)).as_posix()  # noqa: E731
+    h = params.headline
+    lines = [
+        "# Neural algorithmic reasoning on raw inputs: the blueprint, measured",
+        "",
+        "Generated by `nar evaluate` from `metrics/transfer/<task>.json` (written by `nar transfer`). "
+        "Numbers are mean ± standard error over seeds, in % unless marked; n is the number of training examples.",
+        "",
+        "Variants: **nar_frozen** (new encoder f~ and pointer decoder g~ around the frozen pretrained processor), "
+        "**nar_finetune** (same, processor trained too), **e2e** (same architecture, processor randomly initialised), "
+        "**bottleneck** (predict one cost per cell/segment, run the exact shortest-path solver, trained from the "
+        "targets by blackbox differentiation), **bottleneck_turns** (road_turns only: a cost per segment and per "
+        "turn, the exact edge-based solver, trained as bottleneck: the engineered reference), "
+        "**heuristic** (the exact algorithm on the most obvious visible proxy "
+        "of the cost, no learning: segment length on roads, a uniform cost per cell on digit grids; turn delays "
+        "ignored), **oracle** (the exact algorithm on the hidden true costs). heuristic and oracle need no "
+        "training: each is scored once and shown at every n.",
+        "",
+        "## Verdict",
+        "",
+    ]
+    for task, d in per_task.items():
+        lines += _verdict_lines(task, d["verdict"])
+    lines.append("")
+    for task, d in per_task.items():
+        agg, info = d["aggregate"], d["info"]
+        proc = info.get("processor") or {}
+        lines += [
+            f"## {task}",
+            "",
+            f"Processor: `{proc.get('uri')}` version {proc.get('version')} "
+            f"({(proc.get('config') or {}).get('kind')}, hidden {(proc.get('config') or {}).get('hidden')}), "
+            f"sha256 `{str(proc.get('sha256'))[:16]}…` (unchanged by every nar_frozen run). "
+            f"Data: {info['data']['sizes']} examples per split; target algorithm {info.get('algorithm')}. "
+            "Timings: `runs/transfer/` and MLflow (not in this tracked report).",
+            "",
+        ]
+        for split in ("test", "ood"):
+            if split not in agg:
+                continue
+            lines += [f"### {split}: {h}", "", *_table(agg, split, h), ""]
+            lines += [f"### {split}: path match (exact path to the target)", "", *_table(agg, split, "path_match"), ""]
+            lines += [
+                f"### {split}: path-cost regret over valid paths (ratio, lower is better)",
+                "",
+                *_table(agg, split, "regret", pct=False),
+                "",
+                f"### {split}: invalid paths (share of examples; not counted in the regret)",
+                "",
+                *_table(agg, split, "invalid_rate"),
+                "",
+            ]
+            if h != "pointer_acc_tie":
+                lines += [f"### {split}: pointer accuracy up to ties", "", *_table(agg, split, "pointer_acc_tie"), ""]
+        for p in pngs.get(task, []):
+            lines += [f"![{p.stem}]({rel(p)})", ""]
+    if notes:
+        lines += ["## Investigation notes", "", notes.strip(), ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _relpath(p: Path, start: Path) -> str:
+    return os.path.relpath(Path(p).resolve(), Path(start).resolve())
