@@ -1,6 +1,7 @@
 """``nar serve``, ``nar blueprint`` and ``nar sweep``: the flows from the command line.
 
-``nar.cli.build_parser`` hooks them in with ``add_flow_parsers(sub)`` (or ``add_serve_parser(sub)`` alone).
+``nar.cli.build_parser`` adds them through the ``nar.commands`` entry point (pyproject.toml) that names
+``add_flow_parsers``: nar never imports flows.
 Prefect and DVC are imported inside the handlers.
 """
 

@@ -44,8 +44,8 @@ from prefect.states import Failed, State
 from flows.blueprint import DEFAULT_RETRIES, run_experiment
 from flows.report import markdown_table, metric_file_label, read_metrics
 from flows.stages import create_tracking_store, has_commit, retry_if_transient
-from nar.cli import inside_workspace
 from nar.errors import NarError
+from nar.limits import inside_workspace
 
 
 class SweepFailed(NarError, RuntimeError):

@@ -16,18 +16,7 @@ from typing import Any
 
 from nar.config import PretrainParams, check_node_counts, is_split_name, load_params
 from nar.errors import NarError, UserError
-
-
-def inside_workspace(path: str | Path, what: str, root: str | Path | None = None) -> Path:
-    """Resolve ``path`` (relative to ``root``, default the current directory: the workspace) and refuse it
-    if it points outside the workspace."""
-    root = Path(root or Path.cwd()).resolve()
-    resolved = (root / path).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise UserError(
-            f"{what} {str(path)!r} resolves to {resolved}, outside the workspace {root}; allowed: a path inside it"
-        )
-    return resolved
+from nar.limits import inside_workspace
 
 
 def split_seed(seed: int, algorithm: str, split: str) -> int:
@@ -175,6 +164,19 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- main
 
 
+# Packages above nar (flows: `nar serve`, `nar blueprint`, `nar sweep`) add their commands through this entry-point
+# group (pyproject.toml), so that nar never imports them: each entry is a function ``add(subparsers)``.
+COMMAND_GROUP = "nar.commands"
+
+
+def add_plugin_parsers(sub: Any) -> None:
+    """Add the commands of every installed ``nar.commands`` entry point, in name order."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nar", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="configuration file (default: params.yaml)")
@@ -198,16 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=cmd_pretrain)
 
     from nar.natural.cli import add_natural_parser
-    from nar.registry_cli import add_register_parser, add_registry_parser
+    from nar.registry.cli import add_register_parser, add_registry_parser
 
     add_natural_parser(sub)
     from nar.transfer.cli import add_evaluate_parser, add_transfer_parser
 
     add_transfer_parser(sub)
     add_evaluate_parser(sub)
-    from flows.cli import add_flow_parsers
-
-    add_flow_parsers(sub)
+    add_plugin_parsers(sub)
 
     add_register_parser(sub)
     add_registry_parser(sub)

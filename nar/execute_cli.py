@@ -170,7 +170,7 @@ def find_source(g: GraphFile, source: str, path: str) -> int:
 
 
 def cmd_execute(args: argparse.Namespace) -> None:
-    from nar.cli import inside_workspace
+    from nar.limits import inside_workspace
 
     out = inside_workspace(args.out, "--out") if args.out else None  # refused before any work
     g = read_graph(args.graph, args.weight, args.directed)

@@ -220,6 +220,18 @@ def write_problem(exc: OSError) -> str | None:
     return f"cannot write {name}: {reason}; allowed: {how}"
 
 
+def inside_workspace(path: str | Path, what: str, root: str | Path | None = None) -> Path:
+    """Resolve ``path`` (relative to ``root``, default the current directory: the workspace) and refuse it
+    if it points outside the workspace."""
+    root = Path(root or Path.cwd()).resolve()
+    resolved = (root / path).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UserError(
+            f"{what} {str(path)!r} resolves to {resolved}, outside the workspace {root}; allowed: a path inside it"
+        )
+    return resolved
+
+
 def check_writable(directory: str | Path, what: str) -> None:
     """Refuse ``directory`` (created later by the caller) unless a file can be created in it, or in its nearest
     existing parent: one line naming it, before any work. Nothing is left behind."""

@@ -128,7 +128,7 @@ def cmd_register(args: argparse.Namespace) -> None:
         shown = args.name[:80] + ("..." if len(args.name) > 80 else "")
         raise UserError(f"--name {shown!r}: a registered model name is {MODEL_NAME_RULE}")
     if args.out:
-        from nar.cli import inside_workspace
+        from nar.limits import inside_workspace
 
         inside_workspace(args.out, "--out")  # before registering: the record must not land outside
     from nar.registry import Gate, register

@@ -118,3 +118,16 @@ def test_a_closed_pipe_ends_quietly():
     proc.stdout.close()
     assert proc.wait(timeout=60) == 141
     assert proc.stderr.read() == ""
+
+
+def test_flow_commands_come_from_the_entry_point_group():
+    """`nar serve`, `nar blueprint` and `nar sweep` belong to flows (the layer above nar): nar.cli finds them
+    through the ``nar.commands`` entry points of the installed package, never by importing flows itself."""
+    from importlib.metadata import entry_points
+
+    import nar.cli
+
+    entries = {e.name: e.value for e in entry_points(group=nar.cli.COMMAND_GROUP)}
+    assert entries == {"flows": "flows.cli:add_flow_parsers"}, "reinstall the package: pip install -e ."
+    commands = nar.cli.build_parser()._subparsers._group_actions[0].choices  # argparse's subcommand table
+    assert {"serve", "blueprint", "sweep"} <= set(commands)

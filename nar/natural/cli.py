@@ -32,7 +32,7 @@ def cmd_natural(args: argparse.Namespace) -> None:
     if args.pbf and any(t not in PBF_TASKS for t in tasks):
         raise UserError("--pbf applies to the road task only (road, road_turns): add --task road or --task road_turns")
     try:
-        from nar.cli import inside_workspace
+        from nar.limits import inside_workspace
 
         out = inside_workspace(args.out, "--out")
     except ImportError:  # pragma: no cover

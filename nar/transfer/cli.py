@@ -18,7 +18,7 @@ from nar.transfer.config import DEFAULT_TASKS, TASKS, VARIANTS
 
 
 def _inside(path: str, what: str) -> Path:
-    from nar.cli import inside_workspace
+    from nar.limits import inside_workspace
 
     return inside_workspace(path, what)
 
