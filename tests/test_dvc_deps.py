@@ -14,7 +14,6 @@ level of ``a/__init__.py`` and ``a/b/__init__.py`` as well. Each nar/ file reach
 a dep path (a directory covers the files under it).
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -242,7 +241,8 @@ def test_imports_inside_functions_and_lazy_maps_count(tmp_path: Path) -> None:
     (tmp_path / "nar" / "sub").mkdir(parents=True)
     files = {
         "nar/__init__.py": "",
-        "nar/cli.py": "from nar import top\nfrom nar.util import used\n\ndef helper():\n    from nar.sub import lazy\n\n"
+        "nar/cli.py": "from nar import top\nfrom nar.util import used\n\n"
+        "def helper():\n    from nar.sub import lazy\n\n"
         "def cmd():\n    helper()\n    used()\n\ndef build_parser():\n    import nar.unused\n\n"
         "if __name__ == '__main__':\n    build_parser()\n",
         "nar/util.py": "import nar.always\n\ndef used():\n    pass\n\ndef other():\n    import nar.unused\n",
