@@ -169,8 +169,3 @@ def score_split(pred: list[np.ndarray], split) -> dict[str, float | int | None]:
         "examples": count,
         "nodes": nodes,
     }
-
-
-def split_predictions(pred_global: np.ndarray, node_start: np.ndarray) -> list[np.ndarray]:
-    """Global predicted pointers of a whole split, concatenated in example order -> local per example."""
-    return [pred_global[node_start[i] : node_start[i + 1]] - node_start[i] for i in range(len(node_start) - 1)]

@@ -192,7 +192,7 @@ def test_cli_runs_both_stages(natural_root, processor_dir, tmp_path, monkeypatch
     lossless=True,
 )
 def test_an_interrupted_sweep_resumes_from_its_finished_runs(natural_root, processor_dir, tmp_path, monkeypatch):
-    from nar.transfer import sweep
+    from nar.transfer import pool
 
     params = tiny_params(natural_root, processor_dir, variants=["nar_frozen", "e2e"], sizes=[8], seeds=[0, 1])
     kw = dict(models_root=tmp_path / "m", metrics_root=tmp_path / "x", checkpoints_root=tmp_path / "ck", track=False)
@@ -201,7 +201,7 @@ def test_an_interrupted_sweep_resumes_from_its_finished_runs(natural_root, proce
     )
 
     calls = []
-    original = sweep._run_job
+    original = pool._run_job
 
     def dies_on_the_third_run(spec, keep_state, pictures):
         calls.append(spec)
@@ -209,14 +209,14 @@ def test_an_interrupted_sweep_resumes_from_its_finished_runs(natural_root, proce
             raise KeyboardInterrupt  # as a kill would, after two runs finished
         return original(spec, keep_state, pictures)
 
-    monkeypatch.setattr(sweep, "_run_job", dies_on_the_third_run)
+    monkeypatch.setattr(pool, "_run_job", dies_on_the_third_run)
     with pytest.raises(KeyboardInterrupt):
         run_transfer("road", params, **kw)
     assert not (tmp_path / "x" / "road.json").exists()  # no output that looks complete
     assert len(list((tmp_path / "ck" / "road").glob("*/*.json"))) == 2
 
     calls.clear()
-    monkeypatch.setattr(sweep, "_run_job", lambda *a: calls.append(a[0]) or original(*a))
+    monkeypatch.setattr(pool, "_run_job", lambda *a: calls.append(a[0]) or original(*a))
     resumed = run_transfer("road", params, **kw)
     assert len(calls) == 2  # only the two runs that had not finished
     assert resumed["results"] == reference["results"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from nar.transfer.evaluate.report import write_report
 from nar.transfer.evaluate.stats import RATIOS, aggregate, mean_curves
 from nar.transfer.evaluate.tables import clear_tables, write_tables
 from nar.transfer.evaluate.verdict import verdict
+from nar.transfer.mlflow_runs import log_evaluation
 
 HEADLINE_KEYS = ("low_data_wins", "low_data_clear_wins", "low_data_comparisons")
 
@@ -95,51 +96,6 @@ def run_evaluate(
     out_metrics.write_text(json.dumps(summary, indent=1) + "\n")
     write_headlines(summary, out_metrics.with_suffix(""))
     if track:
-        log_to_mlflow(params, per_task, [report, out_metrics, *written, *[p for ps in pngs.values() for p in ps]])
+        log_evaluation(params, per_task, [report, out_metrics, *written, *[p for ps in pngs.values() for p in ps]])
     print(f"evaluate: report -> {report}", file=sys.stderr)
     return summary
-
-
-def log_to_mlflow(params: EvaluateParams, per_task: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
-    """One MLflow run ``evaluate`` (experiment ``nar-transfer``): the headline mean of every cell, the
-    low-data counts of each verdict, and the outputs as artifacts (each CSV and PNG under its folder's name:
-    every task's CSVs are called ``<task>.csv``)."""
-    import time
-
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    from nar.tracking import configure_mlflow, git_commit
-    from nar.transfer.sweep import EXPERIMENT
-
-    mlflow = configure_mlflow(experiment=EXPERIMENT)
-    client = MlflowClient()
-    exp = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
-    run = client.create_run(exp, run_name="evaluate", tags={"nar.stage": "evaluate", "git_commit": git_commit()})
-    rid = run.info.run_id
-    status = "FAILED"
-    try:
-        now = int(time.time() * 1000)
-        ms = []
-        for task, d in per_task.items():
-            for split, by_variant in d["aggregate"].items():
-                for variant, by_size in by_variant.items():
-                    for size, cell in by_size.items():
-                        st = cell.get(params.headline)
-                        if st and st["mean"] is not None:
-                            ms.append(Metric(f"{task}_{split}_{variant}_{size}_{params.headline}", st["mean"], now, 0))
-            v = d["verdict"]
-            ms.append(Metric(f"{task}_low_data_wins", v["low_data_wins"], now, 0))
-            ms.append(Metric(f"{task}_low_data_clear_wins", v["low_data_clear_wins"], now, 0))
-            ms.append(Metric(f"{task}_low_data_clear_losses", v["low_data_clear_losses"], now, 0))
-        for i in range(0, len(ms), 900):
-            client.log_batch(rid, metrics=ms[i : i + 900])
-        client.log_batch(rid, params=[Param("headline", params.headline), Param("low_data", str(params.low_data))])
-        for p in artifacts:
-            if Path(p).is_file():
-                client.log_artifact(
-                    rid, str(p), artifact_path=Path(p).parent.name if Path(p).suffix in (".png", ".csv") else None
-                )
-        status = "FINISHED"
-    finally:
-        client.set_terminated(rid, status=status)

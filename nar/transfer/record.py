@@ -1,0 +1,53 @@
+"""The processor a transfer sweep runs around: loaded once from the registry (or a local directory) and
+verified by its sha256, then handed to the workers as canonical safetensors bytes and rebuilt there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nar.errors import NarError
+
+
+@dataclass(frozen=True)
+class ProcessorRecord:
+    """The processor a sweep used: where from, its identity and its weights (canonical bytes)."""
+
+    uri: str
+    version: str | None
+    sha256: str
+    config: dict[str, Any]
+    blob: bytes
+
+    def info(self) -> dict[str, Any]:
+        return {"uri": self.uri, "version": self.version, "sha256": self.sha256, "config": self.config}
+
+
+def load_processor_record(uri: str, allow_unverified: bool = False) -> ProcessorRecord:
+    """Load (and verify) the processor at ``uri`` through the registry."""
+    from nar.registry import load_registered, weights_bytes
+
+    loaded = load_registered(uri, allow_unverified=allow_unverified)
+    return ProcessorRecord(
+        uri=uri,
+        version=loaded.version,
+        sha256=loaded.sha256,
+        config=loaded.processor.config.to_dict(),
+        blob=weights_bytes(loaded.processor),
+    )
+
+
+def processor_from_record(record: ProcessorRecord):
+    """Rebuild the frozen processor from a record, checking its sha256 (worker side)."""
+    from safetensors.torch import load as safetensors_load
+
+    from nar.models.processors import ProcessorConfig, build_processor
+    from nar.registry import freeze, weights_sha256
+
+    processor = build_processor(ProcessorConfig.from_dict(record.config))
+    processor.load_state_dict(safetensors_load(record.blob), strict=True)
+    freeze(processor)
+    sha = weights_sha256(processor)
+    if sha != record.sha256:
+        raise NarError(f"processor {record.uri}: rebuilt weights have sha256 {sha[:16]}..., expected {record.sha256}")
+    return processor
