@@ -34,7 +34,6 @@ run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,20 +44,19 @@ import nar
 from nar.algorithms import get_algorithm, validate_trajectory
 from nar.algorithms.base import Algorithm, BatchTrace
 from nar.algorithms.spec import DTYPES, Trajectory
-from nar.data.dataset import (
+from nar.data.dataset import Manifest, max_graph_bytes, write_shard
+from nar.data.samplers import GraphSamplerConfig, sample_graphs
+from nar.data.store import (
     MANIFEST_NAME,
     PARTIAL_MANIFEST_NAME,
     DatasetError,
-    Manifest,
     ShardInfo,
     atomic_write,
-    max_graph_bytes,
+    clean_split_dir,
     read_manifest_json,
     sha256_file,
     shard_name,
-    write_shard,
 )
-from nar.data.samplers import GraphSamplerConfig, sample_graphs
 from nar.limits import check_memory
 from nar.progress import progress_bar
 
@@ -209,7 +207,7 @@ def generate_split(
     )
     num_shards = -(-count // shard_size)
     reusable = _reusable_shards(out, skeleton)
-    _clean(out, num_shards)
+    clean_split_dir(out, num_shards)
 
     runner = _Runner(algo, sampler, plan)
     done: list[ShardInfo] = []
@@ -249,12 +247,7 @@ def _reusable_shards(out: Path, skeleton: Manifest) -> dict[str, ShardInfo]:
             previous_plan = {k: v for k, v in d.items() if k not in ("shards", "total_graphs", "total_bytes")}
             if previous_plan != json.loads(json.dumps(skeleton.plan())):
                 continue
-            return {
-                s["file"]: ShardInfo(
-                    file=s["file"], num_graphs=int(s["num_graphs"]), bytes=int(s["bytes"]), sha256=s["sha256"]
-                )
-                for s in d["shards"]
-            }
+            return {s["file"]: ShardInfo.from_dict(s) for s in d["shards"]}
         except (OSError, ValueError, KeyError, TypeError, DatasetError):
             continue
     return {}
@@ -265,19 +258,3 @@ def _matches(path: Path, info: ShardInfo) -> bool:
         return path.stat().st_size == info.bytes and sha256_file(path) == info.sha256
     except OSError:
         return False
-
-
-def _clean(out: Path, num_shards: int) -> None:
-    """Make the directory look unfinished, and drop leftovers this run will not use.
-
-    Only files this module writes are touched: the manifest, temporary files and shards
-    beyond the new shard count.
-    """
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
-    keep = {shard_name(k) for k in range(num_shards)}
-    for p in out.iterdir():
-        name = p.name
-        stale_shard = name.startswith("shard-") and name.endswith(".safetensors.gz") and name not in keep
-        temp = name.startswith(".") and name.endswith(".tmp")
-        if (stale_shard or temp) and p.is_file():
-            os.unlink(p)

@@ -24,15 +24,13 @@ Typical use::
     build_natural("digit_grid", out_dir="data/natural")        # data/natural/digit_grid/{train,val,test,ood}
     ds = load_natural("data/natural/digit_grid/train")          # verified, a Sequence of Example
     ex = ds[0]                                                  # ex.inputs / ex.targets / ex.hidden / ex.meta
-    batch = ds.collate(range(32))                               # padded torch tensors (NaturalBatch)
 
+Transfer models batch the examples themselves (:mod:`nar.transfer`, one flat batch format).
 Importing ``nar.natural`` is light (numpy, safetensors): the tasks load scikit-learn and
-pyrosm when built, and ``collate_natural`` / ``NaturalBatch`` load torch on first use.
+pyrosm when built.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from nar.natural.build import NaturalBuildError, build_natural, draw_examples, make_task
 from nar.natural.config import NaturalParams, parse_natural_params
@@ -40,21 +38,9 @@ from nar.natural.osm import RoadDataError
 from nar.natural.store import Example, FieldSpec, NaturalDataset, NaturalManifest, Schema, load_natural
 from nar.natural.targets import shortest_path_targets, turn_route_targets
 
-_LAZY = {"NaturalBatch": "nar.natural.batching", "collate_natural": "nar.natural.batching"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nar.natural' has no attribute {name!r}")
-
-
 __all__ = [
     "Example",
     "FieldSpec",
-    "NaturalBatch",
     "NaturalBuildError",
     "NaturalDataset",
     "NaturalManifest",
@@ -62,7 +48,6 @@ __all__ = [
     "RoadDataError",
     "Schema",
     "build_natural",
-    "collate_natural",
     "draw_examples",
     "load_natural",
     "make_task",

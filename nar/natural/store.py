@@ -1,17 +1,11 @@
-"""The on-disk format of a natural-task split, its writer and its verified reader.
+"""The natural format of the sharded store (:mod:`nar.data.store`): splits of natural-task examples.
 
 A natural task's example is not an algorithm trajectory: it has raw features per node and
 per edge, an explicit (sparse) edge list, targets, and *hidden* ground truth (true costs)
-that the model must never see. So it gets its own schema-driven variant of the
-``nar.data.dataset`` format, sharing that module's machinery (``pack_arrays`` /
-``decode_shard`` for deterministic gzip'd safetensors, ``atomic_write``, ``ShardInfo``,
-shard names, ``DatasetError``).
-
-A split directory (e.g. ``data/natural/road/train/``) holds::
-
-    manifest.json                 written last: its presence means the split is complete
-    shard-00000.safetensors.gz    examples 0 .. shard_size - 1
-    ...
+that the model must never see. So its layout is a schema (:class:`Schema`), where the
+synthetic format's is an algorithm's spec; manifests, shards, their writing, checks and
+reading are the store's. A split directory (e.g. ``data/natural/road/train/``) holds
+``manifest.json`` and ``shard-00000.safetensors.gz`` ... (examples 0 .. shard_size - 1, ...).
 
 Schema
     Every example has ``n`` nodes and ``E`` directed edges. A field (:class:`FieldSpec`) has
@@ -48,9 +42,9 @@ Manifest
 Reading
     ``load_natural(path)`` checks the manifest, each shard's size and sha256, its tensors
     against the schema (names, dtypes, lengths, finite floats, node indices in range) and
-    the example counts, raising :class:`~nar.data.dataset.DatasetError` naming the file.
-    Files go through the synthetic store's readers (``read_manifest_json``, ``read_shard``):
-    regular files only, a capped manifest, shards decompressed within the memory budget.
+    the example counts, raising :class:`~nar.data.store.DatasetError` naming the file.
+    Files go through the store's readers: regular files only, a capped manifest, shards
+    decompressed within the memory budget.
 """
 
 from __future__ import annotations
@@ -58,23 +52,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 import nar
-from nar.data.dataset import (
+from nar.data.store import (
     MANIFEST_NAME,
+    Column,
     DatasetError,
-    ReadBudget,
+    Shard,
+    ShardedSplit,
     ShardInfo,
+    SplitManifest,
     atomic_write,
+    check_arrays,
+    clean_split_dir,
+    load_shards,
     pack_arrays,
-    read_manifest_json,
-    read_shard,
+    read_split_manifest,
     shard_name,
+    write_shard_bytes,
 )
 
 FORMAT = "nar-natural"
@@ -82,7 +82,6 @@ FORMAT_VERSION = 1
 ROLES = ("input", "target", "hidden", "meta")
 AXES = ("node", "edge", "graph")
 DTYPES = ("float32", "int32", "int64", "uint8")
-_META_KEYS = ("meta/num_nodes", "meta/num_edges")
 
 Role = Literal["input", "target", "hidden", "meta"]
 Axis = Literal["node", "edge", "graph"]
@@ -152,7 +151,12 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class Schema:
+    """The fields of a natural task's examples: the store layout of its splits (counted by the example's
+    node count n and edge count E)."""
+
     fields: tuple[FieldSpec, ...]
+    counts: ClassVar[dict[str, int]] = {"num_nodes": 1, "num_edges": 0}
+    owner: ClassVar[str] = "the schema"
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -176,6 +180,20 @@ class Schema:
 
     def by_role(self, role: str) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.role == role)
+
+    def keys(self) -> list[str]:
+        return [f.key for f in self.fields]
+
+    def columns(self, counts: dict[str, np.ndarray]) -> list[Column]:
+        """The shard tensors of these fields; node indices load as int64."""
+        n, e = counts["num_nodes"], counts["num_edges"]
+        return [
+            Column(f.key, f.np_dtype, np.dtype(np.int64) if f.index else f.np_dtype, _sizes(f, n, e), index=f.index)
+            for f in self.fields
+        ]
+
+    def check_values(self, arrays: dict[str, np.ndarray], counts: dict[str, np.ndarray], where: str) -> None:
+        """Nothing beyond the store's checks: a schema declares no value domains but finite floats and indices."""
 
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.fields]
@@ -285,14 +303,17 @@ def encode_examples(
             parts.append(cast.ravel())
         arrays[f.key] = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, f.np_dtype))
     check_arrays(schema, arrays, len(examples), where)
-    header = {
+    return pack_arrays(arrays, _header(schema, task, len(examples))), np.stack([n, e], axis=1)
+
+
+def _header(schema: Schema, task: str, num_graphs: int) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "task": task,
         "schema_sha256": schema.digest(),
-        "num_graphs": len(examples),
+        "num_graphs": num_graphs,
     }
-    return pack_arrays(arrays, header), np.stack([n, e], axis=1)
 
 
 def _node_field(schema: Schema) -> str:
@@ -302,33 +323,29 @@ def _node_field(schema: Schema) -> str:
     return f.name
 
 
-@dataclass(frozen=True)
-class NaturalManifest:
+@dataclass(frozen=True, kw_only=True)
+class NaturalManifest(SplitManifest):
+    """What a natural split holds and how it was built; ``manifest.json`` is its JSON form."""
+
+    FORMAT: ClassVar[str] = FORMAT
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+    REBUILD: ClassVar[str] = "rebuild the split (nar natural)"
+    MISSING: ClassVar[str] = "not a natural split, or its build did not finish"
+    ENSURE_ASCII: ClassVar[bool] = False  # OSM names and units stay readable
+
     task: str
-    split: str
-    seed: int
     algorithm: str
     params: dict[str, Any]
     schema: Schema
     feature_names: dict[str, list[str]]
     info: dict[str, Any]
-    count: int
-    sizes: tuple[int, ...]
-    sizes_histogram: dict[int, int]
-    shard_size: int
-    shards: tuple[ShardInfo, ...] = ()
-    generator_version: str = ""
-    format_version: int = FORMAT_VERSION
 
     @property
-    def total_bytes(self) -> int:
-        return sum(s.bytes for s in self.shards)
+    def layout(self) -> Schema:
+        return self.schema
 
-    def to_dict(self) -> dict[str, Any]:
+    def _about(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "format_version": self.format_version,
-            "generator_version": self.generator_version,
             "task": self.task,
             "split": self.split,
             "seed": self.seed,
@@ -337,70 +354,27 @@ class NaturalManifest:
             "schema": self.schema.to_list(),
             "feature_names": self.feature_names,
             "info": self.info,
-            "count": self.count,
-            "sizes": list(self.sizes),
-            "sizes_histogram": {str(k): v for k, v in sorted(self.sizes_histogram.items())},
-            "shard_size": self.shard_size,
-            "shards": [s.to_dict() for s in self.shards],
-            "total_graphs": sum(s.num_graphs for s in self.shards),
-            "total_bytes": self.total_bytes,
         }
 
-    def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
-
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> NaturalManifest:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            got = d.get("format") if isinstance(d, dict) else None
-            raise DatasetError(f"{where}: not a {FORMAT} manifest (its 'format' is {got!r})")
-        if d.get("format_version") != FORMAT_VERSION:
-            raise DatasetError(
-                f"{where}: format_version {d.get('format_version')!r}, this code reads {FORMAT_VERSION}; "
-                "rebuild the split (nar natural)"
-            )
-        try:
-            m = cls(
-                task=str(d["task"]),
-                split=str(d["split"]),
-                seed=int(d["seed"]),
-                algorithm=str(d["algorithm"]),
-                params=dict(d["params"]),
-                schema=Schema.from_list(d["schema"]),
-                feature_names={str(k): [str(x) for x in v] for k, v in d["feature_names"].items()},
-                info=dict(d["info"]),
-                count=int(d["count"]),
-                sizes=tuple(int(x) for x in d["sizes"]),
-                sizes_histogram={int(k): int(v) for k, v in d["sizes_histogram"].items()},
-                shard_size=int(d["shard_size"]),
-                shards=tuple(
-                    ShardInfo(str(s["file"]), int(s["num_graphs"]), int(s["bytes"]), str(s["sha256"]))
-                    for s in d["shards"]
-                ),
-                generator_version=str(d["generator_version"]),
-                format_version=int(d["format_version"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DatasetError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
-        for k, s in enumerate(m.shards):
-            if s.file != shard_name(k):
-                raise DatasetError(f"{where}: shard {k} is named {s.file!r}, expected {shard_name(k)!r}")
-        total = sum(s.num_graphs for s in m.shards)
-        if total != m.count or d.get("total_graphs") != total or sum(m.sizes_histogram.values()) != m.count:
-            raise DatasetError(
-                f"{where}: count {m.count}, total_graphs {d.get('total_graphs')} and sizes_histogram "
-                f"{m.sizes_histogram} disagree with the shards' example counts (sum {total})"
-            )
-        for name, names in m.feature_names.items():
-            f = m.schema.get(name)
+    def _about_from(cls, d: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "task": str(d["task"]),
+            "algorithm": str(d["algorithm"]),
+            "params": dict(d["params"]),
+            "schema": Schema.from_list(d["schema"]),
+            "feature_names": {str(k): [str(x) for x in v] for k, v in d["feature_names"].items()},
+            "info": dict(d["info"]),
+        }
+
+    def _check(self, d: dict[str, Any], where: str) -> None:
+        for name, names in self.feature_names.items():
+            f = self.schema.get(name)
             if f is None or len(f.width) != 1 or f.width[0] != len(names):
                 raise DatasetError(f"{where}: feature_names[{name!r}] ({len(names)} names) does not match the schema")
-        return m
 
-    @classmethod
-    def read(cls, path: Path) -> NaturalManifest:
-        d = read_manifest_json(path, "not a natural split, or its build did not finish")
-        return cls.from_dict(d, where=str(path))
+    def shard_header(self, num_graphs: int) -> dict[str, Any]:
+        return _header(self.schema, self.task, num_graphs)
 
 
 def write_split(
@@ -417,13 +391,7 @@ def write_split(
     complete; a previous manifest is removed first, and shards beyond the new count deleted.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
-    num_shards = -(-manifest.count // manifest.shard_size)
-    keep = {shard_name(k) for k in range(num_shards)}
-    for p in out_dir.iterdir():
-        stale = p.name.startswith("shard-") and p.name.endswith(".safetensors.gz") and p.name not in keep
-        if (stale or (p.name.startswith(".") and p.name.endswith(".tmp"))) and p.is_file():
-            p.unlink()
+    clean_split_dir(out_dir, -(-manifest.count // manifest.shard_size))
     shards: list[ShardInfo] = []
     histogram: dict[int, int] = {}
     buffer: list[dict[str, np.ndarray]] = []
@@ -434,8 +402,7 @@ def write_split(
         first = k * manifest.shard_size
         where = f"{manifest.task}/{manifest.split}, examples {first}..{first + len(buffer) - 1}"
         data, _ = encode_examples(manifest.schema, manifest.task, buffer, where)
-        atomic_write(out_dir / shard_name(k), data)
-        shards.append(ShardInfo(shard_name(k), len(buffer), len(data), hashlib.sha256(data).hexdigest()))
+        shards.append(write_shard_bytes(out_dir / shard_name(k), data, len(buffer)))
         buffer.clear()
 
     for _ in range(manifest.count):
@@ -449,49 +416,9 @@ def write_split(
             flush()
     if buffer:
         flush()
-    done = NaturalManifest(
-        **{
-            **{k: getattr(manifest, k) for k in manifest.__dataclass_fields__},
-            "shards": tuple(shards),
-            "sizes_histogram": {k: histogram[k] for k in sorted(histogram)},
-        }
-    )
+    done = replace(manifest, shards=tuple(shards), sizes_histogram={k: histogram[k] for k in sorted(histogram)})
     atomic_write(out_dir / MANIFEST_NAME, done.to_json())
     return done
-
-
-# --------------------------------------------------------------------------- checking
-
-
-def check_arrays(schema: Schema, arrays: dict[str, np.ndarray], num_graphs: int, where: str) -> None:
-    """A shard's flat arrays against the schema; ``DatasetError`` starting with ``where``."""
-    expected = set(_META_KEYS) | {f.key for f in schema}
-    if set(arrays) != expected:
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise DatasetError(f"{where}: tensors disagree with the schema: missing {missing}, extra {extra}")
-    for key in _META_KEYS:
-        a = arrays[key]
-        if a.dtype != np.int32 or a.shape != (num_graphs,):
-            raise DatasetError(f"{where}: {key} is {a.dtype} {a.shape}, expected int32 ({num_graphs},)")
-    n = arrays["meta/num_nodes"].astype(np.int64)
-    e = arrays["meta/num_edges"].astype(np.int64)
-    if num_graphs and (n.min() < 1 or e.min() < 0):
-        raise DatasetError(f"{where}: meta/num_nodes must be >= 1 and meta/num_edges >= 0")
-    for f in schema:
-        a = arrays[f.key]
-        if a.dtype != f.np_dtype or a.ndim != 1:
-            raise DatasetError(f"{where}: {f.key} is {a.dtype} with shape {a.shape}, expected flat {f.dtype}")
-        sizes = _sizes(f, n, e)
-        if a.shape[0] != int(sizes.sum()):
-            raise DatasetError(f"{where}: {f.key} holds {a.shape[0]} values, the example sizes call for {sizes.sum()}")
-        if not a.size:
-            continue
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise DatasetError(f"{where}: {f.key} contains NaN or inf")
-        if f.index:
-            bound = np.repeat(n, sizes)
-            if a.min() < 0 or (a >= bound).any():
-                raise DatasetError(f"{where}: {f.key} holds a node index outside [0, num_nodes)")
 
 
 def _sizes(f: FieldSpec, n: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -502,29 +429,16 @@ def _sizes(f: FieldSpec, n: np.ndarray, e: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass
-class _Shard:
-    arrays: dict[str, np.ndarray]
-    offsets: dict[str, np.ndarray]
-    num_nodes: np.ndarray
-    num_edges: np.ndarray
-
-
 @dataclass(eq=False, repr=False)
-class NaturalDataset(Sequence[Example]):
+class NaturalDataset(ShardedSplit[Example]):
     """A verified natural split in memory: a sequence of :class:`Example` in build order.
 
     Examples are i.i.d. draws, so a prefix ``ds[:m]`` is a random subset of size m (use it for
     training-set-size sweeps). ``feature_names[field]`` names the columns of a feature field.
     """
 
-    path: Path
+    ITEM: ClassVar[str] = "example"
     manifest: NaturalManifest
-    _shards: list[_Shard] = field(repr=False)
-
-    def __post_init__(self) -> None:
-        counts = [len(s.num_nodes) for s in self._shards]
-        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -550,85 +464,17 @@ class NaturalDataset(Sequence[Example]):
     def feature_names(self) -> dict[str, list[str]]:
         return self.manifest.feature_names
 
-    @property
-    def num_nodes(self) -> np.ndarray:
-        return np.concatenate([s.num_nodes for s in self._shards]) if self._shards else np.zeros(0, np.int64)
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    @overload
-    def __getitem__(self, i: int) -> Example: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Example]: ...
-
-    def __getitem__(self, i: int | slice) -> Example | list[Example]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"example {i} out of range for a split of {len(self)}")
-        k = int(np.searchsorted(self._starts, i, side="right")) - 1
-        return self._build(self._shards[k], i - int(self._starts[k]))
-
-    def __iter__(self) -> Iterator[Example]:
-        for s in self._shards:
-            for j in range(len(s.num_nodes)):
-                yield self._build(s, j)
-
-    def collate(self, indices: Iterable[int] | None = None) -> Any:
-        """A padded torch :class:`~nar.natural.batching.NaturalBatch` of these examples (all by default)."""
-        from nar.natural.batching import collate_natural
-
-        chosen = list(self) if indices is None else [self[int(i)] for i in indices]
-        return collate_natural(chosen, self.schema, self.task)
-
-    def _build(self, s: _Shard, j: int) -> Example:
-        n, e = int(s.num_nodes[j]), int(s.num_edges[j])
-        arrays = {}
-        for f in self.schema:
-            off = s.offsets[f.key]
-            arrays[f.key] = s.arrays[f.key][off[j] : off[j + 1]].reshape(f.shape(n, e))
+    def _build(self, s: Shard, j: int) -> Example:
+        n, e = int(s.counts["num_nodes"][j]), int(s.counts["num_edges"][j])
+        arrays = {f.key: self._view(s, j, f.key).reshape(f.shape(n, e)) for f in self.schema}
         return _as_example(arrays, n, e)
 
 
 def load_natural(path: str | Path) -> NaturalDataset:
-    """Read and verify a natural split directory (see the module docstring)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(f"{path}: not a directory (expected a natural split with {MANIFEST_NAME} and shards)")
-    manifest = NaturalManifest.read(path / MANIFEST_NAME)
-    budget = ReadBudget.start()
-    shards = [_read_shard(path / info.file, info, manifest, budget) for info in manifest.shards]
-    return NaturalDataset(path=path, manifest=manifest, _shards=shards)
-
-
-def _read_shard(file: Path, info: ShardInfo, m: NaturalManifest, budget: ReadBudget) -> _Shard:
-    # No bound from the manifest: its sizes are in the task's own unit (grid side, nodes) and edge counts are
-    # not recorded, so the memory budget alone bounds the decompression.
-    arrays, meta = read_shard(file, info, budget)
-    if (
-        meta.get("format") != FORMAT
-        or meta.get("format_version") != FORMAT_VERSION
-        or meta.get("task") != m.task
-        or meta.get("schema_sha256") != m.schema.digest()
-        or meta.get("num_graphs") != info.num_graphs
-    ):
-        raise DatasetError(
-            f"{file}: its header {meta} disagrees with the manifest ({m.task!r}, {info.num_graphs} graphs)"
-        )
-    check_arrays(m.schema, arrays, info.num_graphs, str(file))
-    n = arrays["meta/num_nodes"].astype(np.int64)
-    e = arrays["meta/num_edges"].astype(np.int64)
-    loaded, offsets = {}, {}
-    for f in m.schema:
-        a = arrays[f.key]
-        loaded[f.key] = a.astype(np.int64) if f.index else a
-        offsets[f.key] = np.concatenate([[0], np.cumsum(_sizes(f, n, e))]).astype(np.int64)
-    return _Shard(loaded, offsets, n, e)
+    """Read and verify a natural split directory (see the module docstring). Shards are decompressed within
+    the memory budget alone: the manifest's sizes are in the task's own unit and edge counts are not recorded."""
+    path, manifest = read_split_manifest(path, NaturalManifest, "a natural split")
+    return NaturalDataset(path=path, manifest=manifest, _shards=load_shards(path, manifest))
 
 
 def new_manifest(**kwargs: Any) -> NaturalManifest:

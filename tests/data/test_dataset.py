@@ -16,12 +16,12 @@ from nar.data.dataset import (
     Dataset,
     DatasetError,
     Manifest,
-    decode_shard,
     load_dataset,
     spec_from_dict,
     spec_to_dict,
 )
 from nar.data.generate import generate_split
+from nar.data.store import decode_shard
 
 from .conftest import COUNT
 

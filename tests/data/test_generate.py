@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from nar.algorithms import ALGORITHMS, Stage, Type, validate_trajectory
-from nar.data import dataset as dataset_module
 from nar.data import generate as generate_module
-from nar.data.dataset import MANIFEST_NAME, PARTIAL_MANIFEST_NAME, load_dataset
+from nar.data.dataset import load_dataset
 from nar.data.generate import chunk_size, generate_split, sample_trajectories
 from nar.data.samplers import GraphSamplerConfig
+from nar.data.store import MANIFEST_NAME, PARTIAL_MANIFEST_NAME, DatasetError
 
 from .conftest import COUNT, SIZES
 
@@ -162,7 +162,7 @@ def test_interrupted_run_leaves_no_complete_looking_split_and_resumes(bf_split, 
         generate_split("bellman_ford", COUNT, SIZES, 5, target, shard_size=25, progress=False)
     names = sorted(p.name for p in target.iterdir())
     assert names == [PARTIAL_MANIFEST_NAME, "shard-00000.safetensors.gz"]
-    with pytest.raises(dataset_module.DatasetError, match="manifest.json: missing"):
+    with pytest.raises(DatasetError, match="manifest.json: missing"):
         load_dataset(target)
 
     calls.clear()

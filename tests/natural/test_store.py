@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from nar.data.dataset import DatasetError
+from nar.data.store import DatasetError
 from nar.natural.build import build_natural
 from nar.natural.store import MANIFEST_NAME, FieldSpec, Schema, encode_examples, load_natural
 

@@ -1,6 +1,6 @@
 """Dataset files that are not what their names say (issue 17 item 6): a shard linked to /dev/zero, a FIFO
 manifest, a gzip bomb, a manifest of 17 MB or nested 100,000 deep. Both stores (synthetic trajectories and
-natural examples) read through the same checks (nar.limits, nar.data.dataset.read_shard): each is refused
+natural examples) read through the same checks (nar.limits, nar.data.store.read_shard): each is refused
 as one line naming the file, what is wrong and what is allowed, without reading it whole or waiting on it."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from nar.data.dataset import MANIFEST_NAME, MAX_MANIFEST_BYTES, DatasetError, load_dataset
+from nar.data.dataset import load_dataset
+from nar.data.store import MANIFEST_NAME, MAX_MANIFEST_BYTES, DatasetError
 from nar.natural.store import load_natural
 
 from .helpers import TINY, files, nar, one_line_error, write_params
@@ -197,8 +198,8 @@ def test_pretrain_refuses_a_fifo_manifest(tmp_path):
     inputs=2,
 )
 def test_generate_does_not_wait_on_a_fifo_manifest(tmp_path):
-    from nar.data.dataset import PARTIAL_MANIFEST_NAME
     from nar.data.generate import generate_split
+    from nar.data.store import PARTIAL_MANIFEST_NAME
 
     out = tmp_path / "train"
     out.mkdir()
