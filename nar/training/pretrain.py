@@ -49,6 +49,7 @@ from nar.algorithms import ALGORITHMS
 from nar.data.batching import Batch, collate
 from nar.data.dataset import Dataset, load_dataset
 from nar.errors import NarError
+from nar.tracked_run import TrackedRun, flatten
 
 log = logging.getLogger(__name__)
 
@@ -340,15 +341,6 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _flatten(prefix: str, data: Any) -> dict[str, Any]:
-    if isinstance(data, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: data}
-
-
 def run_pretrain(
     name: str,
     model_config: Any,
@@ -396,7 +388,7 @@ def run_pretrain(
     run: _Tracker | None = None
     try:
         with _signals_stop():
-            run = _Tracker(name, ckpt_dir, resolved, data.versions) if track else None
+            run = _Tracker.open(name, ckpt_dir, resolved, data.versions) if track else None
             result = train(
                 model_config,
                 train_config,
@@ -421,7 +413,8 @@ def run_pretrain(
             )
     except (_Stop, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, _Stop) else int(signal.SIGINT)
-        marked = run.kill(signal.Signals(signum).name) if run is not None else None
+        stopped = f"stopped by {signal.Signals(signum).name}; resumable"
+        marked = run.run_id if run is not None and run.kill(stopped) else None
         raise PretrainInterrupted(
             _resume_message(name, ckpt_dir, signum, train_config.steps, Path(data_root), marked), signum
         ) from None
@@ -558,42 +551,17 @@ RUN_ID_FILE = "mlflow_run_id"
 TRACKED_OUTPUTS = (("metrics/pretrain", ".json"), ("metrics/pretrain/details", ".json"), ("plots/pretrain", ".csv"))
 
 
-class _Tracker:
-    """One MLflow run per pretraining run; a resumed run continues the same MLflow run.
+class _Tracker(TrackedRun):
+    """One MLflow run per pretraining run (every call retried, what still fails is one line); a resumed run
+    continues the MLflow run whose id its checkpoint directory keeps."""
 
-    Every call goes through :class:`nar.tracking.RetryingClient` (created inside the retries too): a
-    locked SQLite store is retried, and what still fails is one line, not an MLflow traceback.
-    """
+    @classmethod
+    def open(cls, name: str, ckpt_dir: Path, resolved: Mapping[str, Any], versions: Mapping[str, str]) -> _Tracker:
+        from nar.tracked_run import open_experiment
+        from nar.tracking import EXPERIMENT, dvc_locked_hashes, git_commit, params_hash
 
-    def __init__(self, name: str, ckpt_dir: Path, resolved: Mapping[str, Any], versions: Mapping[str, str]) -> None:
-        from mlflow.exceptions import MlflowException
-
-        from nar.tracking import (
-            EXPERIMENT,
-            configure_mlflow,
-            dvc_locked_hashes,
-            git_commit,
-            params_hash,
-            tracking_client,
-        )
-
-        self.mlflow = configure_mlflow()
-        client = tracking_client()
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        id_file = ckpt_dir / RUN_ID_FILE
-        run_id = id_file.read_text().strip() if id_file.is_file() else None
-        if run_id is not None:
-            try:
-                if client.get_run(run_id).info.lifecycle_stage != "active":
-                    run_id = None  # deleted in the UI: logging into it would fail
-            except MlflowException:  # gone, or from another store: start a new run
-                run_id = None
-        if run_id is not None:
-            # resumed: the run a SIGINT/SIGTERM marked KILLED (or a crash FAILED) is running again
-            client.update_run(run_id, status="RUNNING")
-        else:
-            experiment = client.get_experiment_by_name(EXPERIMENT)
-            tags = {
+        def tags() -> dict[str, str]:
+            return {
                 # this stage's git-tracked outputs, deleted by DVC before it runs, do not make it dirty
                 "git_commit": git_commit(outputs=[f"{d}/{name}{x}" for d, x in TRACKED_OUTPUTS]),
                 "params_hash": params_hash(resolved),
@@ -601,60 +569,28 @@ class _Tracker:
                 **{f"dataset.{k}": v for k, v in versions.items()},
                 **{f"dvc.{k}": v for k, v in dvc_locked_hashes("generate").items()},
             }
-            run_id = client.create_run(experiment.experiment_id, run_name=name, tags=tags).info.run_id
-            for key, value in _flatten("", resolved).items():
-                client.log_param(run_id, key, value)
-            id_file.write_text(run_id)
-        self.client, self.run_id = client, run_id
+
+        client, experiment_id = open_experiment(EXPERIMENT)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        # resumed: the run a SIGINT/SIGTERM marked KILLED (or a crash FAILED) is running again
+        return cls.resume_or_start(client, experiment_id, name, ckpt_dir / RUN_ID_FILE, tags, resolved)
 
     def log_row(self, row: Mapping[str, float]) -> None:
-        step = int(row["step"])
-        for key, value in row.items():
-            if key != "step":
-                self.client.log_metric(self.run_id, key.replace("/", "."), float(value), step=step)
-
-    def _terminate(self, run_id: str, status: str, tag: str, message: str) -> bool:
-        """Tag ``run_id`` with why it ended and set ``status``; False when MLflow could not be told (the
-        error the caller is raising matters more than this one)."""
-        try:
-            self.client.set_tag(run_id, tag, message[:5000])
-            self.client.set_terminated(run_id, status=status)
-        except Exception as exc:
-            log.warning("could not mark MLflow run %s %s: %s", run_id, status, str(exc).splitlines()[0][:300])
-            return False
-        return True
-
-    def fail(self, message: str) -> None:
-        """Mark the run FAILED with the reason (a later resume of the same run may still finish it)."""
-        self._terminate(self.run_id, "FAILED", "failure", message)
-
-    def kill(self, signal_name: str) -> str | None:
-        """Mark the run KILLED (stopped by ``signal_name``); its id when MLflow was told."""
-        ok = self._terminate(self.run_id, "KILLED", "interrupted", f"stopped by {signal_name}; resumable")
-        return self.run_id if ok else None
+        self.log_metrics({k.replace("/", "."): v for k, v in row.items() if k != "step"}, step=int(row["step"]))
 
     def supersede(self, run_id: str, stale: Path) -> None:
         """A run of an earlier configuration whose checkpoint ``stale`` is removed: KILLED if still RUNNING."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            status = self.client.get_run(run_id).info.status
-        except MlflowException:
-            return
-        if status == "RUNNING":
-            self._terminate(run_id, "KILLED", "superseded", f"checkpoint {stale} removed: superseded by {self.run_id}")
+        why = f"checkpoint {stale} removed: superseded by {self.run_id}"
+        TrackedRun(self.client, run_id).end_if_running("KILLED", "superseded", why)
 
     def finish(self, metrics: Mapping[str, Any], record: Mapping[str, Any], artifacts: Sequence[Path]) -> None:
-        self.client.log_metric(self.run_id, "ood_score", float(metrics["ood_score"]))
-        self.client.log_metric(self.run_id, "train_seconds", float(record["train_seconds"]))
+        scores = {"ood_score": metrics["ood_score"], "train_seconds": record["train_seconds"]}
+        for algo, algo_scores in metrics["algorithms"].items():
+            if "ood_score" in algo_scores:  # % like ood_score, beside the raw test fractions below
+                scores[f"ood_score.{algo}"] = algo_scores["ood_score"]
+            scores.update(flatten(algo_scores["test"], f"test.{algo}"))
+        self.log_metrics(scores)
         if record.get("resumed_from") is not None:
-            self.client.set_tag(self.run_id, "resumed_from", str(record["resumed_from"]))
-        for algo, scores in metrics["algorithms"].items():
-            if "ood_score" in scores:  # % like ood_score, beside the raw test fractions below
-                self.client.log_metric(self.run_id, f"ood_score.{algo}", float(scores["ood_score"]))
-            for label, values in scores["test"].items():
-                for key, value in values.items():
-                    self.client.log_metric(self.run_id, f"test.{algo}.{label}.{key}", float(value))
-        for path in artifacts:
-            self.client.log_artifact(self.run_id, str(path))
-        self.client.set_terminated(self.run_id)
+            self.set_tags({"resumed_from": str(record["resumed_from"])})
+        self.log_artifacts(artifacts)
+        self.end()

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from nar.registry import RegistryError, show_version
-from nar.registry_cli import add_register_parser, add_registry_parser, table
+from nar.registry.cli import add_register_parser, add_registry_parser, table
 from nar.tracking import params_hash
 
 

@@ -15,7 +15,7 @@ import torch
 from mlflow import MlflowClient
 
 from nar import registry
-from nar.registry_cli import add_registry_parser
+from nar.registry.cli import add_registry_parser
 from nar.tracking import NOTE_TAG, configure_mlflow, mlflow_ui_command
 
 ROOT = Path(__file__).resolve().parents[2]
