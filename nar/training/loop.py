@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from nar.algorithms import ALGORITHMS
 from nar.data.batching import Batch
@@ -48,14 +49,12 @@ from nar.training.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
+from nar.training.fit import BestWeights, adam, diverged_message, fit, resolve_device
+from nar.training.fit import TrainingDiverged as TrainingDiverged  # re-exported: raised by train
 from nar.training.losses import total_loss
 from nar.training.metrics import evaluate
 
 TrainData = Callable[[str, int], Batch]
-
-
-class TrainingDiverged(NarError, RuntimeError):
-    """The loss (or gradient norm) became NaN or infinite, or the loss exploded while finite."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class TrainConfig:
 
     def check(self, key: str) -> None:
         """Ranges, named by their params.yaml key (``nar.config.build`` calls this)."""
-        from nar.config import ConfigError
+        from nar.validation import ConfigError
 
         for name, ok, allowed in (
             ("learning_rate", self.learning_rate > 0, "a number > 0"),
@@ -161,12 +160,6 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         """Everything but the model, as plain data (JSON-ready)."""
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "model"}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(model_config: ModelConfig, algorithms: Sequence[str]) -> EncodeProcessDecode:
@@ -238,14 +231,14 @@ def train(
 
     seed_everything(cfg.seed)
     model = build_model(model_config, cfg.algorithms).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    optimizer = adam([(model.parameters(), cfg.learning_rate)])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
 
     out = Path(out_dir) if out_dir is not None else None
-    step, best_score, best_step = 0, -math.inf, 0
-    loss_sum, loss_count = 0.0, 0
+    step = 0
+    best = BestWeights(ties="later")  # ties go to the later, longer-trained weights
+    loss_sum, loss_count = 0.0, 0  # train loss since the last validation
     history: list[dict[str, float]] = []
-    best_state: dict[str, torch.Tensor] | None = None
     best_val: dict[str, dict[str, float]] = {}
     resumed_from = None
     if out is not None and resume and (out / LAST).exists():
@@ -255,12 +248,26 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng(ckpt["rng"])
-        step, best_score, best_step = ckpt["step"], ckpt["best_score"], ckpt["best_step"]
+        step, best.score, best.step = ckpt["step"], ckpt["best_score"], ckpt["best_step"]
         history, best_val = list(ckpt["history"]), ckpt["best_val"]
         loss_sum, loss_count = ckpt["loss_window"]
         resumed_from = step
 
-    def last_payload() -> dict[str, Any]:
+    def batches(step: int) -> list[Batch]:
+        # one batch per algorithm (each a function of the step alone, so the order of draws is free)
+        return [train_data(algo, step).to(device) for algo in cfg.algorithms]
+
+    def loss(model: nn.Module, step_batches: list[Batch]) -> tuple[torch.Tensor, dict[str, float]]:
+        total = torch.zeros((), device=device)  # the summed losses of one shared processor
+        parts: dict[str, float] = {}
+        for algo, batch in zip(cfg.algorithms, step_batches, strict=True):
+            pred = model(batch, cfg.teacher_forcing)
+            value, terms = total_loss(model.specs[algo], pred, batch, cfg.scalar_loss_weight)
+            total = total + value
+            parts.update({f"{algo}/{k}": float(v.detach()) for k, v in terms.items()})
+        return total, parts
+
+    def last_payload(step: int) -> dict[str, Any]:
         return {
             "config": resolved,
             "model": model.state_dict(),
@@ -268,102 +275,87 @@ def train(
             "scheduler": scheduler.state_dict(),
             "rng": capture_rng(),
             "step": step,
-            "best_score": best_score,
-            "best_step": best_step,
+            "best_score": best.score,
+            "best_step": best.step,
             "best_val": best_val,
             "history": history,
-            "loss_window": [loss_sum, loss_count],  # train loss since the last validation
+            "loss_window": [loss_sum, loss_count],
         }
+
+    def on_step(step: int, value: float, validating: bool) -> None:
+        nonlocal loss_sum, loss_count, best_val
+        loss_sum, loss_count = loss_sum + value, loss_count + 1
+        bar.update(1)
+        if validating:
+            scores = validate(model, val_data, device)
+            score = mean_score(scores)
+            row = {
+                "step": step,
+                "train_loss": loss_sum / max(1, loss_count),
+                "lr": scheduler.get_last_lr()[0],
+                "elapsed_s": time.perf_counter() - started,
+                "val_score": score,
+            }
+            row.update({f"val/{a}/{k}": v for a, s in scores.items() for k, v in s.items()})
+            history.append(row)
+            loss_sum, loss_count = 0.0, 0
+            # the best weights go to best.pt when there is a directory, else stay in memory
+            if best.offer(score, step, None if out is not None else model):
+                best_val = scores
+                if out is not None:
+                    save_checkpoint(
+                        out / BEST,
+                        {"config": resolved, "model": model.state_dict(), "step": step, "score": score, "val": scores},
+                    )
+            if on_log is not None:
+                on_log(row)
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score:.3f}", best=f"{best.score:.3f}")
+        if out is not None and (validating or step % cfg.checkpoint_every == 0):
+            save_checkpoint(out / LAST, last_payload(step))
+
+    def describe(what: str, value: float, step: int, parts: Mapping[str, float]) -> str:
+        return f"{diverged_message(what, value, step, parts)}; {_checkpoint_note(out)}"
 
     started = time.perf_counter()
     # a bar in a terminal, a plain line every 30 s in a log (no carriage-return frames)
     bar = progress_bar(cfg.steps, desc="train", unit="step", initial=step, disable=not cfg.progress)
     model.train()
     try:
-        first_loss: float | None = None  # the reference of the divergence check
-        while step < cfg.steps:
-            if stop_after is not None and step >= stop_after:
-                return _result(
-                    best_step, best_score, step, history, best_val, {}, started, resolved, out, resumed_from, model
-                )
-            total = torch.zeros((), device=device)
-            parts: dict[str, float] = {}
-            for algo in cfg.algorithms:
-                batch = train_data(algo, step).to(device)
-                pred = model(batch, cfg.teacher_forcing)
-                loss, terms = total_loss(model.specs[algo], pred, batch, cfg.scalar_loss_weight)
-                total = total + loss
-                parts.update({f"{algo}/{k}": float(v.detach()) for k, v in terms.items()})
-            value = float(total.detach())
-            if not math.isfinite(value):
-                raise TrainingDiverged(_diverged_message("loss", value, step, parts, out))
-            first_loss = value if first_loss is None else first_loss
-            if value > cfg.divergence_factor * first_loss:
-                what = f"loss, over {cfg.divergence_factor:g}x the first step's {first_loss:.4g} (diverging),"
-                raise TrainingDiverged(_diverged_message(what, value, step, parts, out))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-            if not math.isfinite(grad_norm):
-                raise TrainingDiverged(_diverged_message("gradient norm", grad_norm, step, parts, out))
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_sum, loss_count = loss_sum + value, loss_count + 1
-            bar.update(1)
-
-            evaluated = step % cfg.eval_every == 0 or step == cfg.steps
-            if evaluated:
-                scores = validate(model, val_data, device)
-                score = mean_score(scores)
-                row = {
-                    "step": step,
-                    "train_loss": loss_sum / max(1, loss_count),
-                    "lr": scheduler.get_last_lr()[0],
-                    "elapsed_s": time.perf_counter() - started,
-                    "val_score": score,
-                }
-                row.update({f"val/{a}/{k}": v for a, s in scores.items() for k, v in s.items()})
-                history.append(row)
-                loss_sum, loss_count = 0.0, 0
-                if score >= best_score:  # ties go to the later, longer-trained weights
-                    best_score, best_step, best_val = score, step, scores
-                    if out is not None:
-                        save_checkpoint(
-                            out / BEST,
-                            {
-                                "config": resolved,
-                                "model": model.state_dict(),
-                                "step": step,
-                                "score": score,
-                                "val": scores,
-                            },
-                        )
-                    else:
-                        best_state = copy.deepcopy(model.state_dict())
-                if on_log is not None:
-                    on_log(row)
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score:.3f}", best=f"{best_score:.3f}")
-            if out is not None and (evaluated or step % cfg.checkpoint_every == 0):
-                save_checkpoint(out / LAST, last_payload())
+        step = fit(
+            model,
+            optimizer,
+            batches,
+            loss,
+            steps=cfg.steps,
+            grad_clip=cfg.grad_clip,
+            validate_every=cfg.eval_every,
+            on_step=on_step,
+            scheduler=scheduler,
+            start=step,
+            stop_at=stop_after,
+            divergence_factor=cfg.divergence_factor,
+            describe=describe,
+        )
     finally:
         bar.close()
+    if step < cfg.steps:  # stopped at stop_after: no test, as an interrupted run
+        return _result(best, step, history, best_val, {}, started, resolved, out, resumed_from, model)
 
     # test with the best weights
     if out is not None and (out / BEST).exists():
         model.load_state_dict(load_checkpoint(out / BEST, device)["model"])
-    elif best_state is not None:
-        model.load_state_dict(best_state)
+    else:
+        best.restore(model)
     test: dict[str, dict[str, dict[str, float]]] = {}
     for algo, sets in (test_data or {}).items():
-        test[algo] = {label: evaluate(model, batches, model.specs[algo], device) for label, batches in sets.items()}
-    return _result(best_step, best_score, step, history, best_val, test, started, resolved, out, resumed_from, model)
+        test[algo] = {label: evaluate(model, fixed, model.specs[algo], device) for label, fixed in sets.items()}
+    return _result(best, step, history, best_val, test, started, resolved, out, resumed_from, model)
 
 
-def _result(best_step, best_score, step, history, best_val, test, started, resolved, out, resumed_from, model):
+def _result(best, step, history, best_val, test, started, resolved, out, resumed_from, model) -> TrainResult:
     return TrainResult(
-        best_step=best_step,
-        best_score=best_score,
+        best_step=best.step,
+        best_score=best.score,
         steps=step,
         history=history,
         best_val=best_val,
@@ -376,15 +368,14 @@ def _result(best_step, best_score, step, history, best_val, test, started, resol
     )
 
 
-def _diverged_message(what: str, value: float, step: int, parts: dict[str, float], out: Path | None) -> str:
-    terms = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
-    where = "no checkpoint directory was given"
+def _checkpoint_note(out: Path | None) -> str:
+    """Where the last good checkpoint of a diverged run is (its message's second half)."""
     if out is not None and (out / LAST).exists():
         kept = load_checkpoint(out / LAST)["step"]
-        where = f"the last good checkpoint is {out / LAST} (step {kept}), left untouched"
-    elif out is not None:
-        where = f"no checkpoint had been written yet in {out}"
-    return f"training stopped: the {what} is {value} at step {step + 1} ({terms}); {where}"
+        return f"the last good checkpoint is {out / LAST} (step {kept}), left untouched"
+    if out is not None:
+        return f"no checkpoint had been written yet in {out}"
+    return "no checkpoint directory was given"
 
 
 _NOT_COMPARED = ("progress", "device", "threads")  # may differ between a run and its resumption
