@@ -9,6 +9,7 @@ only a few hint channels do).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -28,6 +29,14 @@ def linear(in_features: int, out_features: int, *, bias: bool = True, std: float
     if bias:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast of the matrix products when ``precision`` is "bfloat16", else nothing: the one
+    mixed-precision switch of every model (``ModelConfig.precision``, ``TaskTransferParams.precision``)."""
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class EdgeFeatures:

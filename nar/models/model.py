@@ -23,7 +23,6 @@ input and every node-pointer input, symmetrised; with neither, all real nodes.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -35,7 +34,7 @@ from nar.algorithms.spec import AlgorithmSpec, Location, Type
 from nar.data.batching import Batch
 from nar.models.decoders import SpecDecoder, postprocess
 from nar.models.encoders import SpecEncoder, to_features
-from nar.models.layers import EdgeFeatures
+from nar.models.layers import EdgeFeatures, autocast
 from nar.models.processors import Processor, ProcessorConfig, build_processor
 from nar.models.sparse import (
     SparseBatch,
@@ -164,11 +163,6 @@ class EncodeProcessDecode(nn.Module):
         self.encoders = nn.ModuleDict({s.name: SpecEncoder(s, H, config.encode_hints) for s in specs})
         self.decoders = nn.ModuleDict({s.name: SpecDecoder(s, H, config.decode_hints, edge_dims) for s in specs})
 
-    def _precision(self, device: torch.device):
-        if self.config.precision == "bfloat16":
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def forward(self, batch: Batch, teacher_forcing: float = 0.0) -> Prediction:
         """Run every step of ``batch``'s algorithm.
 
@@ -187,7 +181,7 @@ class EncodeProcessDecode(nn.Module):
             sparse = self.forward_sparse(sb, teacher_forcing)
             dense = to_dense(spec, sparse, sb, node_mask)
             return Prediction(outputs=dense["outputs"], hints=dense["hints"], weight_scale=sparse.weight_scale)
-        with self._precision(node_mask.device):
+        with autocast(self.config.precision, node_mask.device.type):
             return self._run(spec, enc, dec, batch, teacher_forcing)
 
     def forward_sparse(
@@ -210,7 +204,7 @@ class EncodeProcessDecode(nn.Module):
         if self.config.weight_scale == "eccentricity":
             spec = self.specs[batch.algorithm]
             batch = scale_weights(spec, batch, eccentricity_scale(spec, batch))
-        with self._precision(batch.lengths.device):
+        with autocast(self.config.precision, batch.lengths.device.type):
             return self._run_sparse(enc, dec, batch, teacher_forcing, keep_hints)
 
     def _run_sparse(

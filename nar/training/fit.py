@@ -99,7 +99,7 @@ class BestWeights:
 
     @property
     def exhausted(self) -> bool:
-        return self.patience is not None and self.stale >= self.patience
+        return self.patience is not None and self.stale > 0 and self.stale >= self.patience
 
     def restore(self, model: nn.Module) -> None:
         """Load the kept weights into ``model`` (nothing when none were copied)."""

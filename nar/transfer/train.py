@@ -25,6 +25,7 @@ weights are scored on the full val, test and ood splits.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import zlib
@@ -36,8 +37,10 @@ import torch
 from torch import nn
 
 from nar.errors import NarError
+from nar.models.layers import autocast
 from nar.models.processors import Processor, ProcessorConfig, build_processor
 from nar.natural.targets import oracle_targets
+from nar.training.fit import BestWeights, adam, fit, resolve_device
 from nar.transfer.config import TaskTransferParams
 from nar.transfer.graphs import FlatBatch, FlatSplit
 from nar.transfer.metrics import score_split
@@ -219,23 +222,19 @@ def _attach_edge_norm(model: nn.Module, data: TaskData, subset: np.ndarray) -> N
 
 def _optimizer(model: nn.Module, spec: RunSpec, params: TaskTransferParams) -> torch.optim.Optimizer:
     if isinstance(model, CostModel):
-        return torch.optim.Adam(model.parameters(), lr=params.bottleneck_learning_rate)
+        return adam([(model.parameters(), params.bottleneck_learning_rate)])
     proc = {id(p) for p in model.processor.parameters()}
     own = [p for p in model.parameters() if p.requires_grad and id(p) not in proc]
-    groups: list[dict[str, Any]] = [{"params": own, "lr": params.learning_rate}]
+    groups = [(own, params.learning_rate)]
     trained_proc = [p for p in model.processor.parameters() if p.requires_grad]
     if trained_proc:
-        groups.append({"params": trained_proc, "lr": params.learning_rate * params.processor_lr_scale})
-    return torch.optim.Adam(groups)
+        groups.append((trained_proc, params.learning_rate * params.processor_lr_scale))
+    return adam(groups)
 
 
-def _autocast(model: nn.Module, b: FlatBatch, precision: str):
-    """bf16 autocast for the pointer models (the cost model is cheap and feeds a float solver)."""
-    import contextlib
-
-    if precision != "bfloat16" or isinstance(model, CostModel):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=b.node_x.device.type, dtype=torch.bfloat16)
+def _autocast(model: nn.Module, b: FlatBatch, precision: str) -> contextlib.AbstractContextManager:
+    """The models' autocast for the pointer models (the cost model is cheap and feeds a float solver)."""
+    return autocast("float32" if isinstance(model, CostModel) else precision, b.node_x.device.type)
 
 
 def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch.Tensor:
@@ -370,7 +369,7 @@ def train_run(
     pretrained: Processor | None,
     *,
     eval_batch_size: int = 50,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     mode: str = "auto",
     eval_batches: dict[str, list[FlatBatch]] | None = None,
     keep_state: bool = False,
@@ -382,6 +381,7 @@ def train_run(
     if spec.variant in ("oracle", "heuristic"):
         return run_untrained(spec, data)
     params = params.resolved(spec.task)
+    device = resolve_device(device)
     subset = training_subset(len(data.train), spec.size, spec.seed)
     model = build_model(spec, params, data, pretrained, mode)
     _attach_edge_norm(model, data, subset)
@@ -390,6 +390,8 @@ def train_run(
     opt = _optimizer(model, spec, params)
     sched = None
     if params.lr_schedule == "cosine":
+        # decay to 0, written as the published sweeps were trained: pretraining's cosine
+        # (loop._lr_lambda: math.cos of pi * (s / T)) differs in the last bit at some steps
         total = params.max_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total) / total)))
     if eval_batches is None:
@@ -402,41 +404,45 @@ def train_run(
 
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.size, 0xBA7C]))
     order: list[int] = []
-    best_acc, best_step, best_state, bad = -1.0, 0, None, 0
-    curve: list[dict[str, float]] = []
-    losses: list[float] = []
-    start = time.perf_counter()
-    model.train()
-    step = 0
-    for step in range(1, params.max_steps + 1):
+
+    def batches(step: int) -> FlatBatch:
+        # epochs of the training subset, each in a fresh random order; a batch may span two epochs
+        nonlocal order
         if len(order) < params.batch_size:
             order.extend(rng.permutation(subset).tolist())
         idx, order = order[: params.batch_size], order[params.batch_size :]
-        b = data.train.batch(idx, device)
-        loss = loss_of(model, b, params)
-        if not torch.isfinite(loss):
-            raise NarError(f"{spec.name}: the loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], params.grad_clip)
-        opt.step()
-        if sched is not None:
-            sched.step()
-        losses.append(float(loss.detach()))
-        if step % params.eval_every == 0 or step == params.max_steps:
-            acc = quick_accuracy(model, val_quick, params.precision)
-            curve.append({"step": step, "train_loss": float(np.mean(losses)), "val_pointer_acc": acc})
-            losses = []
-            if acc > best_acc:
-                best_acc, best_step, bad = acc, step, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad += 1
-                if bad >= params.patience:
-                    break
+        return data.train.batch(idx, device)
+
+    best = BestWeights(ties="earlier", patience=params.patience)
+    curve: list[dict[str, float]] = []
+    losses: list[float] = []
+
+    def on_step(step: int, value: float, validating: bool) -> bool:
+        losses.append(value)
+        if not validating:
+            return False
+        acc = quick_accuracy(model, val_quick, params.precision)
+        curve.append({"step": step, "train_loss": float(np.mean(losses)), "val_pointer_acc": acc})
+        losses.clear()
+        best.offer(acc, step, model)
+        return best.exhausted
+
+    start = time.perf_counter()
+    model.train()
+    steps = fit(
+        model,
+        opt,
+        batches,
+        lambda m, b: (loss_of(m, b, params), {}),
+        steps=params.max_steps,
+        grad_clip=params.grad_clip,
+        validate_every=params.eval_every,
+        on_step=on_step,
+        scheduler=sched,
+        describe=lambda what, value, step, _: f"{spec.name}: the {what} became {value} at step {step}",
+    )
     train_seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
 
     start = time.perf_counter()
     metrics: dict[str, dict[str, Any]] = {}
@@ -460,8 +466,8 @@ def train_run(
         spec=spec,
         metrics=metrics,
         curve=curve,
-        best_step=best_step,
-        steps=step,
+        best_step=best.step,
+        steps=steps,
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         processor_sha256_before=sha_before,
