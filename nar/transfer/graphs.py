@@ -1,15 +1,16 @@
 """Natural-task examples as flat (PyG-style) graph batches, and the pointer-forest helpers they need.
 
-The processors' own signature is dense, (B, N, N, H) per message step; a digit grid has
-4 neighbours per cell, so a dense step on a 16 x 16 grid spends 98 % of its work on pairs
-that are not edges. Transfer therefore works on a *flat* batch: the B graphs concatenated
-into one graph of V nodes, and the message *pairs* listed explicitly::
+A digit grid has 4 neighbours per cell, so a dense (B, N, N, H) message step on a 16 x 16 grid
+spends 98 % of its work on pairs that are not edges. Transfer therefore works as the core's
+sparse batches (:mod:`nar.models.sparse`) do: the B graphs concatenated into one graph of
+V nodes, the message *pairs* listed explicitly in the core's :class:`~nar.models.layers.Pairs`
+(the processors' sparse step and the segment ops take it), plus the task's fields::
 
     pairs   = the directed edges u -> v of every graph, then one self-loop per node
-    pair_src[p] = u (sender), pair_dst[p] = v (receiver)       global node indices
+    pairs.senders[p] = u, pairs.receivers[p] = v               global node indices
 
 A pair is also a pointer candidate: node v's predecessor is one of its in-neighbours or v
-itself (the source points to itself), exactly the pairs with ``pair_dst == v``.
+itself (the source points to itself), exactly the pairs with ``pairs.receivers == v``.
 
 Every per-example array is prepared once per split (:class:`FlatSplit`); a batch is a few
 concatenations. Processor steps per graph come from the visible structure only: the hop
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from nar.algorithms.base import hop_depths
+from nar.models.layers import Pairs
 from nar.natural.store import Example, NaturalDataset
 from nar.natural.turns import turn_pairs
 
@@ -75,9 +77,10 @@ def subtree_sizes(pi: np.ndarray) -> np.ndarray:
 class FlatBatch:
     """B graphs as one flat graph of V nodes, E edges and P = E + V pairs (edges, then self-loops).
 
-    Inputs (a model may read): ``node_x`` (V, F), ``edge_x`` (E, Fe) or None, ``pair_src`` /
-    ``pair_dst`` (P,), ``pair_edge`` (P,) (edge index, -1 for a self-loop), ``node_graph`` (V,),
-    ``is_source`` (V,) bool, ``source`` / ``target`` (B,) global indices, ``node_steps`` (V,).
+    Inputs (a model may read): ``node_x`` (V, F), ``edge_x`` (E, Fe) or None, ``pairs`` (the core's
+    :class:`~nar.models.layers.Pairs`: ``senders`` / ``receivers`` (P,), ``node_graph`` (V,),
+    ``graph`` (P,)), ``pair_edge`` (P,) (edge index, -1 for a self-loop), ``is_source`` (V,) bool,
+    ``source`` / ``target`` (B,) global indices, ``node_steps`` (V,).
     Targets: ``pi`` (V,) global, ``pi_pair`` (V,) the pair (pi[v] -> v), ``tree_edge`` (E,) 0/1,
     ``tree_usage`` (E,) the number of nodes whose target path uses the edge (bottleneck loss).
     Hidden (oracle, metrics, pictures only): ``edge_cost`` (E,), ``edge_optimal`` (E,).
@@ -90,11 +93,8 @@ class FlatBatch:
     edge_offset: np.ndarray  # (B,) int64
     node_x: Tensor
     edge_x: Tensor | None
-    pair_src: Tensor
-    pair_dst: Tensor
+    pairs: Pairs  # the message pairs, as the core's sparse batches hold them
     pair_edge: Tensor
-    node_graph: Tensor
-    pair_graph: Tensor
     is_source: Tensor
     source: Tensor
     target: Tensor
@@ -124,11 +124,11 @@ class FlatBatch:
 
     @property
     def edge_src(self) -> Tensor:
-        return self.pair_src[: self.total_edges]
+        return self.pairs.senders[: self.total_edges]
 
     @property
     def edge_dst(self) -> Tensor:
-        return self.pair_dst[: self.total_edges]
+        return self.pairs.receivers[: self.total_edges]
 
     @property
     def max_steps(self) -> int:
@@ -260,11 +260,8 @@ class FlatSplit:
             edge_offset=edge_offset,
             node_x=t(self.node_x[node_rows]),
             edge_x=None if self.edge_x is None else t(self.edge_x[edge_rows]),
-            pair_src=t(pair_src),
-            pair_dst=t(pair_dst),
+            pairs=Pairs(t(pair_src), t(pair_dst), t(node_graph), len(idx)),
             pair_edge=t(pair_edge),
-            node_graph=t(node_graph),
-            pair_graph=t(np.concatenate([edge_graph, node_graph])),
             is_source=t(is_source),
             source=t(source),
             target=t(self.target[idx] + node_offset),

@@ -27,8 +27,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from nar.models.layers import EdgeFeatures, Pairs, linear, segment_argmax, segment_log_softmax
+from nar.models.layers import EdgeFeatures, linear, segment_log_softmax
 from nar.models.processors import Processor
+from nar.models.sparse import pointer_predictions
 from nar.transfer.graphs import FlatBatch
 
 PIXEL_SIDE = 8
@@ -142,7 +143,7 @@ class PointerDecoder(nn.Module):
 
     def forward(self, node: Tensor, h: Tensor, pairs: Tensor, b: FlatBatch) -> Tensor:
         x = torch.cat([node, h], dim=-1)  # (V, 2H)
-        s = self.a(x)[b.pair_src] + self.b(x)[b.pair_dst] + self.c(pairs)  # (P, H)
+        s = self.a(x)[b.pairs.senders] + self.b(x)[b.pairs.receivers] + self.c(pairs)  # (P, H)
         return self.out(s.relu()).squeeze(-1).float()  # (P,), float32 even under bf16 autocast
 
 
@@ -162,25 +163,24 @@ class ProcessorRunner(nn.Module):
         hidden = torch.zeros_like(node)
         if not self.sparse:
             return self._dense(node, pairs, graph, b, S)
-        topology = Pairs(b.pair_src, b.pair_dst, b.node_graph, b.num_graphs)
         edges = EdgeFeatures(pairs)  # (P, H): its linear maps are computed once, not every step
         ragged = bool((b.steps != S).any())
         for t in range(S):
-            new = self.processor.forward_sparse(node, edges, graph, topology, hidden).hidden
+            new = self.processor.forward_sparse(node, edges, graph, b.pairs, hidden).hidden
             hidden = torch.where((b.node_steps > t).unsqueeze(-1), new, hidden) if ragged else new
         return hidden
 
     def _dense(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch, S: int) -> Tensor:
         B, N, H = b.num_graphs, int(b.num_nodes.max()), node.shape[-1]
         offset = torch.as_tensor(b.node_offset, device=node.device)
-        local = torch.arange(b.total_nodes, device=node.device) - offset[b.node_graph]  # (V,)
-        gi, li = b.node_graph, local
+        local = torch.arange(b.total_nodes, device=node.device) - offset[b.pairs.node_graph]  # (V,)
+        gi, li = b.pairs.node_graph, local
         node_d = node.new_zeros(B, N, H).index_put((gi, li), node)
         mask = torch.zeros(B, N, dtype=torch.bool, device=node.device).index_put((gi, li), torch.tensor(True))
-        ps, pd = local[b.pair_src], local[b.pair_dst]
-        edge_d = node.new_zeros(B, N, N, H).index_put((b.pair_graph, ps, pd), pairs)
+        ps, pd = local[b.pairs.senders], local[b.pairs.receivers]
+        edge_d = node.new_zeros(B, N, N, H).index_put((b.pairs.graph, ps, pd), pairs)
         adj = torch.zeros(B, N, N, dtype=torch.bool, device=node.device)
-        adj = adj.index_put((b.pair_graph, ps, pd), torch.tensor(True)) | torch.eye(N, dtype=torch.bool)
+        adj = adj.index_put((b.pairs.graph, ps, pd), torch.tensor(True)) | torch.eye(N, dtype=torch.bool)
         hidden = node.new_zeros(B, N, H)
         steps = torch.as_tensor(b.steps, device=node.device)
         for t in range(S):
@@ -211,14 +211,13 @@ class TransferModel(nn.Module):
 
 def pointer_loss(logits: Tensor, b: FlatBatch) -> Tensor:
     """Mean over nodes of the cross-entropy of the true pointer among each node's candidates."""
-    logp = segment_log_softmax(logits, b.pair_dst, b.total_nodes)
+    logp = segment_log_softmax(logits, b.pairs.receivers, b.pairs.num_nodes)
     return -logp[b.pi_pair].mean()
 
 
 def predict_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
     """(V,) global predicted predecessor of each node (the argmax pair's sender)."""
-    best = segment_argmax(logits.detach(), b.pair_dst, b.total_nodes)
-    return b.pair_src[best]
+    return pointer_predictions(logits.detach(), b.pairs)
 
 
 class CostModel(nn.Module):
@@ -251,7 +250,7 @@ class CostModel(nn.Module):
                 parts.append(self.edge_net(b.edge_x))
             raw = nn.functional.softplus(self.out(torch.cat(parts, dim=-1)).squeeze(-1))
         raw = raw + 1e-4
-        graph = b.pair_graph[: b.total_edges]
+        graph = b.pairs.graph[: b.total_edges]
         total = raw.new_zeros(b.num_graphs).index_add(0, graph, raw)
         count = torch.as_tensor(b.num_edges, dtype=raw.dtype, device=raw.device).clamp_min(1)
         return raw / (total / count)[graph]
@@ -284,7 +283,7 @@ class TurnCostModel(CostModel):
         h = torch.cat(parts, dim=-1)  # (E, 3D)
         seg = nn.functional.softplus(self.out(h).squeeze(-1)) + 1e-4
         turn = nn.functional.softplus(self.turn_out(self.turn_net(torch.cat([h[b.turn_e], h[b.turn_f]], dim=-1))))
-        graph = b.pair_graph[: b.total_edges]
+        graph = b.pairs.graph[: b.total_edges]
         total = seg.new_zeros(b.num_graphs).index_add(0, graph, seg)
         count = torch.as_tensor(b.num_edges, dtype=seg.dtype, device=seg.device).clamp_min(1)
         scale = (total / count)[graph]  # (E,) the graph's mean raw segment cost

@@ -17,11 +17,11 @@ def road(natural_root):
 def test_flat_batch_pairs_targets_and_offsets(road):
     b = road.batch([3, 0, 5])
     V, E = b.total_nodes, b.total_edges
-    assert len(b.pair_src) == E + V
-    assert torch.equal(b.pair_src[E:], torch.arange(V)) and torch.equal(b.pair_dst[E:], torch.arange(V))
+    assert len(b.pairs.senders) == E + V
+    assert torch.equal(b.pairs.senders[E:], torch.arange(V)) and torch.equal(b.pairs.receivers[E:], torch.arange(V))
     # the target pair of every node is (pi[v] -> v)
-    assert torch.equal(b.pair_src[b.pi_pair], b.pi)
-    assert torch.equal(b.pair_dst[b.pi_pair], torch.arange(V))
+    assert torch.equal(b.pairs.senders[b.pi_pair], b.pi)
+    assert torch.equal(b.pairs.receivers[b.pi_pair], torch.arange(V))
     # tree edges are exactly the non-self target pairs
     tree = torch.zeros(E)
     real = b.pi_pair[b.pi_pair < E]
@@ -35,7 +35,7 @@ def test_flat_batch_pairs_targets_and_offsets(road):
     assert torch.equal(b.pi[off : off + ex.num_nodes] - off, torch.from_numpy(ex.pi))
     assert bool(b.is_source[b.source].all()) and int(b.is_source.sum()) == 3
     # pairs never cross graphs
-    assert torch.equal(b.node_graph[b.pair_src], b.node_graph[b.pair_dst])
+    assert torch.equal(b.pairs.node_graph[b.pairs.senders], b.pairs.node_graph[b.pairs.receivers])
 
 
 def test_hop_eccentricity_and_steps():

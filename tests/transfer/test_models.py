@@ -21,7 +21,7 @@ def test_sparse_runner_equals_the_processors_dense_forward(splits, kind, task):
     assert ProcessorRunner(proc, "auto").sparse
     b = splits[task].batch([0, 1, 2, 5])
     node = torch.randn(b.total_nodes, 16)
-    pairs = torch.randn(len(b.pair_src), 16)
+    pairs = torch.randn(len(b.pairs.senders), 16)
     graph = torch.randn(b.num_graphs, 16)
     torch.testing.assert_close(sparse(node, pairs, graph, b), dense(node, pairs, graph, b), atol=1e-5, rtol=1e-5)
 
@@ -61,13 +61,13 @@ def test_pointer_model_and_cost_model_shapes_and_losses(splits):
             Encoder(kind, split.node_x.shape[1], edge_in, 8, 16), build_processor(ProcessorConfig("mpnn", 16))
         )
         logits = model(b)
-        assert logits.shape == (len(b.pair_src),)
+        assert logits.shape == (len(b.pairs.senders),)
         loss = pointer_loss(logits, b)
         assert loss.item() > 0 and torch.isfinite(loss)
         pred = predict_pointers(logits, b)
         assert pred.shape == (b.total_nodes,)
         # a predicted pointer is always an in-neighbour or the node itself
-        pairs = set(zip(b.pair_src.tolist(), b.pair_dst.tolist(), strict=True))
+        pairs = set(zip(b.pairs.senders.tolist(), b.pairs.receivers.tolist(), strict=True))
         assert all((int(u), v) in pairs for v, u in enumerate(pred))
         costs = CostModel(kind, split.node_x.shape[1], edge_in, 8, "cell" if edge_in == 0 else "edge")(b)
         assert costs.shape == (b.total_edges,) and bool((costs > 0).all())
