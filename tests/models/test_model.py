@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from random_batches import all_types_spec, make_batch, random_batch, random_trajectory
 
 from nar.algorithms import ALGORITHMS, Location, Type
 from nar.data.batching import collate
 from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig, message_adjacency
 from nar.training.losses import total_loss
 from nar.training.metrics import split_batch
-from nar.training.synthetic import all_types_spec, make_batch, random_batch, random_trajectory
 
 KINDS = ["mpnn", "gmpnn", "triplet_gmpnn"]
 SPEC = all_types_spec()
@@ -107,8 +107,7 @@ def test_padding_never_leaks_bellman_ford(kind):
 def test_padding_never_leaks_without_hints_and_all_pairs_messages(algorithm):
     """The Dijkstra and MST-Prim profiles: no hints, all-pairs messages, one message layer."""
     import numpy as np
-
-    from nar.training.synthetic import er_graphs
+    from random_batches import er_graphs
 
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(1)
@@ -126,7 +125,7 @@ def test_padding_never_leaks_without_hints_and_all_pairs_messages(algorithm):
 
 
 def make_batch_trajs(rng, n):
-    from nar.training.synthetic import er_graphs
+    from random_batches import er_graphs
 
     algo = ALGORITHMS["bellman_ford"]
     return algo.run(er_graphs(rng, 2, n, algo.spec.graph)).trajectories()

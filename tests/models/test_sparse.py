@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from random_batches import er_graphs
 
 from nar.algorithms import ALGORITHMS
 from nar.data.batching import collate
@@ -14,7 +15,6 @@ from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
 from nar.models.layers import Pairs
 from nar.models.processors import build_processor
 from nar.models.sparse import from_dense, pointer_predictions
-from nar.training.synthetic import er_graphs
 
 
 def _random_graphs(gen: torch.Generator, sizes: list[int], p: float) -> tuple[torch.Tensor, torch.Tensor]:

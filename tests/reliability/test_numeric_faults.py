@@ -16,9 +16,10 @@ ALGO = "bellman_ford"
 
 
 def _setup():
+    from random_batches import OnlineBatches, fixed_batches
+
     from nar.models import ModelConfig, ProcessorConfig
     from nar.training import TrainConfig
-    from nar.training.synthetic import OnlineBatches, fixed_batches
 
     model = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16))
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from random_batches import OnlineBatches, fixed_batches
 
 from nar.models import ModelConfig, ProcessorConfig
 from nar.training import TrainConfig, TrainingDiverged, load_checkpoint, load_model, train
 from nar.training.checkpoint import capture_rng, restore_rng
-from nar.training.synthetic import OnlineBatches, fixed_batches
 
 ALGO = "bellman_ford"
 MODEL = ModelConfig(processor=ProcessorConfig(kind="triplet_gmpnn", hidden=16))
@@ -186,7 +186,7 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path):
         import sys, time
         from nar.models import ModelConfig, ProcessorConfig
         from nar.training import TrainConfig, train
-        from nar.training.synthetic import OnlineBatches, fixed_batches
+        from random_batches import OnlineBatches, fixed_batches
         slow = sys.argv[2] == "slow"
         data = OnlineBatches(sizes=(4, 5), batch_size=4, seed=0)
         def batches(algo, step):
@@ -200,7 +200,8 @@ def test_sigkill_and_restart_ends_like_an_uninterrupted_run(tmp_path):
     )
     path = tmp_path / "run.py"
     path.write_text(script)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    tests = Path(__file__).resolve().parents[1]  # the script imports random_batches from tests/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
     subprocess.run([sys.executable, str(path), str(tmp_path / "whole"), "fast"], check=True, env=env)
     proc = subprocess.Popen([sys.executable, str(path), str(tmp_path / "killed"), "slow"], env=env)
     last = tmp_path / "killed" / "last.pt"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from random_batches import all_types_spec, random_batch
 
 from nar.algorithms import Field, Location, Stage, Type
 from nar.training.losses import entry_mask, field_loss, hint_step_mask, masked_mean, total_loss
-from nar.training.synthetic import all_types_spec, random_batch
 
 T = torch.tensor
 

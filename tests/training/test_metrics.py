@@ -99,9 +99,10 @@ def test_scores_pool_over_batches_and_score_hints_by_step():
 
 
 def test_evaluate_in_small_pieces_gives_the_same_scores():
+    from random_batches import all_types_spec, random_batch
+
     from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
     from nar.training.metrics import evaluate
-    from nar.training.synthetic import all_types_spec, random_batch
 
     spec = all_types_spec()
     torch.manual_seed(0)
