@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nar.transfer.config import EvaluateParams, TransferParams
-from nar.transfer.results import params_dict
+from nar.transfer.config import EvaluateParams
 
 EXPERIMENT = "nar-transfer"
 
@@ -23,8 +22,11 @@ def _flat_params(prefix: str, d: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def log_sweep(task: str, params: TransferParams, metrics: dict, results: Sequence[Any], artifacts: list[Path]):
-    """One parent run per task, one child per (variant, size, seed); explicit run ids throughout."""
+def log_sweep(
+    task: str, run_params: Mapping[str, Any], metrics: dict, results: Sequence[Any], artifacts: list[Path]
+) -> str:
+    """One parent run per task (``run_params``: the sweep's resolved parameters, as index.json records them,
+    logged flat), one child per (variant, size, seed); explicit run ids throughout. Returns the parent's id."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -46,7 +48,7 @@ def log_sweep(task: str, params: TransferParams, metrics: dict, results: Sequenc
     pid = parent.info.run_id
     status = "FAILED"
     try:
-        flat = _flat_params("", params_dict(params, task), {})
+        flat = _flat_params("", run_params, {})
         items = list(flat.items())
         for i in range(0, len(items), 90):
             client.log_batch(pid, params=[Param(k, v) for k, v in items[i : i + 90]])
@@ -81,7 +83,7 @@ def log_sweep(task: str, params: TransferParams, metrics: dict, results: Sequenc
                     ],
                 )
             client.set_terminated(cid)
-            if s.seed == params.seeds[0] and "test" in r.metrics:
+            if s.seed == run_params["seeds"][0] and "test" in r.metrics:
                 key = f"{s.variant}_n{s.size}_test_pointer_acc"
                 summary.append(Metric(key, r.metrics["test"]["pointer_acc"], now, 0))
         for i in range(0, len(summary), 900):

@@ -12,10 +12,12 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nar.transfer.config import UNTRAINED, TransferParams
-from nar.transfer.record import ProcessorRecord
+
+if TYPE_CHECKING:  # annotations only: the outputs need the record's fields, not the registry it loads from
+    from nar.transfer.record import ProcessorRecord
 
 UNTRACKED_RUN_KEYS = ("metrics", "curve", "train_seconds", "eval_seconds")
 

@@ -47,7 +47,7 @@ from nar.transfer.mlflow_runs import log_sweep
 from nar.transfer.pool import run_jobs
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 from nar.transfer.record import load_processor_record
-from nar.transfer.results import ResumeStore, write_outputs
+from nar.transfer.results import ResumeStore, params_dict, write_outputs
 
 NEEDS_PROCESSOR = ("nar_frozen", "nar_finetune", "e2e")
 REQUIRED_SPLITS = ("train", "val", "test")
@@ -154,7 +154,7 @@ def run_transfer(
                 )
             if track:
                 artifacts = [metrics_path, out_dir / "index.json", out_dir / "predictions.json"]
-                log_sweep(task, params, metrics, results, artifacts)
+                log_sweep(task, params_dict(params, task), metrics, results, artifacts)
             resume.clear()  # every output is written: nothing left to resume
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (Interrupted), or a worker's KeyboardInterrupt
         progress_out.stop()
