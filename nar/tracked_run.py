@@ -115,12 +115,12 @@ class TrackedRun:
         assert self.experiment_id is not None, "a resumed or adopted run without its experiment id"
         return TrackedRun.start(self.client, self.experiment_id, name, tags, parent=self)
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Each param as ``str(value)`` (what ``log_param`` stores), nested mappings as dotted keys
-        (:func:`flatten`), in batches under MLflow's limit."""
+    def log_params(self, params: Mapping[str, Any], max_chars: int | None = None) -> None:
+        """Each param as ``str(value)`` (what ``log_param`` stores; cut to ``max_chars`` when given), nested
+        mappings as dotted keys (:func:`flatten`), in batches under MLflow's limit."""
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)) for k, v in flatten(params).items()]
+        items = [Param(k, str(v)[:max_chars]) for k, v in flatten(params).items()]
         for i in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAMS_PER_BATCH])
 

@@ -31,6 +31,7 @@ def test_a_run_logs_params_metrics_tags_artifacts_and_ends(store, tmp_path):
     # more params and metrics than one log_batch call may carry
     params = {f"p{i}": {"value": i} for i in range(PARAMS_PER_BATCH + 5)}
     run.log_params(params)
+    run.log_params({"long": "x" * 600}, max_chars=500)
     run.log_metrics({f"m{i}": float(i) for i in range(METRICS_PER_BATCH + 5)}, step=2)
     run.log_metric_rows([("curve", 0.5, 1), ("curve", 0.25, 2)])
     run.set_tags({"resumed_from": "3"})
@@ -40,7 +41,8 @@ def test_a_run_logs_params_metrics_tags_artifacts_and_ends(store, tmp_path):
         pass
     got = client.get_run(run.run_id)
     assert got.info.status == "FINISHED" and got.info.run_name == "tiny"
-    assert got.data.params["p7.value"] == "7" and len(got.data.params) == PARAMS_PER_BATCH + 5
+    assert got.data.params["p7.value"] == "7" and len(got.data.params) == PARAMS_PER_BATCH + 6
+    assert got.data.params["long"] == "x" * 500
     assert len(got.data.metrics) == METRICS_PER_BATCH + 5 + 1
     assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "curve")] == [(1, 0.5), (2, 0.25)]
     assert got.data.tags["git_commit"] == "abc" and got.data.tags["resumed_from"] == "3"
