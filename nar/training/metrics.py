@@ -19,7 +19,7 @@ batch, so a pooled score over many batches equals the score of one big batch.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -164,7 +164,9 @@ def split_batch(spec: AlgorithmSpec, batch: Batch, size: int) -> list[Batch]:
 INFERENCE_PAIR_BUDGET = 1 << 20
 
 
-def predict_chunks(model: torch.nn.Module, batch: Batch, spec: AlgorithmSpec, budget: int = INFERENCE_PAIR_BUDGET):
+def predict_chunks(
+    model: torch.nn.Module, batch: Batch, spec: AlgorithmSpec, budget: int = INFERENCE_PAIR_BUDGET
+) -> Iterator[tuple[Batch, Prediction]]:
     """Yield (sub-batch, Prediction) over ``batch`` split into cache-sized pieces (inference mode)."""
     from nar.runtime import tune_malloc
 
@@ -179,7 +181,7 @@ def evaluate(
     model: torch.nn.Module,
     batches: Iterable[Batch],
     spec: AlgorithmSpec,
-    device=None,
+    device: torch.device | str | None = None,
     budget: int = INFERENCE_PAIR_BUDGET,
 ) -> dict[str, float]:
     """Scores of ``model`` on ``batches`` of one algorithm (inference mode, no teacher forcing).

@@ -29,6 +29,7 @@ import contextlib
 import copy
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,8 @@ from torch import nn
 
 from nar.errors import NarError
 from nar.models.layers import autocast
-from nar.models.processors import Processor, ProcessorConfig, build_processor
+from nar.models.processors import Processor, build_processor
+from nar.natural.store import Example
 from nar.natural.targets import oracle_targets
 from nar.training.fit import BestWeights, adam, fit, resolve_device
 from nar.transfer.config import TaskTransferParams
@@ -83,7 +85,9 @@ class TaskData:
     edge_in: int
 
     @classmethod
-    def load(cls, root: str, task: str, params: TaskTransferParams, splits=("val", "test", "ood")) -> TaskData:
+    def load(
+        cls, root: str, task: str, params: TaskTransferParams, splits: Sequence[str] = ("val", "test", "ood")
+    ) -> TaskData:
         from pathlib import Path
 
         from nar.natural import load_natural
@@ -201,7 +205,7 @@ def build_model(
         for p in processor.parameters():
             p.requires_grad_(True)
     elif spec.variant == "e2e":
-        processor = build_processor(ProcessorConfig.from_dict(pretrained.config.to_dict()))
+        processor = build_processor(pretrained.config)  # the same architecture, fresh weights
     else:
         raise ValueError(f"variant {spec.variant!r} is not trained")
     H = processor.config.hidden
@@ -321,7 +325,7 @@ HEURISTIC_FEATURE = "length_100m"
 MIN_PROXY_COST = 1e-3  # a zero-length segment (two OSM nodes at one point) still costs something
 
 
-def heuristic_costs(example, feature_names: dict[str, list[str]] | None = None) -> np.ndarray:
+def heuristic_costs(example: Example, feature_names: dict[str, list[str]] | None = None) -> np.ndarray:
     """(E,) float32 cost per edge of the heuristic: the edge feature ``HEURISTIC_FEATURE`` where the
     example's edge features have it (``feature_names["edge_features"]``), else 1 per edge. Only visible
     inputs are read; turn delays (``road_turns``) are ignored: the heuristic is node-based."""
