@@ -8,7 +8,7 @@ score) on five sets at n = 64, all seed-fixed:
 
 * ``stage_test``: the pretrain stage's own test split (``data/synthetic/<algorithm>/test``,
   what ``metrics/pretrain/<run>.json`` reports), when it is there;
-* ``64`` / ``64x128``: the benchmarks' test graphs (``nar.training.synthetic``: p ~ U(0.1, 0.9)
+* ``64`` / ``64x128``: the benchmarks' test graphs (``nar.data.samplers``: p ~ U(0.1, 0.9)
   per graph, edge density p, weights U[0, 1), random positions), 32 and 128 graphs;
 * ``clrs64`` / ``clrs64x128``: CLRS-30's published test distribution (``clrs_graphs.py``:
   edge density 0.25, weights sqrt(w·w' + 1e-3), evenly spaced positions), 32 and 128 graphs.
@@ -27,12 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results" / "clrs_test.json"
-sys.path.insert(0, str(ROOT))
+from bench_pretrain_profiles import FLOORS  # beside this script: on the path of `python benchmarks/...`
+from clrs_graphs import ood_test_sets
 
-from bench_pretrain_profiles import FLOORS  # noqa: E402
-from clrs_graphs import ood_test_sets  # noqa: E402
+RESULTS = Path(__file__).resolve().parent / "results" / "clrs_test.json"
 
 
 def score_model(model_dir: Path, data_root: Path) -> dict:

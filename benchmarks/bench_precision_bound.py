@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 RESULTS = Path(__file__).resolve().parent / "results" / "precision_bound.json"
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")
 HIDDEN, N, GRAPHS, HINT_STEPS = 128, 64, 32, 8

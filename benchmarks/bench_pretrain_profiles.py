@@ -29,17 +29,11 @@ import time
 from pathlib import Path
 
 import yaml
+from profiles import override, profile_params  # beside this script: on the path of `python benchmarks/...`
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pretrain_profiles.json"
 # out-of-distribution pointer accuracy (%) at n = 64, Triplet-GMPNN (Ibarz et al. 2022, Table 2)
 FLOORS = {"bfs": 99.73, "bellman_ford": 97.39, "dijkstra": 96.05, "mst_prim": 86.39, "floyd_warshall": 48.52}
-
-
-def _set(tree: dict, dotted: str, value: object) -> None:
-    *parents, last = dotted.split(".")
-    for key in parents:
-        tree = tree.setdefault(key, {})
-    tree[last] = value
 
 
 def child(params: Path, run: str, data: Path, out: Path) -> None:
@@ -93,20 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         child(Path(args.child[0]), args.run, Path(args.child[1]), Path(args.child[2]))
         return 0
 
-    raw = yaml.safe_load(args.params.read_text())
-    runs = raw.get("pretrain", {}).get("runs", {})
-    if args.run not in runs:
-        raise SystemExit(f"--run {args.run!r} is not in pretrain.runs of {args.params}; available: {sorted(runs)}")
     entries = []
     for seed in args.seeds:
-        section = json.loads(json.dumps(runs[args.run]))
-        for item in args.overrides:
-            key, _, value = item.partition("=")
-            _set(section, key, yaml.safe_load(value))
-        _set(section, "train.seed", seed)
+        profile = profile_params(args.params, args.run, args.overrides)
+        section = profile["pretrain"]["runs"][args.run]
+        override(section, "train.seed", seed)
         with tempfile.TemporaryDirectory(prefix="nar-bench-") as tmp:
             params = Path(tmp) / "params.yaml"
-            params.write_text(yaml.safe_dump({**raw, "pretrain": {**raw["pretrain"], "runs": {args.run: section}}}))
+            params.write_text(yaml.safe_dump(profile))
             load = os.getloadavg()
             cmd = [sys.executable, __file__, "--run", args.run, "--child", str(params), str(args.data), tmp]
             proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -143,9 +143,7 @@ def main() -> None:
         print(item, f"{100 * val[item]:.2f} %", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps(
-            {"args": {k: str(v) for k, v in vars(args).items()}, "train_seconds": train_s, "val": val}, indent=2
-        )
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "train_seconds": train_s, "val": val}, indent=2)
     )
     torch.save({"config": cfg.to_dict(), "model": model.state_dict()}, args.out.with_suffix(".pt"))
 

@@ -42,13 +42,13 @@ def _batches(n: int, count: int, steps: int | None, seed: int):
 
     from nar.algorithms import ALGORITHMS
     from nar.data.batching import collate
-    from nar.training.synthetic import er_graphs
+    from nar.data.samplers import GraphSamplerConfig, sample_graphs
 
     algo = ALGORITHMS["bellman_ford"]
     rng = np.random.default_rng(seed)
     out = []
     while len(out) < count:
-        g = er_graphs(rng, 32, n, algo.spec.graph, p_range=(0.5, 0.5))
+        g = sample_graphs(algo.spec.graph, GraphSamplerConfig(kind="er", p_range=(0.5, 0.5)), n, 32, rng)
         trace = algo.run(g)
         if steps is None or int(trace.lengths.max()) == steps:
             out.append(collate(algo.spec, trace.trajectories()))

@@ -1,7 +1,7 @@
 """Graphs drawn as the CLRS-30 reference samplers draw them, for the protocol benchmark.
 
-CLRS's Erdős–Rényi sampler (``clrs/_src/samplers.py``, ``_random_er_graph``) differs from
-``nar.training.synthetic.er_graphs`` in three ways that matter for a like-for-like score:
+CLRS's Erdős–Rényi sampler (``clrs/_src/samplers.py``, ``_random_er_graph``) differs from the
+library's (``nar.data.samplers``, kind ``er``) in three ways that matter for a like-for-like score:
 
 * an undirected edge {i, j} needs two coin flips to succeed (``mat *= mat.T``), so a graph
   drawn with probability p has edge density p², not p;
@@ -21,15 +21,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from graph_sets import Draw, Stream, fixed_set, sampler_draw
 
-from nar.algorithms import ALGORITHMS, GraphKind, Graphs
-from nar.data.batching import Batch, collate
-from nar.training.synthetic import OnlineBatches, fixed_batches
+from nar.algorithms import GraphKind, Graphs
+from nar.data.batching import Batch
+from nar.data.samplers import GraphSamplerConfig
 
 #: training and validation edge-coin probabilities of CLRS's run.py
 TRAIN_P = tuple(round(0.1 + 0.1 * i, 1) for i in range(9))
 #: the CLRS-30 test set's (sampler default)
 TEST_P = (0.5,)
+#: the extra seed word of CLRS-distribution graphs (the streams and sets of clrs_protocol.json)
+CLRS_STREAM = (30,)
 
 
 def clrs_er_graphs(
@@ -63,56 +66,32 @@ def clrs_er_graphs(
     return Graphs(A=A, adj=adj, pos=pos, source=source)
 
 
-def clrs_batch(
-    algorithm: str,
-    rng: np.random.Generator,
-    batch_size: int,
-    n: int,
-    p_choices: Sequence[float] = TRAIN_P,
-    random_pos: bool = True,
-) -> Batch:
-    algo = ALGORITHMS[algorithm]
-    graphs = clrs_er_graphs(rng, batch_size, n, algo.spec.graph, p_choices, random_pos)
-    return collate(algo.spec, algo.run(graphs).trajectories())
+def clrs_draw(p_choices: Sequence[float] = TRAIN_P, random_pos: bool = True) -> Draw:
+    """A ``graph_sets.Draw`` of CLRS's sampler: training and validation (``TRAIN_P``, random positions) or
+    its published test set (``TEST_P``, ``random_pos=False``)."""
+    return lambda graph, n, batch, rng: clrs_er_graphs(rng, batch, n, graph, p_choices, random_pos)
 
 
-class ClrsOnlineBatches(OnlineBatches):
-    """``batches(algorithm, step) -> Batch``: CLRS's training stream (one size per batch,
-    n in {4, 7, 11, 13, 16}, p from ``TRAIN_P``, random positions); a pure function of
-    (seed, algorithm, step) like the ``OnlineBatches`` it extends."""
-
-    def __call__(self, algorithm: str, step: int) -> Batch:
-        # the key of nar.training.synthetic.OnlineBatches (the runs in clrs_protocol.json used it)
-        key = sum(ord(c) * 31**i for i, c in enumerate(algorithm)) % (2**31)
-        rng = np.random.default_rng([self.seed, key, step, 30])
-        size = self.sizes[int(rng.integers(len(self.sizes)))]
-        return clrs_batch(algorithm, rng, self.batch_size, size)
+def clrs_stream(batch_size: int = 32, seed: int = 0, sizes: Sequence[int] = (4, 7, 11, 13, 16)) -> Stream:
+    """CLRS's training stream: one size per batch, n in ``sizes``, p from ``TRAIN_P``, random positions."""
+    return Stream(clrs_draw(), sizes, batch_size, seed, stream=CLRS_STREAM)
 
 
-def clrs_fixed_batches(
-    algorithm: str,
-    count: int,
-    n: int,
-    p_choices: Sequence[float],
-    random_pos: bool,
-    batch_size: int = 32,
-    seed: int = 0,
+def clrs_set(
+    algorithm: str, count: int, n: int, p_choices: Sequence[float], random_pos: bool, seed: int = 0
 ) -> list[Batch]:
-    """``count`` graphs of size n in batches: CLRS-distribution validation or test graphs."""
-    rng = np.random.default_rng([seed, n, count, 30])
-    return [
-        clrs_batch(algorithm, rng, min(batch_size, count - start), n, p_choices, random_pos)
-        for start in range(0, count, batch_size)
-    ]
+    """``count`` graphs of size n in batches of 32: CLRS-distribution validation or test graphs."""
+    return fixed_set(algorithm, clrs_draw(p_choices, random_pos), count, n, seed, stream=CLRS_STREAM)
 
 
-def ood_test_sets(algorithm: str) -> dict[str, list[Batch]]:
-    """The benchmarks' seed-fixed out-of-distribution test sets at n = 64, by label: ours
-    (``64``: 32 graphs, ``64x128``: 128 more; ``nar.training.synthetic``) and CLRS-30's
-    (``clrs64``: 32 graphs, ``clrs64x128``: 128 more; evenly spaced positions)."""
+def ood_test_sets(algorithm: str, sampler: GraphSamplerConfig | None = None) -> dict[str, list[Batch]]:
+    """The benchmarks' seed-fixed out-of-distribution test sets at n = 64, by label: ours (``64``: 32
+    graphs, ``64x128``: 128 more, drawn by ``nar.data.samplers`` with ``sampler``, default: the pipeline's
+    Erdős–Rényi p ~ U(0.1, 0.9)) and CLRS-30's (``clrs64``: 32 graphs, ``clrs64x128``: 128 more)."""
+    ours = sampler_draw(sampler or GraphSamplerConfig())
     return {
-        "64": fixed_batches(algorithm, 32, 64, seed=2),
-        "64x128": fixed_batches(algorithm, 128, 64, seed=3),
-        "clrs64": clrs_fixed_batches(algorithm, 32, 64, TEST_P, random_pos=False, seed=3),
-        "clrs64x128": clrs_fixed_batches(algorithm, 128, 64, TEST_P, random_pos=False, seed=4),
+        "64": fixed_set(algorithm, ours, 32, 64, seed=2),
+        "64x128": fixed_set(algorithm, ours, 128, 64, seed=3),
+        "clrs64": clrs_set(algorithm, 32, 64, TEST_P, random_pos=False, seed=3),
+        "clrs64x128": clrs_set(algorithm, 128, 64, TEST_P, random_pos=False, seed=4),
     }
