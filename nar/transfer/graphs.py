@@ -80,7 +80,7 @@ class FlatBatch:
     Inputs (a model may read): ``node_x`` (V, F), ``edge_x`` (E, Fe) or None, ``pairs`` (the core's
     :class:`~nar.models.layers.Pairs`: ``senders`` / ``receivers`` (P,), ``node_graph`` (V,),
     ``graph`` (P,)), ``pair_edge`` (P,) (edge index, -1 for a self-loop), ``is_source`` (V,) bool,
-    ``source`` / ``target`` (B,) global indices, ``node_steps`` (V,).
+    ``source`` / ``target`` (B,) global indices, ``steps`` (B,) processor steps.
     Targets: ``pi`` (V,) global, ``pi_pair`` (V,) the pair (pi[v] -> v), ``tree_edge`` (E,) 0/1,
     ``tree_usage`` (E,) the number of nodes whose target path uses the edge (bottleneck loss).
     Hidden (oracle, metrics, pictures only): ``edge_cost`` (E,), ``edge_optimal`` (E,).
@@ -98,7 +98,6 @@ class FlatBatch:
     is_source: Tensor
     source: Tensor
     target: Tensor
-    node_steps: Tensor
     steps: Tensor  # (B,)
     pi: Tensor
     pi_pair: Tensor
@@ -265,7 +264,6 @@ class FlatSplit:
             is_source=t(is_source),
             source=t(source),
             target=t(self.target[idx] + node_offset),
-            node_steps=t(steps[node_graph]),
             steps=t(steps),
             pi=t(pi),
             pi_pair=t(pi_pair),

@@ -14,10 +14,9 @@
 cost of entering it) or per segment (roads) from the same raw inputs; an exact solver turns
 it into the shortest-path tree (:mod:`nar.transfer.solver`).
 
-``ProcessorRunner`` runs P on the flat batch: through the processor's own sparse step
-(``forward_sparse``, the MPNN family: O(edges), about 50x less work than dense on grids) when
-it has one, else densely through its ``forward``. Graphs of a batch stop updating at their own
-step count, so each gets exactly what it would get alone.
+P runs through the core's :class:`~nar.models.runner.ProcessorRunner` (the processors' sparse
+step on the batch's core ``Pairs``, the dense adapter for processors without one; each graph for
+its own step count): a transfer model is the core processor between new encoders and decoders.
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from nar.models.layers import EdgeFeatures, linear, segment_log_softmax
+from nar.models.layers import linear, segment_log_softmax
 from nar.models.processors import Processor
+from nar.models.runner import ProcessorRunner
 from nar.models.sparse import pointer_predictions
 from nar.transfer.graphs import FlatBatch
 
@@ -147,48 +147,6 @@ class PointerDecoder(nn.Module):
         return self.out(s.relu()).squeeze(-1).float()  # (P,), float32 even under bf16 autocast
 
 
-class ProcessorRunner(nn.Module):
-    """Runs a processor for each graph's number of steps on a flat batch (module docstring)."""
-
-    def __init__(self, processor: Processor, mode: Literal["auto", "sparse", "dense"] = "auto") -> None:
-        super().__init__()
-        self.processor = processor
-        if mode == "sparse" and not processor.supports_sparse:
-            raise ValueError(f"a {processor.config.kind} processor cannot run sparsely")
-        self.sparse = mode != "dense" and processor.supports_sparse
-
-    def forward(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch) -> Tensor:
-        """Final processor state (V, H) after each graph's ``steps``."""
-        S = b.max_steps
-        hidden = torch.zeros_like(node)
-        if not self.sparse:
-            return self._dense(node, pairs, graph, b, S)
-        edges = EdgeFeatures(pairs)  # (P, H): its linear maps are computed once, not every step
-        ragged = bool((b.steps != S).any())
-        for t in range(S):
-            new = self.processor.forward_sparse(node, edges, graph, b.pairs, hidden).hidden
-            hidden = torch.where((b.node_steps > t).unsqueeze(-1), new, hidden) if ragged else new
-        return hidden
-
-    def _dense(self, node: Tensor, pairs: Tensor, graph: Tensor, b: FlatBatch, S: int) -> Tensor:
-        B, N, H = b.num_graphs, int(b.num_nodes.max()), node.shape[-1]
-        offset = torch.as_tensor(b.node_offset, device=node.device)
-        local = torch.arange(b.total_nodes, device=node.device) - offset[b.pairs.node_graph]  # (V,)
-        gi, li = b.pairs.node_graph, local
-        node_d = node.new_zeros(B, N, H).index_put((gi, li), node)
-        mask = torch.zeros(B, N, dtype=torch.bool, device=node.device).index_put((gi, li), torch.tensor(True))
-        ps, pd = local[b.pairs.senders], local[b.pairs.receivers]
-        edge_d = node.new_zeros(B, N, N, H).index_put((b.pairs.graph, ps, pd), pairs)
-        adj = torch.zeros(B, N, N, dtype=torch.bool, device=node.device)
-        adj = adj.index_put((b.pairs.graph, ps, pd), torch.tensor(True)) | torch.eye(N, dtype=torch.bool)
-        hidden = node.new_zeros(B, N, H)
-        steps = torch.as_tensor(b.steps, device=node.device)
-        for t in range(S):
-            new = self.processor(node_d, edge_d, graph, adj, hidden, mask).hidden
-            hidden = torch.where((steps > t)[:, None, None], new, hidden)
-        return hidden[gi, li]
-
-
 class TransferModel(nn.Module):
     """f~ -> P (for each graph's number of steps) -> g~ (module docstring)."""
 
@@ -205,7 +163,7 @@ class TransferModel(nn.Module):
     def forward(self, b: FlatBatch) -> Tensor:
         """Pointer logits (P,), one per pair u -> v."""
         node, pairs, graph = self.encoder(b)
-        h = self.runner(node, pairs, graph, b)
+        h = self.runner(node, pairs, graph, b.pairs, b.steps)
         return self.decoder(node, h, pairs, b)
 
 

@@ -4,33 +4,12 @@ import torch
 from nar.models.processors import ProcessorConfig, build_processor
 from nar.natural import load_natural
 from nar.transfer.graphs import FlatSplit
-from nar.transfer.models import CostModel, Encoder, ProcessorRunner, TransferModel, pointer_loss, predict_pointers
+from nar.transfer.models import CostModel, Encoder, TransferModel, pointer_loss, predict_pointers
 
 
 @pytest.fixture(scope="module")
 def splits(natural_root):
     return {t: FlatSplit(load_natural(natural_root / t / "train")) for t in ("digit_grid", "road")}
-
-
-@pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
-@pytest.mark.parametrize("task", ["digit_grid", "road"])
-def test_sparse_runner_equals_the_processors_dense_forward(splits, kind, task):
-    torch.manual_seed(0)
-    proc = build_processor(ProcessorConfig(kind=kind, hidden=16))
-    sparse, dense = ProcessorRunner(proc, "sparse"), ProcessorRunner(proc, "dense")
-    assert ProcessorRunner(proc, "auto").sparse
-    b = splits[task].batch([0, 1, 2, 5])
-    node = torch.randn(b.total_nodes, 16)
-    pairs = torch.randn(len(b.pairs.senders), 16)
-    graph = torch.randn(b.num_graphs, 16)
-    torch.testing.assert_close(sparse(node, pairs, graph, b), dense(node, pairs, graph, b), atol=1e-5, rtol=1e-5)
-
-
-def test_triplet_processor_runs_densely(splits):
-    proc = build_processor(ProcessorConfig(kind="triplet_gmpnn", hidden=16))
-    assert not ProcessorRunner(proc, "auto").sparse
-    with pytest.raises(ValueError, match="sparsely"):
-        ProcessorRunner(proc, "sparse")
 
 
 def test_each_graph_of_a_batch_gets_what_it_gets_alone(splits):
