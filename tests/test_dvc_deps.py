@@ -111,9 +111,14 @@ def imported_units(root: Path, path: Path, nodes: list[ast.AST]) -> set[tuple[st
                     base = node.module or ""
                 if base.split(".")[0] == PACKAGE:
                     found |= _units_of_from(root, base, [alias.name for alias in node.names])
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("nar."):
+            elif isinstance(node, ast.Constant) and _is_module_name(node.value):
                 found.add((node.value, None))  # importlib.import_module targets (the packages' lazy attribute maps)
     return {(m, s) for m, s in found if m.split(".")[0] == PACKAGE and module_file(root, m) is not None}
+
+
+def _is_module_name(value: object) -> bool:
+    """``"nar.data.batching"``, not a message or a prefix such as ``"nar.registry."``."""
+    return isinstance(value, str) and value.startswith("nar.") and all(p.isidentifier() for p in value.split("."))
 
 
 def _with_parents(module: str) -> list[str]:
