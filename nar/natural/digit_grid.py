@@ -32,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from nar.natural.store import FieldSpec, Schema
+from nar.natural.targets import target_fields
 
 NAME = "digit_grid"
 POOLS = ("train", "val", "test")
@@ -44,13 +45,11 @@ SCHEMA = Schema(
     (
         FieldSpec("node_features", "input", "node", "float32", (PIXELS,), doc="8x8 pixels, row-major, grey / 16"),
         FieldSpec("edge_index", "input", "edge", "int32", (2,), index=True, doc="directed 4-neighbour edges u -> v"),
-        FieldSpec("source", "input", "graph", "int32", index=True),
-        FieldSpec("target", "input", "graph", "int32", index=True),
-        FieldSpec("pi", "target", "node", "int32", index=True, doc="shortest-path tree pointers (source: itself)"),
-        FieldSpec("path", "target", "node", "uint8", doc="nodes on the tree path source -> target"),
-        FieldSpec("edge_cost", "hidden", "edge", "float32", doc="1 + digit of the entered cell"),
-        FieldSpec("dist", "hidden", "node", "float32", doc="true shortest distance from the source"),
-        FieldSpec("edge_optimal", "hidden", "edge", "uint8", doc="edge lies on some shortest path"),
+        *target_fields(
+            pi_doc="shortest-path tree pointers (source: itself)",
+            cost_doc="1 + digit of the entered cell",
+            dist_doc="true shortest distance from the source",
+        ),
         FieldSpec("cell_cost", "hidden", "node", "float32", doc="cost of entering the cell"),
         FieldSpec("digit", "hidden", "node", "int32", doc="the image's digit label"),
         FieldSpec("coords", "meta", "node", "float32", (2,), doc="(row, col)"),

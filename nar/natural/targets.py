@@ -20,11 +20,26 @@ import numpy as np
 
 from nar.algorithms import get_algorithm
 from nar.algorithms.base import Graphs
+from nar.natural.store import FieldSpec
 from nar.natural.turns import arrival_optimal, edge_based_tree, route_nodes, route_segments, walk_time
 
 SHORTEST_PATH_ALGORITHMS = ("bellman_ford", "dijkstra")
 # Relative tolerance of "d[u] + w == d[v]" for edge_optimal (float64 sums of float32 costs).
 OPTIMAL_RTOL = 1e-9
+
+
+def target_fields(pi_doc: str, cost_doc: str, dist_doc: str) -> tuple[FieldSpec, ...]:
+    """The schema fields of every shortest-path task, in schema order: the endpoints (inputs), the targets this
+    module computes and the hidden costs they come from. The docs are the task's (they are in its manifests)."""
+    return (
+        FieldSpec("source", "input", "graph", "int32", index=True),
+        FieldSpec("target", "input", "graph", "int32", index=True),
+        FieldSpec("pi", "target", "node", "int32", index=True, doc=pi_doc),
+        FieldSpec("path", "target", "node", "uint8", doc="nodes on the tree path source -> target"),
+        FieldSpec("edge_cost", "hidden", "edge", "float32", doc=cost_doc),
+        FieldSpec("dist", "hidden", "node", "float32", doc=dist_doc),
+        FieldSpec("edge_optimal", "hidden", "edge", "uint8", doc="edge lies on some shortest path"),
+    )
 
 
 def shortest_path_targets(
@@ -80,14 +95,12 @@ def tree_distances(pi: np.ndarray, A: np.ndarray, source: int) -> np.ndarray:
 
 def path_mask(pi: np.ndarray, source: int, target: int) -> np.ndarray:
     """(n,) uint8: the nodes on the pointer path from ``source`` to ``target`` (both included)."""
+    walk = follow_pointers(pi, source, target)
+    if walk is None:
+        raise ValueError(f"target {target} is not reachable from the source {source}")
     mask = np.zeros(len(pi), dtype=np.uint8)
-    x = int(target)
-    for _ in range(len(pi)):
-        mask[x] = 1
-        if x == source:
-            return mask
-        x = int(pi[x])
-    raise ValueError(f"target {target} is not reachable from the source {source}")
+    mask[walk] = 1
+    return mask
 
 
 def turn_route_targets(
@@ -143,12 +156,12 @@ def oracle_targets(example, algorithm: str) -> dict[str, np.ndarray]:
     )
 
 
-def follow_pointers(pi: np.ndarray, source: int, target: int, adj: np.ndarray) -> list[int] | None:
+def follow_pointers(pi: np.ndarray, source: int, target: int, adj: np.ndarray | None = None) -> list[int] | None:
     """The path source -> target given by (predicted) pointers, or None if it is invalid.
 
-    Invalid: the chain from ``target`` revisits a node or runs longer than n steps, uses a
-    pointer that is not an edge (``adj[pi[v], v]`` false), or stops at a self-pointer other
-    than the source.
+    Invalid: the chain from ``target`` revisits a node or points outside the graph, stops at a
+    self-pointer other than the source, or (given ``adj`` (n, n) bool) uses a pointer that is not
+    an edge (``adj[pi[v], v]`` false).
     """
     n = len(pi)
     walk = [int(target)]
@@ -156,7 +169,7 @@ def follow_pointers(pi: np.ndarray, source: int, target: int, adj: np.ndarray) -
     while walk[-1] != source:
         v = walk[-1]
         u = int(pi[v])
-        if u == v or not (0 <= u < n) or not adj[u, v] or u in seen:
+        if u == v or not (0 <= u < n) or (adj is not None and not adj[u, v]) or u in seen:
             return None
         walk.append(u)
         seen.add(u)
@@ -175,17 +188,13 @@ def path_regret(example, pred_pi: np.ndarray) -> float | None:
     walk = follow_pointers(np.asarray(pred_pi), example.source, example.target, adj)
     if walk is None:
         return None
-    if "turn_cost" in example.hidden:
-        h = example.hidden
-        time = walk_time(example.edge_index, h["edge_cost"], example.inputs["turn_next"], h["turn_cost"], walk)
+    h = example.hidden
+    turns = (example.inputs["turn_next"], h["turn_cost"]) if "turn_cost" in h else (None, None)
+    time = walk_time(example.edge_index, h["edge_cost"], *turns, walk)
+    if turns[0] is not None:
         best = float(oracle_targets(example, "")["dist"][example.target])
-        return 0.0 if best == 0 else time / best - 1.0
-    truth = follow_pointers(example.pi, example.source, example.target, adj)
-    assert truth is not None, "the stored targets always hold a valid path"
-    w = example.hidden_weights()
-
-    def cost(path: list[int]) -> float:
-        return float(sum(w[path[i], path[i + 1]] for i in range(len(path) - 1)))
-
-    best = cost(truth)
-    return 0.0 if best == 0 else cost(walk) / best - 1.0
+    else:
+        truth = follow_pointers(example.pi, example.source, example.target, adj)
+        assert truth is not None, "the stored targets always hold a valid path"
+        best = walk_time(example.edge_index, h["edge_cost"], None, None, truth)
+    return 0.0 if best == 0 else time / best - 1.0

@@ -172,12 +172,17 @@ def route_nodes(edge_index: np.ndarray, segments: list[int], source: int) -> lis
 
 
 def walk_time(
-    edge_index: np.ndarray, seg_cost: np.ndarray, turn_next: np.ndarray, turn_cost: np.ndarray, walk: list[int]
+    edge_index: np.ndarray,
+    seg_cost: np.ndarray,
+    turn_next: np.ndarray | None,
+    turn_cost: np.ndarray | None,
+    walk: list[int],
 ) -> float:
     """Time of driving the node walk ``walk`` (segments + the turns between them), float64.
 
-    ``ValueError`` if two consecutive nodes are not joined by a segment. Use it to score a
-    predicted path on a turn task (the node-based sum of ``edge_cost`` leaves the turns out).
+    Without a turn index (``turn_next``, ``turn_cost`` None) the walk costs its segments alone: the
+    node-based path cost. ``ValueError`` if two consecutive nodes are not joined by a segment. Use it to
+    score a predicted path (on a turn task the node-based sum of ``edge_cost`` leaves the turns out).
     """
     ei = np.asarray(edge_index, dtype=np.int64)
     seg_of = {(int(u), int(v)): e for e, (u, v) in enumerate(ei.tolist())}
@@ -187,6 +192,8 @@ def walk_time(
         raise ValueError(f"the walk uses {exc.args[0]}, which is not a segment") from None
     w = np.asarray(seg_cost, dtype=np.float64)
     total = float(sum(w[e] for e in segs))
+    if turn_next is None or turn_cost is None:
+        return total
     for e, f in zip(segs, segs[1:], strict=False):
         k = int(np.flatnonzero(np.asarray(turn_next[e]) == f)[0])
         total += float(turn_cost[e, k])

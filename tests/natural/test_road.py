@@ -11,7 +11,8 @@ from shapely.geometry import LineString
 from nar.natural.build import build_natural, draw_examples, make_task
 from nar.natural.config import NaturalSplitParams
 from nar.natural.osm import RoadDataError, build_network, load_network
-from nar.natural.road import EDGE_FEATURES, NODE_FEATURES, PROBES, RoadTask, parse_maxspeed
+from nar.natural.road import EDGE_FEATURES, NODE_FEATURES, PROBES, RoadTask
+from nar.natural.road_segments import parse_maxspeed
 from nar.natural.store import load_natural
 from nar.natural.targets import shortest_path_targets
 
