@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nar.data.dataset import (
-    Dataset,
-    DatasetError,
-    Manifest,
-    ShardInfo,
-    load_dataset,
-)
+from nar.data.dataset import Dataset, Manifest, load_dataset
 from nar.data.generate import chunk_size, generate_split, sample_trajectories
 from nar.data.samplers import GraphSamplerConfig, geometric_radius, grid_shapes, sample_graphs
+from nar.data.store import DatasetError, ShardInfo
 
 _LAZY = {
     "Batch": "nar.data.batching",
