@@ -29,7 +29,6 @@ def split_seed(seed: int, algorithm: str, split: str) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from nar.data.generate import check_split_memory, generate_split
-    from nar.data.samplers import GraphSamplerConfig
     from nar.data.summary import summarize
     from nar.limits import check_writable, write_problem
 
@@ -60,12 +59,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise UserError(f"--count must be >= 1, got {args.count}")
     if args.size:
         check_node_counts(args.size, "--size", indexed=False)  # the params rule (generate.splits.*.sizes)
-    sampler = GraphSamplerConfig(
-        kind=params.sampler.kind,
-        p_range=params.sampler.p_range,
-        weighted=params.sampler.weighted,
-        directed=params.sampler.directed,
-    )
+    sampler = params.sampler.sampler()
     out_root = inside_workspace(args.out, "--out")
     plan = {}
     for name in algorithms:  # all before any is written: a symlinked <out>/<algorithm>/<split> may lead out,

@@ -1,18 +1,19 @@
-"""params.yaml, validated into typed, frozen objects before any work starts.
+"""params.yaml, validated into typed, frozen objects before any work starts: the aggregate of all sections.
 
-One dataclass per section. ``load_params`` checks every key against the dataclass fields and
-their type hints (unknown keys, wrong types, empty lists), then each class's ``check`` method
-checks ranges and names. Any problem raises :class:`ConfigError` naming the key (as a dotted
-path), the value found and what is allowed; the CLI prints it without a traceback.
+One dataclass per section, each built by :func:`nar.validation.build` (the one validation path: keys, types,
+the classes' invariants, then ``check(key)``); any problem raises :class:`ConfigError` naming the key (as a
+dotted path), the value found and what is allowed; the CLI prints it without a traceback.
+
+The sections of the core stages (generate, pretrain, register) and of the flows live here; the natural,
+transfer and evaluate sections live beside their code (nar/natural/config.py, nar/transfer/config.py) and
+``Params`` gathers them all: this module sits above every section and none of them imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import reprlib
 import types
-import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,158 +21,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from nar.errors import NarError
+from nar.data.samplers import GraphSamplerConfig
+from nar.validation import SHOWN_CHARS, ConfigError, build, join_key, require, shown
 
 if TYPE_CHECKING:
-    from flows.params import FlowsParams
     from nar.models.model import ModelConfig
     from nar.natural.config import NaturalParams
     from nar.training.loop import TrainConfig
     from nar.transfer.config import EvaluateParams, TransferParams
 
+# the validation path, for the callers that read params through this module
+__all__ = ["SHOWN_CHARS", "ConfigError", "build", "shown"]
+
 DEFAULT_PARAMS = Path("params.yaml")
 MAX_PARAMS_BYTES = 8 * 2**20  # a params.yaml is a few KB; anything near this is not a configuration
 MAX_PARAMS_VALUES = 100_000  # values after YAML aliases are expanded: an alias bomb stops here
-SHOWN_CHARS = 200  # at most this much of a bad value goes into an error message
-
-_REPR = reprlib.Repr()  # bounded by depth and length: never builds the whole repr of a huge value
-_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 8, 10, 10
-_REPR.maxstring, _REPR.maxlong, _REPR.maxother = SHOWN_CHARS, 60, SHOWN_CHARS
-
-
-def shown(value: Any) -> str:
-    """``repr(value)`` for an error message, cut to at most SHOWN_CHARS characters."""
-    if isinstance(value, Mapping) and not isinstance(value, dict):
-        value = dict(value)  # read-only views: reprlib would fall back to the full repr
-    text = _REPR.repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
-
-
-class ConfigError(NarError, ValueError):
-    """A value in params.yaml (or a CLI override) is not allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}: got {shown(value)}; allowed: {allowed}")
-
-
-# --------------------------------------------------------------------------- generic checking
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (list, tuple):
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return f"a list of {_type_name(args[0])}" if args else "a list"
-    if origin in (dict, Mapping):
-        return f"a mapping of name to {_type_name(typing.get_args(tp)[1])}"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
-        return f"a mapping with keys {[f.name for f in dataclasses.fields(tp)]}"
-    if tp is type(None):
-        return "null"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against type hint ``tp`` and convert lists to tuples, dicts to dataclasses."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(key, value, _type_name(tp))
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(key, value, _type_name(tp))
-    if tp is type(None):
-        if value is not None:
-            raise ConfigError(key, value, "null")
-        return None
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(key, value, _type_name(tp))
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(key, value, f"a list of exactly {len(args)} values")
-            return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-        if not value:
-            raise ConfigError(key, value, "a non-empty list")
-        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (dict, Mapping):
-        if not isinstance(value, Mapping) or not value:
-            raise ConfigError(key, value, "a non-empty " + _type_name(tp))
-        _, val_tp = typing.get_args(tp)
-        # read-only view: Params are frozen all the way down
-        return types.MappingProxyType({str(k): _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()})
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, value, "true/false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, value, "an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, value, "a number")
-        if not math.isfinite(value):  # YAML's .nan / .inf: no comparison or threshold means anything with them
-            raise ConfigError(key, value, "a finite number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(key, value, "a non-empty string")
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {key}")
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def build(cls: type, data: Any, key: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys; then run ``cls.check``."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(key, data, _type_name(cls))
-    # classes may name types from torch-importing modules; they resolve them on demand
-    lazy = getattr(cls, "lazy_types", None)
-    hints = typing.get_type_hints(cls, localns=lazy() if lazy else None)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(_join(key, unknown[0]), data[unknown[0]], f"one of the keys {sorted(names)}")
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(_join(key, missing[0]), "missing", f"{_type_name(hints[missing[0]])} (required)")
-    kwargs = {name: _coerce(hints[name], data[name], _join(key, name)) for name in names if name in data}
-    try:
-        obj = cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # the class's own validation (__post_init__)
-        raise ConfigError(key or "params", dict(data), str(exc)) from None
-    check = getattr(obj, "check", None)
-    if check is not None:
-        check(key)
-    return obj
-
-
-def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ConfigError(key, value, allowed)
 
 
 # --------------------------------------------------------------------------- sections
@@ -196,7 +60,7 @@ def check_node_counts(sizes: Any, key: str, indexed: bool = True) -> None:
     """The one rule for generated graph sizes: ConfigError naming ``key`` (``key[i]`` when ``indexed``)."""
     for i, n in enumerate(sizes):
         ok = isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NODES
-        _require(ok, f"{key}[{i}]" if indexed else key, n, NODE_COUNT_RULE)
+        require(ok, f"{key}[{i}]" if indexed else key, n, NODE_COUNT_RULE)
 
 
 def processor_size_problem(config: Mapping[str, Any]) -> tuple[str, Any, str] | None:
@@ -215,20 +79,39 @@ class SplitParams:
     sizes: tuple[int, ...]
 
     def check(self, key: str) -> None:
-        _require(self.count > 0, f"{key}.count", self.count, "an integer >= 1")
+        require(self.count > 0, f"{key}.count", self.count, "an integer >= 1")
         check_node_counts(self.sizes, f"{key}.sizes")
+
+
+_SAMPLER = GraphSamplerConfig()  # the samplers' own defaults: generate.sampler starts from them
 
 
 @dataclass(frozen=True)
 class SamplerParams:
-    kind: Literal["er", "grid", "geometric"] = "er"
-    p_range: tuple[float, float] = (0.1, 0.9)  # Erdős–Rényi edge probability, drawn per graph
-    weighted: bool | None = None  # None: what the algorithm's spec asks for
-    directed: bool | None = None
+    """``generate.sampler``: every knob of :class:`nar.data.samplers.GraphSamplerConfig` (its docstring says
+    what each does), with its defaults."""
+
+    kind: Literal["er", "grid", "geometric"] = _SAMPLER.kind
+    p_range: tuple[float, float] = _SAMPLER.p_range  # Erdős–Rényi edge probability, drawn per graph
+    weighted: bool | None = _SAMPLER.weighted  # None: what the algorithm's spec asks for
+    directed: bool | None = _SAMPLER.directed
+    mean_degree: float = _SAMPLER.mean_degree  # geometric
+    knn: int = _SAMPLER.knn  # geometric
+    connect: bool = _SAMPLER.connect  # geometric
+    weight_noise: float = _SAMPLER.weight_noise  # geometric
+    oneway: float = _SAMPLER.oneway
 
     def check(self, key: str) -> None:
         lo, hi = self.p_range
-        _require(0 < lo <= hi <= 1, f"{key}.p_range", list(self.p_range), "two probabilities 0 < low <= high <= 1")
+        require(0 < lo <= hi <= 1, f"{key}.p_range", list(self.p_range), "two probabilities 0 < low <= high <= 1")
+        require(self.mean_degree > 0, f"{key}.mean_degree", self.mean_degree, "a number > 0")
+        require(self.knn >= 0, f"{key}.knn", self.knn, "an integer >= 0")
+        require(0 <= self.weight_noise < 1, f"{key}.weight_noise", self.weight_noise, "a fraction in [0, 1)")
+        require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
+
+    def sampler(self) -> GraphSamplerConfig:
+        """The sampler these params describe."""
+        return GraphSamplerConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 MODEL_NAME_RULE = "ASCII letters, digits, - and _ (1 to 256 characters)"
@@ -267,15 +150,15 @@ class GenerateParams:
     def check(self, key: str) -> None:
         from nar.algorithms import ALGORITHMS
 
-        _require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
-        _require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
+        require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
+        require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
         for i, name in enumerate(self.algorithms):
-            _require(name in ALGORITHMS, f"{key}.algorithms[{i}]", name, f"one of {sorted(ALGORITHMS)}")
-        _require(
+            require(name in ALGORITHMS, f"{key}.algorithms[{i}]", name, f"one of {sorted(ALGORITHMS)}")
+        require(
             len(set(self.algorithms)) == len(self.algorithms), f"{key}.algorithms", list(self.algorithms), "no repeats"
         )
         for split in self.splits:
-            _require(is_split_name(split), f"{key}.splits", split, "split names of letters, digits and _")
+            require(is_split_name(split), f"{key}.splits", split, "split names of letters, digits and _")
 
 
 @dataclass(frozen=True)
@@ -288,14 +171,14 @@ class MixParams:
     oneway: float = 0.0  # half the batches turn this fraction of two-way edges into one-way streets
 
     def check(self, key: str) -> None:
-        _require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), "a non-empty list of er, grid, geometric")
+        require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), "a non-empty list of er, grid, geometric")
         for i, kind in enumerate(self.kinds):
-            _require(kind in ("er", "grid", "geometric"), f"{key}.kinds[{i}]", kind, "er, grid or geometric")
-        _require(len(self.sizes) > 0, f"{key}.sizes", list(self.sizes), "a non-empty list of node counts")
+            require(kind in ("er", "grid", "geometric"), f"{key}.kinds[{i}]", kind, "er, grid or geometric")
+        require(len(self.sizes) > 0, f"{key}.sizes", list(self.sizes), "a non-empty list of node counts")
         for i, n in enumerate(self.sizes):
-            _require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")
-        _require(self.nodes_per_batch >= 1, f"{key}.nodes_per_batch", self.nodes_per_batch, "an integer >= 1")
-        _require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
+            require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")
+        require(self.nodes_per_batch >= 1, f"{key}.nodes_per_batch", self.nodes_per_batch, "an integer >= 1")
+        require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -307,8 +190,8 @@ class ScaleSuiteParams:
 
     def check(self, key: str) -> None:
         for i, n in enumerate(self.sizes):
-            _require(n in (64, 256, 1024), f"{key}.sizes[{i}]", n, "64, 256 or 1024")
-        _require(1 <= self.graphs_per_cell <= 100, f"{key}.graphs_per_cell", self.graphs_per_cell, "1 to 100")
+            require(n in (64, 256, 1024), f"{key}.sizes[{i}]", n, "64, 256 or 1024")
+        require(1 <= self.graphs_per_cell <= 100, f"{key}.graphs_per_cell", self.graphs_per_cell, "1 to 100")
 
 
 @dataclass(frozen=True)
@@ -336,12 +219,12 @@ class PretrainRunParams:
         return {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig}
 
     def check(self, key: str) -> None:
-        _require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
+        require(self.batch_size >= 1, f"{key}.batch_size", self.batch_size, "an integer >= 1")
         problem = processor_size_problem(dataclasses.asdict(self.model.processor))
         if problem is not None:
             name, value, allowed = problem
             raise ConfigError(f"{key}.model.processor.{name}", value, allowed)
-        _require(
+        require(
             self.train_data in ("dataset", "online", "mixed"),
             f"{key}.train_data",
             self.train_data,
@@ -355,14 +238,14 @@ class PretrainParams:
     runs: Mapping[str, PretrainRunParams] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def check(self, key: str) -> None:
-        _require(
+        require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             f"{key}.device",
             self.device,
             "'auto', 'cpu' or 'cuda[:index]'",
         )
         for name in self.runs:
-            _require(
+            require(
                 name.replace("_", "").replace("-", "").isalnum(),
                 f"{key}.runs",
                 name,
@@ -379,8 +262,36 @@ class RegisterParams:
 
     def check(self, key: str) -> None:
         run_ok = self.run.replace("_", "").replace("-", "").isalnum()
-        _require(run_ok, f"{key}.run", self.run, "letters, digits, - and _")
-        _require(is_model_name(self.model_name), f"{key}.model_name", self.model_name, MODEL_NAME_RULE)
+        require(run_ok, f"{key}.run", self.run, "letters, digits, - and _")
+        require(is_model_name(self.model_name), f"{key}.model_name", self.model_name, MODEL_NAME_RULE)
+
+
+@dataclass(frozen=True)
+class FlowsParams:
+    """``flows``: the schedule ``nar serve`` gives the nightly deployment, and how often a stage that failed
+    for a transient reason (DVC lock held, MLflow unreachable) is retried. Read by flows/ (flows.params adds
+    Prefect's own check of the cron expression)."""
+
+    schedule: str | None = "0 2 * * *"  # cron; null: no scheduled deployment
+    timezone: str = "UTC"  # IANA name, e.g. Europe/Helsinki
+    retries: int = 2
+    retry_delay_seconds: float = 30.0
+
+    def check(self, key: str) -> None:
+        require(
+            self.schedule is None or len(self.schedule.split()) == 5,
+            f"{key}.schedule",
+            self.schedule,
+            'a cron expression of 5 fields ("0 2 * * *") or null',
+        )
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"{key}.timezone", self.timezone, "an IANA time zone such as UTC or Europe/Helsinki"
+            ) from None
+        require(self.retries >= 0, f"{key}.retries", self.retries, "an integer >= 0")
+        require(self.retry_delay_seconds >= 0, f"{key}.retry_delay_seconds", self.retry_delay_seconds, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -402,12 +313,6 @@ def _natural_params() -> type:
     return NaturalParams
 
 
-def _flows_params() -> type:
-    from flows.params import FlowsParams  # Prefect-free; lives beside the flows it configures
-
-    return FlowsParams
-
-
 def _transfer_params() -> type:
     from nar.transfer.config import TransferParams  # builds on this module: imported on demand
 
@@ -426,7 +331,7 @@ SECTIONS: dict[str, Any] = {
     "pretrain": lambda: PretrainParams,
     "register": lambda: RegisterParams,
     "natural": _natural_params,
-    "flows": _flows_params,
+    "flows": lambda: FlowsParams,
     "transfer": _transfer_params,
     "evaluate": _evaluate_params,
 }
@@ -476,12 +381,12 @@ def _check_nodes(node: yaml.Node, path: Path) -> None:
                 if isinstance(key_node, yaml.ScalarNode):  # `1` and `"1"` differ: compare with the tag
                     if (key_node.tag, name) in first_line:
                         raise ConfigError(
-                            _join(key, name),
+                            join_key(key, name),
                             f"given twice, on lines {first_line[key_node.tag, name]} and {line} of {path}",
                             "each key once per mapping",
                         )
                     first_line[key_node.tag, name] = line
-                total += size(value_node, _join(key, name))
+                total += size(value_node, join_key(key, name))
         elif isinstance(node, yaml.SequenceNode):
             total += sum(size(item, f"{key}[{i}]") for i, item in enumerate(node.value))
         sizes[id(node)] = total

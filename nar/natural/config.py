@@ -1,9 +1,6 @@
-"""The ``natural:`` section of params.yaml, checked the way ``nar.config`` checks every section.
-
-The classes follow ``nar.config``'s conventions (frozen dataclasses with type hints and a
-``check(key)`` method raising ``ConfigError`` naming the dotted key), so
-``nar.config.build(NaturalParams, data, "natural")`` validates them; the lead can add
-``natural: NaturalParams | None`` to ``nar.config.Params`` as is.
+"""The ``natural:`` section of params.yaml: frozen dataclasses with type hints and ``check(key)`` methods,
+built by :func:`nar.validation.build` like every section (``ConfigError`` naming the dotted key);
+``nar.config.Params`` gathers it.
 
 Sizes are in each task's unit: the grid side k for ``digit_grid`` (n = k * k nodes), the
 node count for ``road`` and ``road_turns``. A split draws from the image pool / city region of the same name
@@ -17,16 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nar.config import ConfigError
 from nar.natural.targets import SHORTEST_PATH_ALGORITHMS
+from nar.validation import build, require
 
 POOLS = ("train", "val", "test")
 TASKS = ("digit_grid", "road", "road_turns")
-
-
-def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ConfigError(key, value, allowed)
 
 
 @dataclass(frozen=True)
@@ -36,9 +28,9 @@ class NaturalSplitParams:
     pool: Literal["train", "val", "test"] | None = None  # default: the split's name; ood -> test
 
     def check(self, key: str) -> None:
-        _require(self.count >= 1, f"{key}.count", self.count, "an integer >= 1")
+        require(self.count >= 1, f"{key}.count", self.count, "an integer >= 1")
         for i, n in enumerate(self.sizes):
-            _require(2 <= n <= 1024, f"{key}.sizes[{i}]", n, "sizes from 2 to 1024")
+            require(2 <= n <= 1024, f"{key}.sizes[{i}]", n, "sizes from 2 to 1024")
 
 
 def split_pool(name: str, split: NaturalSplitParams) -> str | None:
@@ -54,10 +46,20 @@ def _splits(**d: tuple[int, tuple[int, ...]]) -> Mapping[str, NaturalSplitParams
     return types.MappingProxyType({k: NaturalSplitParams(count=c, sizes=s) for k, (c, s) in d.items()})
 
 
+def _road_splits() -> Mapping[str, NaturalSplitParams]:
+    """The default splits of ``road`` and ``road_turns`` (subgraphs of the same network)."""
+    return _splits(
+        train=(1000, (12, 16, 20, 24)),
+        val=(200, (12, 16, 20, 24)),
+        test=(200, (12, 16, 20, 24)),
+        ood=(100, (40, 48)),
+    )
+
+
 def _check_splits(key: str, splits: Mapping[str, NaturalSplitParams]) -> None:
     for name, split in splits.items():
-        _require(name.replace("_", "").isalnum(), f"{key}.splits", name, "split names of letters, digits and _")
-        _require(
+        require(name.replace("_", "").isalnum(), f"{key}.splits", name, "split names of letters, digits and _")
+        require(
             split_pool(name, split) is not None,
             f"{key}.splits.{name}.pool",
             None,
@@ -74,11 +76,11 @@ class DigitGridParams:
 
     def check(self, key: str) -> None:
         for i, f in enumerate(self.image_fractions):
-            _require(f > 0, f"{key}.image_fractions[{i}]", f, "a fraction > 0")
+            require(f > 0, f"{key}.image_fractions[{i}]", f, "a fraction > 0")
         _check_splits(key, self.splits)
         for name, split in self.splits.items():
             for i, k in enumerate(split.sizes):
-                _require(k <= 64, f"{key}.splits.{name}.sizes[{i}]", k, "grid sides from 2 to 64")
+                require(k <= 64, f"{key}.splits.{name}.sizes[{i}]", k, "grid sides from 2 to 64")
 
 
 @dataclass(frozen=True)
@@ -88,23 +90,16 @@ class RoadParams:
     regions: Mapping[str, float] = field(
         default_factory=lambda: types.MappingProxyType({"train": 0.4, "test": 0.35, "val": 0.25})
     )
-    splits: Mapping[str, NaturalSplitParams] = field(
-        default_factory=lambda: _splits(
-            train=(1000, (12, 16, 20, 24)),
-            val=(200, (12, 16, 20, 24)),
-            test=(200, (12, 16, 20, 24)),
-            ood=(100, (40, 48)),
-        )
-    )
+    splits: Mapping[str, NaturalSplitParams] = field(default_factory=_road_splits)
 
     def check(self, key: str) -> None:
         for name, f in self.regions.items():
-            _require(name in POOLS, f"{key}.regions", name, f"region names from {list(POOLS)}")
-            _require(f > 0, f"{key}.regions.{name}", f, "a fraction > 0")
+            require(name in POOLS, f"{key}.regions", name, f"region names from {list(POOLS)}")
+            require(f > 0, f"{key}.regions.{name}", f, "a fraction > 0")
         _check_splits(key, self.splits)
         for name, split in self.splits.items():
             pool = split_pool(name, split)
-            _require(
+            require(
                 pool in self.regions, f"{key}.splits.{name}", pool, f"a pool among the regions {list(self.regions)}"
             )
 
@@ -114,14 +109,7 @@ class RoadTurnsParams:
     """``road_turns`` uses ``road``'s network (``natural.road.pbf``) and bands (``natural.road.regions``),
     so both tasks' splits cover the same places; only its splits are its own."""
 
-    splits: Mapping[str, NaturalSplitParams] = field(
-        default_factory=lambda: _splits(
-            train=(1000, (12, 16, 20, 24)),
-            val=(200, (12, 16, 20, 24)),
-            test=(200, (12, 16, 20, 24)),
-            ood=(100, (40, 48)),
-        )
-    )
+    splits: Mapping[str, NaturalSplitParams] = field(default_factory=_road_splits)
 
     def check(self, key: str) -> None:
         _check_splits(key, self.splits)
@@ -138,12 +126,12 @@ class NaturalParams:
     road_turns: RoadTurnsParams = field(default_factory=RoadTurnsParams)
 
     def check(self, key: str) -> None:
-        _require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
-        _require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
-        _require(self.algorithm in SHORTEST_PATH_ALGORITHMS, f"{key}.algorithm", self.algorithm, "a shortest path")
+        require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
+        require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
+        require(self.algorithm in SHORTEST_PATH_ALGORITHMS, f"{key}.algorithm", self.algorithm, "a shortest path")
         for name, split in self.road_turns.splits.items():  # road_turns draws from road's regions
             pool = split_pool(name, split)
-            _require(
+            require(
                 pool in self.road.regions,
                 f"{key}.road_turns.splits.{name}",
                 pool,
@@ -158,6 +146,4 @@ class NaturalParams:
 
 def parse_natural_params(data: Any, key: str = "natural") -> NaturalParams:
     """Validate the ``natural`` mapping of params.yaml (None: all defaults)."""
-    from nar.config import build
-
     return build(NaturalParams, data, key)

@@ -1,8 +1,6 @@
-"""The ``transfer:`` and ``evaluate:`` sections of params.yaml, checked the way ``nar.config`` checks every section.
-
-Frozen dataclasses with type hints and a ``check(key)`` method raising ``ConfigError`` that
-names the dotted key; ``nar.config`` builds them (``SECTIONS["transfer"]``, ``SECTIONS["evaluate"]``),
-so ``load_params(path, "transfer").transfer`` reads and validates the section.
+"""The ``transfer:`` and ``evaluate:`` sections of params.yaml: frozen dataclasses with type hints and
+``check(key)`` methods, built by :func:`nar.validation.build` like every section (``ConfigError`` naming the
+dotted key); ``nar.config.Params`` gathers them (``load_params(path, "transfer").transfer``).
 """
 
 from __future__ import annotations
@@ -13,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nar.config import ConfigError
+from nar.natural.config import TASKS
+from nar.validation import build, require
 
-TASKS = ("digit_grid", "road", "road_turns")
 # what `dvc repro` and `nar transfer` / `nar evaluate` run when no task is named: road_turns (a sweep
 # of about 15 min on 2 cores) is selected by naming it (evaluate.tasks, --task)
 DEFAULT_TASKS = ("digit_grid", "road")
@@ -27,11 +25,6 @@ TURN_TASKS = ("road_turns",)
 UNTRAINED = ("heuristic", "oracle")
 SPLITS = ("val", "test", "ood")
 DEFAULT_PROCESSOR = "models:/nar-processor@champion"
-
-
-def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ConfigError(key, value, allowed)
 
 
 # Per-task values of the fields left null in params.yaml (measured: reports/transfer_notes.md):
@@ -97,14 +90,14 @@ class TaskTransferParams:
     def check(self, key: str) -> None:
         for name in ("width", "batch_size", "max_steps", "eval_every", "patience", "val_examples"):
             value = getattr(self, name)
-            _require(value is None or value >= 1, f"{key}.{name}", value, "an integer >= 1 (or null: the task's)")
-        _require(self.steps_per_hop > 0, f"{key}.steps_per_hop", self.steps_per_hop, "a number > 0")
-        _require(self.extra_steps >= 0, f"{key}.extra_steps", self.extra_steps, "an integer >= 0")
-        _require(self.fixed_steps >= 0, f"{key}.fixed_steps", self.fixed_steps, "an integer >= 0 (0: from the graph)")
+            require(value is None or value >= 1, f"{key}.{name}", value, "an integer >= 1 (or null: the task's)")
+        require(self.steps_per_hop > 0, f"{key}.steps_per_hop", self.steps_per_hop, "a number > 0")
+        require(self.extra_steps >= 0, f"{key}.extra_steps", self.extra_steps, "an integer >= 0")
+        require(self.fixed_steps >= 0, f"{key}.fixed_steps", self.fixed_steps, "an integer >= 0 (0: from the graph)")
         for name in ("learning_rate", "bottleneck_learning_rate", "bottleneck_lambda", "grad_clip"):
             value = getattr(self, name)
-            _require(value > 0, f"{key}.{name}", value, "a number > 0")
-        _require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
+            require(value > 0, f"{key}.{name}", value, "a number > 0")
+        require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
 
 
 def _default_tasks() -> Mapping[str, TaskTransferParams]:
@@ -145,31 +138,31 @@ class TransferParams:
 
     def check(self, key: str) -> None:
         for i, v in enumerate(self.variants):
-            _require(v in VARIANTS, f"{key}.variants[{i}]", v, f"one of {list(VARIANTS)}")
-        _require(len(set(self.variants)) == len(self.variants), f"{key}.variants", list(self.variants), "no repeats")
+            require(v in VARIANTS, f"{key}.variants[{i}]", v, f"one of {list(VARIANTS)}")
+        require(len(set(self.variants)) == len(self.variants), f"{key}.variants", list(self.variants), "no repeats")
         for i, n in enumerate(self.sizes):
-            _require(n >= 1, f"{key}.sizes[{i}]", n, "an integer >= 1")
-        _require(list(self.sizes) == sorted(set(self.sizes)), f"{key}.sizes", list(self.sizes), "increasing sizes")
+            require(n >= 1, f"{key}.sizes[{i}]", n, "an integer >= 1")
+        require(list(self.sizes) == sorted(set(self.sizes)), f"{key}.sizes", list(self.sizes), "increasing sizes")
         for i, s in enumerate(self.seeds):
-            _require(s >= 0, f"{key}.seeds[{i}]", s, "an integer >= 0")
-        _require(len(set(self.seeds)) == len(self.seeds), f"{key}.seeds", list(self.seeds), "no repeats")
-        _require(self.workers >= 1, f"{key}.workers", self.workers, "an integer >= 1")
-        _require(self.eval_batch_size >= 1, f"{key}.eval_batch_size", self.eval_batch_size, "an integer >= 1")
-        _require(
+            require(s >= 0, f"{key}.seeds[{i}]", s, "an integer >= 0")
+        require(len(set(self.seeds)) == len(self.seeds), f"{key}.seeds", list(self.seeds), "no repeats")
+        require(self.workers >= 1, f"{key}.workers", self.workers, "an integer >= 1")
+        require(self.eval_batch_size >= 1, f"{key}.eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        require(
             self.device == "cpu" or self.device == "auto" or self.device.startswith("cuda"),
             f"{key}.device",
             self.device,
             "'cpu', 'auto' or 'cuda[:index]'",
         )
-        _require(self.picture_examples >= 0, f"{key}.picture_examples", self.picture_examples, "an integer >= 0")
-        _require(
+        require(self.picture_examples >= 0, f"{key}.picture_examples", self.picture_examples, "an integer >= 0")
+        require(
             self.picture_size in self.sizes,
             f"{key}.picture_size",
             self.picture_size,
             f"one of the sizes {list(self.sizes)}",
         )
         for name in self.tasks:
-            _require(name in TASKS, f"{key}.tasks", name, f"task names from {list(TASKS)}")
+            require(name in TASKS, f"{key}.tasks", name, f"task names from {list(TASKS)}")
 
     def task(self, name: str) -> TaskTransferParams:
         if name not in TASKS:
@@ -193,17 +186,13 @@ class EvaluateParams:
 
     def check(self, key: str) -> None:
         for i, t in enumerate(self.tasks):
-            _require(t in TASKS, f"{key}.tasks[{i}]", t, f"one of {list(TASKS)}")
-        _require(self.low_data >= 1, f"{key}.low_data", self.low_data, "an integer >= 1")
+            require(t in TASKS, f"{key}.tasks[{i}]", t, f"one of {list(TASKS)}")
+        require(self.low_data >= 1, f"{key}.low_data", self.low_data, "an integer >= 1")
 
 
 def parse_transfer_params(data: Any, key: str = "transfer") -> TransferParams:
-    from nar.config import build
-
     return build(TransferParams, data, key)
 
 
 def parse_evaluate_params(data: Any, key: str = "evaluate") -> EvaluateParams:
-    from nar.config import build
-
     return build(EvaluateParams, data, key)
