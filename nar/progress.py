@@ -95,21 +95,15 @@ class PlainProgress:
         self.close()
 
 
-def progress_bar(
-    total: int | None,
-    desc: str = "",
-    unit: str = "it",
-    initial: int = 0,
-    disable: bool = False,
-    file: TextIO | None = None,
-    interval: float = LOG_INTERVAL,
-) -> Any:
-    """A tqdm bar when ``file`` (default stderr) is a terminal, else a :class:`PlainProgress`."""
+def progress_bar(total: int | None, desc: str = "", file: TextIO | None = None, **options: Any) -> Any:
+    """A tqdm bar when ``file`` (default stderr) is a terminal, else a :class:`PlainProgress`.
+
+    ``options``: :class:`PlainProgress`'s ``unit``, ``initial``, ``disable`` and ``interval`` (tqdm takes
+    all but ``interval``, which is the plain lines' own)."""
     stream = file or sys.stderr
     if is_tty(stream):
         from tqdm import tqdm
 
-        return tqdm(
-            total=total, desc=desc, unit=unit, initial=initial, disable=disable, file=stream, dynamic_ncols=True
-        )
-    return PlainProgress(total, desc, unit, initial, disable, stream, interval)
+        options.pop("interval", None)
+        return tqdm(total=total, desc=desc, file=stream, dynamic_ncols=True, **options)
+    return PlainProgress(total, desc, file=stream, **options)

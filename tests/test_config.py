@@ -82,3 +82,19 @@ def test_load_round_trip(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"generate": {"seed": 7, "algorithms": ["bellman_ford"]}}))
     assert load_params(path).generate.seed == 7
+
+
+def test_every_sampler_knob_is_a_generate_sampler_key():
+    """generate.sampler has each field of the sampler, with the sampler's own default, and builds that sampler."""
+    import dataclasses
+
+    from nar.config import SamplerParams
+    from nar.data.samplers import GraphSamplerConfig
+
+    knobs = {f.name: f.default for f in dataclasses.fields(GraphSamplerConfig)}
+    assert {f.name: f.default for f in dataclasses.fields(SamplerParams)} == knobs
+    sampler = {"kind": "geometric", "mean_degree": 3.0, "knn": 1, "connect": False, "weight_noise": 0.1}
+    params = parse_params({"generate": {"sampler": sampler}}, ("generate",)).generate
+    assert params.sampler.sampler() == GraphSamplerConfig(**sampler)
+    with pytest.raises(ConfigError, match=r"^generate\.sampler\.knn: got -1; allowed: an integer >= 0"):
+        parse_params({"generate": {"sampler": {"knn": -1}}}, ("generate",))
