@@ -112,6 +112,27 @@ def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, t
     assert agg["road"]["aggregate"]["test"]["oracle"]["n8"]["pointer_acc"]["mean"] == 1.0
 
 
+def test_evaluate_outputs_follow_the_task_list(swept, natural_root, tmp_path):
+    """dvc.yaml names folders, not tasks: the files inside are exactly the evaluated tasks' (a task dropped
+    from evaluate.tasks leaves no stale CSV for `dvc plots show`)."""
+    out, _ = swept
+    kw = dict(
+        metrics_root=out / "metrics",
+        models_root=out / "models",
+        data_root=natural_root,
+        plots_root=tmp_path / "plots",
+        out_metrics=tmp_path / "evaluate.json",
+        track=False,
+    )
+    notes = str(tmp_path / "none.md")
+    for tasks in (("digit_grid", "road"), ("road",)):
+        params = EvaluateParams(tasks=tasks, report=str(tmp_path / "blueprint.md"), notes=notes)
+        assert set(run_evaluate(params, **kw)) == set(tasks)
+        for kind in ("scores", "curves", "tables"):
+            assert sorted(p.name for p in (tmp_path / "plots" / kind).iterdir()) == [f"{t}.csv" for t in sorted(tasks)]
+        assert sorted(p.name for p in (tmp_path / "evaluate").iterdir()) == [f"{t}.json" for t in sorted(tasks)]
+
+
 def test_tracked_runs_land_in_mlflow(natural_root, processor_dir, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
