@@ -30,13 +30,11 @@ STAGE_MODULES = (
     "nar.data.generate",
     "nar.training.pretrain",
     "nar.natural.build",
+    "nar.registry.registration",
     "nar.transfer.sweep",
     "nar.transfer.evaluate",
     "nar.execute",
 )
-# Circles inside modules that other work of issue 15 restructures (helpers B and C1); each entry is one
-# circle, as the sorted tuple of its modules. Remove an entry when its circle is gone.
-KNOWN_CIRCLES: set[tuple[str, ...]] = set()
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,7 @@ def test_layers_point_one_way(graph):
 
 def test_no_import_circles(graph):
     _, edges = graph
-    found = [c for c in circles(edges) if c not in KNOWN_CIRCLES]
+    found = circles(edges)
     assert not found, "import circles:\n" + "\n".join(describe(c, edges) for c in found)
 
 
