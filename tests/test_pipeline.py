@@ -19,7 +19,6 @@ STAGES = [
     "generate@bellman_ford",
     "natural@digit_grid",
     "natural@road",
-    "natural@road_turns",
     "pretrain@tiny",
     "register",
     "transfer@digit_grid",

@@ -12,7 +12,6 @@ STAGES = [
     "generate@bellman_ford",
     "natural@digit_grid",
     "natural@road",
-    "natural@road_turns",
     "pretrain@tiny",
     "register",
     "transfer@digit_grid",
