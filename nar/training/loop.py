@@ -307,11 +307,13 @@ def train(
                         out / BEST,
                         {"config": resolved, "model": model.state_dict(), "step": step, "score": score, "val": scores},
                     )
-            if on_log is not None:
-                on_log(row)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score:.3f}", best=f"{best.score:.3f}")
         if out is not None and (validating or step % cfg.checkpoint_every == 0):
             save_checkpoint(out / LAST, last_payload(step))
+        # logged after last.pt is on disk: whoever sees this row (MLflow, a test, a person) and stops the
+        # run finds a checkpoint that already holds it
+        if validating and on_log is not None:
+            on_log(history[-1])
 
     def describe(what: str, value: float, step: int, parts: Mapping[str, float]) -> str:
         return f"{diverged_message(what, value, step, parts)}; {_checkpoint_note(out)}"

@@ -179,8 +179,6 @@ def _with_device(params: TransferParams) -> TransferParams:
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
+    from nar.training.fit import resolve_device  # torch is imported only when a sweep runs
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device(device))
