@@ -5,8 +5,8 @@ the targets (``nar.natural.targets``: the shortest-path tree of ``params.algorit
 hidden costs, or the task's own ``targets(example, algorithm)`` where it has one, as
 ``road_turns``'s edge-based solver), and write ``out_dir/<split>/`` (``nar.natural.store``).
 
-Tasks are registered in ``TASK_FACTORIES`` (one line each; their names and params sections in
-``nar.natural.config``).
+Tasks are registered in ``nar.natural.config.NATURAL_TASKS`` (one entry each: the drawer
+class, built by its ``from_params``, and its params section).
 
 Randomness (what makes "same seed => byte-identical files" hold, whatever the shard size):
 the split's seed is ``[seed, crc32("<task>/<split>")]``; the sizes are drawn with
@@ -18,6 +18,7 @@ digit image pools and the road network's static per-segment factors.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 import time
 import zlib
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from nar.errors import NarError
-from nar.natural.config import TASKS, NaturalParams, NaturalSplitParams, split_pool
+from nar.natural.config import NATURAL_TASKS, NaturalParams, NaturalSplitParams, NaturalTask, split_pool
 from nar.natural.store import NaturalManifest, new_manifest, write_split
 from nar.natural.targets import shortest_path_targets
 from nar.progress import progress_bar
@@ -38,39 +39,18 @@ class NaturalBuildError(NarError):
     """A natural split cannot be built as configured (sizes its pool cannot provide, ...)."""
 
 
-def _digit_grid(params: NaturalParams, pbf: str | None) -> Any:
-    from nar.natural.digit_grid import DigitGridTask
-
-    return DigitGridTask(params.digit_grid.image_fractions, seed=params.seed)
-
-
-def _road(params: NaturalParams, pbf: str | None) -> Any:
-    from nar.natural.road import RoadTask
-
-    return RoadTask(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
-
-
-def _road_turns(params: NaturalParams, pbf: str | None) -> Any:
-    from nar.natural.road_turns import RoadTurnsTask  # road's network and bands (natural.road)
-
-    return RoadTurnsTask(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
-
-
-# Every natural task: name -> its example drawer from the params (and a --pbf for the road tasks).
-TASK_FACTORIES: dict[str, Callable[[NaturalParams, str | None], Any]] = {
-    "digit_grid": _digit_grid,
-    "road": _road,
-    "road_turns": _road_turns,
-}
-PBF_TASKS = ("road", "road_turns")  # tasks built from an OpenStreetMap file (natural.road.pbf)
+def task_entry(task: str) -> NaturalTask:
+    """``task``'s entry in ``NATURAL_TASKS``, or a ``NaturalBuildError`` naming the tasks there are."""
+    entry = NATURAL_TASKS.get(task)
+    if entry is None:
+        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(NATURAL_TASKS)}")
+    return entry
 
 
 def make_task(task: str, params: NaturalParams, pbf: str | None = None) -> Any:
     """The task's example drawer (``DigitGridTask``, ``RoadTask``, ...); ``pbf`` overrides ``road.pbf``."""
-    factory = TASK_FACTORIES.get(task)
-    if factory is None:
-        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(TASK_FACTORIES)}")
-    return factory(params, pbf)
+    module, cls = task_entry(task).drawer.split(":")
+    return getattr(importlib.import_module(module), cls).from_params(params, pbf)
 
 
 def split_seed(seed: int, task: str, split: str) -> list[int]:
@@ -101,9 +81,10 @@ def draw_examples(
         yield ex
 
 
-def _size_of(task: str):
-    if task == "digit_grid":
-        return lambda ex: int(ex["grid_size"])
+def _size_of(task: str) -> Callable[[dict[str, np.ndarray]], int]:
+    size_field = task_entry(task).size_field
+    if size_field is not None:
+        return lambda ex: int(ex[size_field])
     return lambda ex: len(ex["node_features"])
 
 
@@ -130,8 +111,7 @@ def build_natural(
         if seed < 0:
             raise NaturalBuildError(f"seed must be >= 0, got {seed}")
         params = replace(params, seed=seed)
-    if task not in TASK_FACTORIES or task not in TASKS:
-        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(TASK_FACTORIES)}")
+    entry = task_entry(task)
     task_params = params.task(task)
     chosen = dict(task_params.splits)
     if splits:
@@ -147,10 +127,9 @@ def build_natural(
             raise NaturalBuildError(f"{task}/{name}: {exc}") from None
 
     task_params_dict = _jsonable(task_params)
-    if task in PBF_TASKS:
+    if entry.osm:  # every OpenStreetMap task uses road's network and bands (natural.road)
         task_params_dict["pbf"] = drawer.net.name  # the file name only: manifests hold no paths
-    if task == "road_turns":
-        task_params_dict["regions"] = _jsonable(params.road)["regions"]  # road's bands
+        task_params_dict.setdefault("regions", _jsonable(params.road)["regions"])
     out_root = Path(out_dir) / task
     manifests = {}
     for name, spec in chosen.items():

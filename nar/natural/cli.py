@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nar.natural.config import TASKS, NaturalParams
+from nar.natural.config import NATURAL_TASKS, TASKS, NaturalParams
 
 
 def load_natural_params(path: str | Path) -> NaturalParams:
@@ -25,12 +25,13 @@ def load_natural_params(path: str | Path) -> NaturalParams:
 
 def cmd_natural(args: argparse.Namespace) -> None:
     from nar.errors import UserError
-    from nar.natural.build import PBF_TASKS, build_natural
+    from nar.natural.build import build_natural
 
     params = load_natural_params(args.params)
     tasks = [args.task] if args.task else list(TASKS)
-    if args.pbf and any(t not in PBF_TASKS for t in tasks):
-        raise UserError("--pbf applies to the road task only (road, road_turns): add --task road or --task road_turns")
+    osm_tasks = [t for t, entry in NATURAL_TASKS.items() if entry.osm]
+    if args.pbf and any(t not in osm_tasks for t in tasks):
+        raise UserError(f"--pbf applies to the OpenStreetMap tasks only ({', '.join(osm_tasks)}): add --task with one")
     try:
         from nar.limits import inside_workspace
 

@@ -2,6 +2,10 @@
 built by :func:`nar.validation.build` like every section (``ConfigError`` naming the dotted key);
 ``nar.config.Params`` gathers it.
 
+Every natural task is registered once, in ``NATURAL_TASKS`` at the end of this module: its example
+drawer (one module of ``nar.natural``), its params section (a dataclass here) and what the build,
+the transfer sweep and the figures need to know about it; every other list of tasks derives from it.
+
 Sizes are in each task's unit: the grid side k for ``digit_grid`` (n = k * k nodes), the
 node count for ``road`` and ``road_turns``. A split draws from the image pool / city region of the same name
 (``train``, ``val``, ``test``); ``ood`` draws from ``test``; any other split names its ``pool``.
@@ -18,7 +22,6 @@ from nar.natural.targets import SHORTEST_PATH_ALGORITHMS
 from nar.validation import build, require
 
 POOLS = ("train", "val", "test")
-TASKS = ("digit_grid", "road", "road_turns")
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,56 @@ class NaturalParams:
             )
 
     def task(self, name: str) -> DigitGridParams | RoadParams | RoadTurnsParams:
-        if name not in TASKS:
-            raise KeyError(f"unknown natural task {name!r}; available: {list(TASKS)}")
+        if name not in NATURAL_TASKS:
+            raise KeyError(f"unknown natural task {name!r}; available: {list(NATURAL_TASKS)}")
         return getattr(self, name)
 
 
 def parse_natural_params(data: Any, key: str = "natural") -> NaturalParams:
     """Validate the ``natural`` mapping of params.yaml (None: all defaults)."""
     return build(NaturalParams, data, key)
+
+
+@dataclass(frozen=True)
+class NaturalTask:
+    """What the pipeline knows about one natural task (its entry in ``NATURAL_TASKS``).
+
+    drawer: ``"module:Class"`` of its example drawer, imported when the task is built; the class
+        has ``from_params(params: NaturalParams, pbf: str | None)``, ``check``, ``info``, ``example``,
+        ``name``, ``schema`` and ``feature_names`` (:class:`nar.natural.digit_grid.DigitGridTask`).
+    osm: built from an OpenStreetMap file (``natural.road.pbf``, ``nar natural --pbf``).
+    size_field: the example field holding its size (None: the node count); sizes are in this unit.
+    turn_costs: routes pay turn delays, so the transfer sweep also runs ``bottleneck_turns``.
+    picture: how the figures draw an example: ``grid`` (digit images) or ``map`` (node positions).
+    transfer: the values of the transfer fields left null in params.yaml (``TaskTransferParams``).
+    """
+
+    drawer: str
+    osm: bool = False
+    size_field: str | None = None
+    turn_costs: bool = False
+    picture: Literal["grid", "map"] = "map"
+    transfer: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Transfer defaults measured in reports/transfer_notes.md: short runs and a latent interface for the
+# 64-node digit grids; the scalar interface and longer (cheap) runs for the 12-24-node road subgraphs
+# (road_turns: road's subgraphs and features plus headings and the turn index; road's values, unmeasured).
+_ROAD_TRANSFER = {"interface": "scalar", "batch_size": 16, "max_steps": 300, "patience": 4, "val_examples": 100}
+
+# The natural tasks: name (also its params section natural.<name>) -> what the pipeline needs.
+NATURAL_TASKS: Mapping[str, NaturalTask] = types.MappingProxyType(
+    {
+        "digit_grid": NaturalTask(
+            "nar.natural.digit_grid:DigitGridTask",
+            size_field="grid_size",
+            picture="grid",
+            transfer={"interface": "latent", "batch_size": 8, "max_steps": 300, "patience": 6, "val_examples": 64},
+        ),
+        "road": NaturalTask("nar.natural.road:RoadTask", osm=True, transfer=_ROAD_TRANSFER),
+        "road_turns": NaturalTask(
+            "nar.natural.road_turns:RoadTurnsTask", osm=True, turn_costs=True, transfer=_ROAD_TRANSFER
+        ),
+    }
+)
+TASKS = tuple(NATURAL_TASKS)

@@ -28,11 +28,15 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
+
+if TYPE_CHECKING:
+    from nar.natural.config import NaturalParams
 
 NAME = "digit_grid"
 POOLS = ("train", "val", "test")
@@ -110,6 +114,11 @@ class DigitGridTask:
         self.images, self.labels, self.data_sha256 = _digits()
         self.pools = split_images(self.labels, image_fractions, seed)
         self.image_fractions = tuple(float(x) for x in image_fractions)
+
+    @classmethod
+    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> DigitGridTask:
+        """The drawer of ``natural.digit_grid`` (``pbf``: not used)."""
+        return cls(params.digit_grid.image_fractions, seed=params.seed)
 
     def check(self, pool: str, sizes: tuple[int, ...]) -> None:
         if pool not in self.pools:

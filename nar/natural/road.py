@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from nar.natural.osm import RoadDataError, load_network
 from nar.natural.road_segments import STATIC_EDGE_FEATURES, congestion_field, encode_segments, travel_time
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
+
+if TYPE_CHECKING:
+    from nar.natural.config import NaturalParams
 
 NAME = "road"
 # Bands from the south/west, in this order, with these fractions of the nodes (see the docstring).
@@ -118,6 +122,11 @@ class RoadTask:
         self.pools = {r: np.flatnonzero(self.band_of == k) for k, r in enumerate(regions)}
         self._out: dict[str, list[list[tuple[int, int]]]] = {}
         self._reach: dict[str, tuple[np.ndarray, int]] = {}
+
+    @classmethod
+    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> RoadTask:
+        """The drawer of ``natural.road``; ``pbf`` replaces ``natural.road.pbf``."""
+        return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
 
     def _adjacency(self, pool: str) -> list[list[tuple[int, int]]]:
         """Out-lists (head, segment) of the pool's band, in segment order."""

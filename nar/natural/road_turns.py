@@ -128,6 +128,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -138,6 +139,9 @@ from nar.natural.road import SCHEMA as ROAD_SCHEMA
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import turn_route_targets
 from nar.natural.turns import turn_slots
+
+if TYPE_CHECKING:
+    from nar.natural.config import NaturalParams
 
 NAME = "road_turns"
 HEADING_M = 10.0  # metres of polyline a heading is measured over
@@ -449,6 +453,12 @@ class RoadTurnsTask:
         outdeg = np.bincount(self.net.seg_u, minlength=self.net.num_nodes)
         self.slots = max(1, int(outdeg.max()))  # a subgraph's out-degrees are at most the network's
         self.schema = make_schema(self.slots)
+
+    @classmethod
+    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> RoadTurnsTask:
+        """The drawer of ``natural.road_turns``: road's network and bands (``natural.road``); ``pbf``
+        replaces ``natural.road.pbf``."""
+        return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
 
     def check(self, pool: str, sizes: tuple[int, ...]) -> None:
         self.road.check(pool, sizes)

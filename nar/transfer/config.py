@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nar.natural.config import TASKS
+from nar.natural.config import NATURAL_TASKS, TASKS
 from nar.validation import build, require
 
 # what `dvc repro` and `nar transfer` / `nar evaluate` run when no task is named: road_turns (a sweep
@@ -19,30 +19,17 @@ from nar.validation import build, require
 DEFAULT_TASKS = ("digit_grid", "road")
 VARIANTS = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns", "heuristic", "oracle")
 TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns")
-# tasks whose routes pay turn delays; only they run bottleneck_turns (a sweep of another task skips it)
-TURN_TASKS = ("road_turns",)
 # scored once per split, no training, reported in every size x seed cell
 UNTRAINED = ("heuristic", "oracle")
 SPLITS = ("val", "test", "ood")
 DEFAULT_PROCESSOR = "models:/nar-processor@champion"
 
 
-# Per-task values of the fields left null in params.yaml (measured: reports/transfer_notes.md):
-# short runs and a latent interface for the 64-node digit grids; the scalar interface and
-# longer (cheap) runs for the 12-24-node road subgraphs.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digit_grid": {"interface": "latent", "batch_size": 8, "max_steps": 300, "patience": 6, "val_examples": 64},
-    "road": {"interface": "scalar", "batch_size": 16, "max_steps": 300, "patience": 4, "val_examples": 100},
-    # road's subgraphs and features (+ four headings and the turn index): road's values, unmeasured yet
-    "road_turns": {"interface": "scalar", "batch_size": 16, "max_steps": 300, "patience": 4, "val_examples": 100},
-}
-
-
 @dataclass(frozen=True)
 class TaskTransferParams:
     """How one task's models are built and trained (the same for every variant unless named).
 
-    Fields left null take the task's value from ``TASK_DEFAULTS`` (:meth:`resolved`).
+    Fields left null take the task's value from its ``NATURAL_TASKS`` entry (:meth:`resolved`).
 
     node_net: per-node raw-input network (``mlp``, or ``cnn``: a small 8x8 pixel CNN for digits).
     width: width of the raw-input networks' features (the processor fixes H).
@@ -84,7 +71,7 @@ class TaskTransferParams:
 
     def resolved(self, task: str) -> TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""
-        defaults = TASK_DEFAULTS.get(task, TASK_DEFAULTS["road"])
+        defaults = NATURAL_TASKS.get(task, NATURAL_TASKS["road"]).transfer
         return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def check(self, key: str) -> None:

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from nar.errors import NarError
-from nar.transfer.config import TRAINED, TURN_TASKS, UNTRAINED, TransferParams
+from nar.natural.config import NATURAL_TASKS
+from nar.transfer.config import TRAINED, UNTRAINED, TransferParams
 from nar.transfer.interrupt import Interrupted, signals_deferred, signals_raise
 from nar.transfer.mlflow_runs import log_sweep
 from nar.transfer.pool import run_jobs
@@ -96,7 +97,8 @@ def run_transfer(
             )
 
     # bottleneck_turns prices turns: only on a turn task (transfer.variants may list it for every task)
-    trained = [v for v in params.variants if v in TRAINED and (v != "bottleneck_turns" or task in TURN_TASKS)]
+    turn_costs = NATURAL_TASKS[task].turn_costs  # only tasks whose routes pay turn delays run bottleneck_turns
+    trained = [v for v in params.variants if v in TRAINED and (v != "bottleneck_turns" or turn_costs)]
     # the slow variants first, so that the pool's last runs are short ones
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]

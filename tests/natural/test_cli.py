@@ -40,7 +40,7 @@ def test_bad_pbf_is_one_line_error(workspace, capsys):
 )
 def test_user_errors(workspace, capsys):
     assert main(["natural", "--pbf", "x.osm.pbf"]) == 2
-    assert "--pbf applies to the road task only" in capsys.readouterr().err
+    assert "--pbf applies to the OpenStreetMap tasks only (road, road_turns)" in capsys.readouterr().err
     assert main(["natural", "--task", "road", "--split", "nope"]) == 2
     assert "no split 'nope'" in capsys.readouterr().err
     assert main(["natural", "--task", "road", "--out", "/elsewhere"]) == 2

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nar.errors import NarError
+from nar.natural.config import NATURAL_TASKS
 from nar.transfer.config import UNTRAINED
 from nar.transfer.evaluate.stats import size_of
 
@@ -113,7 +114,7 @@ def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, pa
     for ax, v in zip(axes[0], variants, strict=True):
         pred = np.asarray(predictions["variants"][v][split][0])
         right = int((pred == ex.pi).sum())
-        if task == "digit_grid":
+        if NATURAL_TASKS[task].picture == "grid":
             _draw_digit(ax, ex, pred)
         else:
             _draw_road(ax, ex, pred)
