@@ -16,27 +16,29 @@ training-set size x seed:
 ``nar evaluate`` (:mod:`nar.transfer.evaluate`) aggregates over seeds, plots, draws
 predictions and writes ``reports/blueprint.md``.
 
-Modules: ``config`` (params sections), ``graphs`` (flat edge-list batches), ``models``
-(f~, the sparse processor runner, g~, the cost model), ``solver`` (exact solver and its
-blackbox gradient), ``metrics``, ``train`` (one run), ``sweep`` (the stage), ``evaluate``,
-``cli``. Importing ``nar.transfer`` is light; torch loads with ``graphs`` / ``models``.
+Modules: ``variants`` (the variants, registered once), ``config`` (params sections), ``graphs``
+(flat edge-list batches), ``models`` (f~, the sparse processor runner, g~, the cost model),
+``solver`` (exact solver and its blackbox gradient), ``metrics``, ``train`` (one run), ``sweep`` (the
+stage), ``evaluate``, ``cli``. Importing ``nar.transfer`` is light; torch loads with ``graphs`` / ``models``.
 """
 
 from __future__ import annotations
 
 from nar.transfer.config import (
     TASKS,
-    VARIANTS,
     EvaluateParams,
     TaskTransferParams,
     TransferParams,
     parse_evaluate_params,
     parse_transfer_params,
 )
+from nar.transfer.variants import TRANSFER_VARIANTS, VARIANTS, Variant
 
 __all__ = [
     "TASKS",
+    "TRANSFER_VARIANTS",
     "VARIANTS",
+    "Variant",
     "EvaluateParams",
     "TaskTransferParams",
     "TransferParams",

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nar.transfer.config import DEFAULT_TASKS, TASKS, VARIANTS
+from nar.transfer.config import DEFAULT_TASKS, TASKS
+from nar.transfer.variants import VARIANTS
 
 
 def _inside(path: str, what: str) -> Path:

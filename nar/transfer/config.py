@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nar.natural.config import NATURAL_TASKS, TASKS
+from nar.transfer.variants import VARIANTS
 from nar.validation import build, require
 
 # what `dvc repro` and `nar transfer` / `nar evaluate` run when no task is named: road_turns (a sweep
 # of about 15 min on 2 cores) is selected by naming it (evaluate.tasks, --task)
 DEFAULT_TASKS = ("digit_grid", "road")
-VARIANTS = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns", "heuristic", "oracle")
-TRAINED = ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "bottleneck_turns")
-# scored once per split, no training, reported in every size x seed cell
-UNTRAINED = ("heuristic", "oracle")
 SPLITS = ("val", "test", "ood")
 DEFAULT_PROCESSOR = "models:/nar-processor@champion"
 

@@ -20,16 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from nar.progress import duration  # shared with every stage's progress (nar/progress.py)
+from nar.transfer.variants import TRANSFER_VARIANTS
 
 
 def _values(xs: Sequence[Any]) -> str:
     return ", ".join(str(x) for x in xs)
-
-
-UNTRAINED_WHAT = {
-    "heuristic": "the heuristic (exact algorithm on the visible proxy cost, no training)",
-    "oracle": "the oracle (exact algorithm on the hidden costs, no training)",
-}
 
 
 def _untrained(untrained: bool | Sequence[str]) -> list[str]:
@@ -62,9 +57,8 @@ def plan_line(
             f"({_values(sizes)}) x {len(seeds)} seeds ({_values(seeds)}), {workers} at a time"
         )
     for v in fixed:
-        parts.append(
-            f"{UNTRAINED_WHAT.get(v, v)}, scored once and reported in its {len(sizes) * len(seeds)} size x seed cells"
-        )
+        what = TRANSFER_VARIANTS[v].what if v in TRANSFER_VARIANTS else v
+        parts.append(f"{what}, scored once and reported in its {len(sizes) * len(seeds)} size x seed cells")
     return f"transfer {task}: {steps} steps: " + "; then ".join(parts) + f"; {runs + cells} results in all"
 
 

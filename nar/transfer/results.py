@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nar.transfer.config import UNTRAINED, TransferParams
+from nar.transfer.config import TransferParams
+from nar.transfer.variants import UNTRAINED
 
 if TYPE_CHECKING:  # annotations only: the outputs need the record's fields, not the registry it loads from
     from nar.transfer.record import ProcessorRecord

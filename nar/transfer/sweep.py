@@ -42,15 +42,15 @@ from typing import Any
 
 from nar.errors import NarError
 from nar.natural.config import NATURAL_TASKS
-from nar.transfer.config import TRAINED, UNTRAINED, TransferParams
+from nar.transfer.config import TransferParams
 from nar.transfer.interrupt import Interrupted, signals_deferred, signals_raise
 from nar.transfer.mlflow_runs import log_sweep
 from nar.transfer.pool import run_jobs
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 from nar.transfer.record import load_processor_record
 from nar.transfer.results import ResumeStore, params_dict, write_outputs
+from nar.transfer.variants import NEEDS_PROCESSOR, TRAINED, TRANSFER_VARIANTS, UNTRAINED
 
-NEEDS_PROCESSOR = ("nar_frozen", "nar_finetune", "e2e")
 REQUIRED_SPLITS = ("train", "val", "test")
 
 
@@ -96,9 +96,10 @@ def run_transfer(
                 f"({base / 'train'})"
             )
 
-    # bottleneck_turns prices turns: only on a turn task (transfer.variants may list it for every task)
-    turn_costs = NATURAL_TASKS[task].turn_costs  # only tasks whose routes pay turn delays run bottleneck_turns
-    trained = [v for v in params.variants if v in TRAINED and (v != "bottleneck_turns" or turn_costs)]
+    # a variant that prices turns (bottleneck_turns) runs only on a task whose routes pay turn delays
+    # (transfer.variants may list it for every task)
+    turn_costs = NATURAL_TASKS[task].turn_costs
+    trained = [v for v in params.variants if v in TRAINED and (turn_costs or not TRANSFER_VARIANTS[v].turn_costs)]
     # the slow variants first, so that the pool's last runs are short ones
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]

@@ -55,6 +55,7 @@ from nar.transfer.solver import (
     true_turn_usage,
     usage_loss,
 )
+from nar.transfer.variants import TRANSFER_VARIANTS, Variant
 
 
 class FrozenProcessorChanged(NarError, RuntimeError):
@@ -185,32 +186,49 @@ def build_model(
     spec: RunSpec, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str = "auto"
 ) -> nn.Module:
     """The network of ``spec.variant`` (initialised from ``spec.seed``); ``pretrained`` is a frozen P."""
+    variant = TRANSFER_VARIANTS[spec.variant]
+    if not variant.trained:
+        raise ValueError(f"variant {spec.variant!r} is not trained")
     torch.manual_seed(spec.seed * 1_000_003 + zlib.crc32(spec.variant.encode()) % 1_000_003)
-    params = params.resolved(data.task)
-    kind = params.node_net
-    if spec.variant == "bottleneck_turns":
-        if data.train.turn_next is None:
-            raise NarError(f"{spec.name}: bottleneck_turns needs a turn task (road_turns), not {data.task}")
-        return TurnCostModel(kind, data.node_in, data.edge_in, params.width)
-    if spec.variant == "bottleneck":
-        per = "cell" if data.edge_in == 0 else "edge"
-        return CostModel(kind, data.node_in, data.edge_in, params.width, per)
-    if pretrained is None:
+    if variant.turn_costs and data.train.turn_next is None:
+        raise NarError(f"{spec.name}: {spec.variant} needs a turn task (road_turns), not {data.task}")
+    if variant.processor is not None and pretrained is None:
         raise ValueError(f"{spec.variant} needs a processor (its config, and its weights unless e2e)")
-    if spec.variant == "nar_frozen":
+    return variant.builder()(variant, params.resolved(data.task), data, pretrained, mode)
+
+
+def processor_model(
+    variant: Variant, params: TaskTransferParams, data: TaskData, pretrained: Processor, mode: str
+) -> TransferModel:
+    """nar_frozen, nar_finetune, e2e: a new encoder f~ and pointer decoder around the processor, which is
+    the pretrained one (frozen), a trainable copy of it (finetuned) or its architecture anew (fresh)."""
+    if variant.processor == "frozen":
         processor = pretrained
-    elif spec.variant == "nar_finetune":
+    elif variant.processor == "finetuned":
         processor = copy.deepcopy(pretrained)
         processor.__dict__.pop("train", None)  # undo freeze()'s eval lock (an instance attribute)
         for p in processor.parameters():
             p.requires_grad_(True)
-    elif spec.variant == "e2e":
-        processor = build_processor(pretrained.config)  # the same architecture, fresh weights
     else:
-        raise ValueError(f"variant {spec.variant!r} is not trained")
+        processor = build_processor(pretrained.config)  # the same architecture, fresh weights
     H = processor.config.hidden
-    encoder = Encoder(kind, data.node_in, data.edge_in, params.width, H, params.interface)
+    encoder = Encoder(params.node_net, data.node_in, data.edge_in, params.width, H, params.interface)
     return TransferModel(encoder, processor, mode)  # type: ignore[arg-type]
+
+
+def cost_model(
+    variant: Variant, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str
+) -> CostModel:
+    """bottleneck: one positive cost per cell (a task without edge features) or per edge."""
+    per = "cell" if data.edge_in == 0 else "edge"
+    return CostModel(params.node_net, data.node_in, data.edge_in, params.width, per)
+
+
+def turn_cost_model(
+    variant: Variant, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str
+) -> TurnCostModel:
+    """bottleneck_turns: one positive cost per segment and one per turn."""
+    return TurnCostModel(params.node_net, data.node_in, data.edge_in, params.width)
 
 
 def _attach_edge_norm(model: nn.Module, data: TaskData, subset: np.ndarray) -> None:
@@ -302,7 +320,7 @@ def quick_accuracy(model: nn.Module, batches: list[FlatBatch], precision: str = 
 def trainable_state(model: nn.Module, variant: str) -> dict[str, torch.Tensor]:
     """Weights worth saving: everything but a frozen processor (it is referenced by sha256)."""
     state = model.state_dict()
-    if variant == "nar_frozen":
+    if TRANSFER_VARIANTS[variant].processor == "frozen":
         state = {k: v for k, v in state.items() if not k.startswith("runner.processor.")}
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -310,12 +328,6 @@ def trainable_state(model: nn.Module, variant: str) -> dict[str, torch.Tensor]:
 def oracle_predictions(split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
     """The exact algorithm on each example's hidden true costs (the first ``limit`` examples)."""
     return [oracle_targets(ex, algorithm)["pi"] for ex in split.examples[:limit]]
-
-
-def run_oracle(spec: RunSpec, data: TaskData) -> RunResult:
-    start = time.perf_counter()
-    metrics = {name: score_split(oracle_predictions(s, data.algorithm), s) for name, s in data.splits.items()}
-    return RunResult(spec, metrics, eval_seconds=time.perf_counter() - start)
 
 
 # The heuristic's proxy: the visible segment length where a task's edges have one (road, road_turns:
@@ -349,16 +361,15 @@ def heuristic_predictions(split: FlatSplit, algorithm: str, limit: int | None = 
 
 
 def untrained_predictions(variant: str, split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
-    """Predicted pointers of a variant that needs no training (``oracle``, ``heuristic``)."""
-    if variant == "oracle":
-        return oracle_predictions(split, algorithm, limit)
-    if variant == "heuristic":
-        return heuristic_predictions(split, algorithm, limit)
-    raise ValueError(f"variant {variant!r} is trained")
+    """Predicted pointers of a variant that needs no training (``oracle``, ``heuristic``, ...)."""
+    entry = TRANSFER_VARIANTS[variant]
+    if entry.trained:
+        raise ValueError(f"variant {variant!r} is trained")
+    return entry.predictor()(split, algorithm, limit)
 
 
 def run_untrained(spec: RunSpec, data: TaskData) -> RunResult:
-    """Score ``spec.variant`` (``oracle`` or ``heuristic``) on every split, once (it has nothing to train)."""
+    """Score ``spec.variant`` (an untrained one: ``oracle``, ``heuristic``) on every split, once (nothing to train)."""
     start = time.perf_counter()
     metrics = {
         name: score_split(untrained_predictions(spec.variant, s, data.algorithm), s) for name, s in data.splits.items()
@@ -382,7 +393,7 @@ def train_run(
     """Train ``spec`` and score its best weights on every split of ``data``."""
     from nar.registry import weights_sha256
 
-    if spec.variant in ("oracle", "heuristic"):
+    if not TRANSFER_VARIANTS[spec.variant].trained:
         return run_untrained(spec, data)
     params = params.resolved(spec.task)
     device = resolve_device(device)
@@ -390,7 +401,8 @@ def train_run(
     model = build_model(spec, params, data, pretrained, mode)
     _attach_edge_norm(model, data, subset)
     model.to(device)
-    sha_before = weights_sha256(pretrained) if spec.variant == "nar_frozen" else None
+    frozen = TRANSFER_VARIANTS[spec.variant].processor == "frozen"
+    sha_before = weights_sha256(pretrained) if frozen else None
     opt = _optimizer(model, spec, params)
     sched = None
     if params.lr_schedule == "cosine":
@@ -459,7 +471,7 @@ def train_run(
     eval_seconds = time.perf_counter() - start
 
     sha_after = None
-    if spec.variant == "nar_frozen":
+    if frozen:
         sha_after = weights_sha256(pretrained)
         if sha_after != sha_before:
             raise FrozenProcessorChanged(

@@ -11,19 +11,11 @@ import numpy as np
 
 from nar.errors import NarError
 from nar.natural.config import NATURAL_TASKS
-from nar.transfer.config import UNTRAINED
 from nar.transfer.evaluate.stats import size_of
+from nar.transfer.variants import TRANSFER_VARIANTS, UNTRAINED
 
 # one colour per variant; its order is also the order of the variants in every table, CSV and figure
-COLORS = {
-    "nar_frozen": "tab:blue",
-    "nar_finetune": "tab:cyan",
-    "e2e": "tab:orange",
-    "bottleneck": "tab:green",
-    "bottleneck_turns": "tab:olive",
-    "heuristic": "tab:gray",
-    "oracle": "black",
-}
+COLORS = {name: v.color for name, v in TRANSFER_VARIANTS.items()}
 
 
 def _plt():

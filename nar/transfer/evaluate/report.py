@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nar.transfer.config import TRAINED, EvaluateParams
+from nar.transfer.config import EvaluateParams
 from nar.transfer.evaluate.figures import COLORS
 from nar.transfer.evaluate.stats import OUTCOMES, RATIOS, sizes_of
+from nar.transfer.variants import TRAINED
 
 
 def _fmt(cell: Mapping[str, Any] | None, metric: str, pct: bool = True) -> str:

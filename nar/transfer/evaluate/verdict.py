@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from nar.transfer.config import TRAINED
 from nar.transfer.evaluate.stats import LOWER_IS_BETTER, compare, size_of
+from nar.transfer.variants import TRAINED
 
 
 def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, Any]:
