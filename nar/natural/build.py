@@ -5,8 +5,8 @@ the targets (``nar.natural.targets``: the shortest-path tree of ``params.algorit
 hidden costs, or the task's own ``targets(example, algorithm)`` where it has one, as
 ``road_turns``'s edge-based solver), and write ``out_dir/<split>/`` (``nar.natural.store``).
 
-Tasks are registered in ``nar.natural.config.NATURAL_TASKS`` (one entry each: the drawer
-class, built by its ``from_params``, and its params section).
+Tasks are registered in ``nar.natural.config.NATURAL_TASKS`` (one module each, :mod:`nar.natural.task`):
+the drawer class, built by its ``from_params``, and its params section.
 
 Randomness (what makes "same seed => byte-identical files" hold, whatever the shard size):
 the split's seed is ``[seed, crc32("<task>/<split>")]``; the sizes are drawn with
@@ -18,7 +18,6 @@ digit image pools and the road network's static per-segment factors.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 import time
 import zlib
@@ -39,18 +38,19 @@ class NaturalBuildError(NarError):
     """A natural split cannot be built as configured (sizes its pool cannot provide, ...)."""
 
 
-def task_entry(task: str) -> NaturalTask:
-    """``task``'s entry in ``NATURAL_TASKS``, or a ``NaturalBuildError`` naming the tasks there are."""
-    entry = NATURAL_TASKS.get(task)
+def task_entry(task: str, params: NaturalParams | None = None) -> NaturalTask:
+    """``task``'s entry in the registry ``params`` were made from (default ``NATURAL_TASKS``), or a
+    ``NaturalBuildError`` naming the tasks there are."""
+    tasks = type(params).tasks if params is not None else NATURAL_TASKS
+    entry = tasks.get(task)
     if entry is None:
-        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(NATURAL_TASKS)}")
+        raise NaturalBuildError(f"unknown natural task {task!r}; available: {list(tasks)}")
     return entry
 
 
 def make_task(task: str, params: NaturalParams, pbf: str | None = None) -> Any:
     """The task's example drawer (``DigitGridTask``, ``RoadTask``, ...); ``pbf`` overrides ``road.pbf``."""
-    module, cls = task_entry(task).drawer.split(":")
-    return getattr(importlib.import_module(module), cls).from_params(params, pbf)
+    return task_entry(task, params).drawer.from_params(params, pbf)
 
 
 def split_seed(seed: int, task: str, split: str) -> list[int]:
@@ -81,8 +81,8 @@ def draw_examples(
         yield ex
 
 
-def _size_of(task: str) -> Callable[[dict[str, np.ndarray]], int]:
-    size_field = task_entry(task).size_field
+def _size_of(entry: NaturalTask) -> Callable[[dict[str, np.ndarray]], int]:
+    size_field = entry.size_field
     if size_field is not None:
         return lambda ex: int(ex[size_field])
     return lambda ex: len(ex["node_features"])
@@ -111,7 +111,7 @@ def build_natural(
         if seed < 0:
             raise NaturalBuildError(f"seed must be >= 0, got {seed}")
         params = replace(params, seed=seed)
-    entry = task_entry(task)
+    entry = task_entry(task, params)
     task_params = params.task(task)
     chosen = dict(task_params.splits)
     if splits:
@@ -154,7 +154,7 @@ def build_natural(
                 out_root / name,
                 skeleton,
                 draw_examples(drawer, name, spec, params.seed, params.algorithm),
-                _size_of(task),
+                _size_of(entry),
                 progress=bar,
             )
         finally:

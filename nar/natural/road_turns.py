@@ -127,21 +127,20 @@ only between 3.9 and 4.8 % (``--sensitivity``): the rules above were kept as wri
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from nar.natural.osm import RoadNetwork
 from nar.natural.road import EDGE_FEATURES as ROAD_EDGE_FEATURES
-from nar.natural.road import NODE_FEATURES, RoadTask
+from nar.natural.road import NODE_FEATURES, TRANSFER_DEFAULTS, RoadTask, road_splits
 from nar.natural.road import SCHEMA as ROAD_SCHEMA
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import turn_route_targets
+from nar.natural.task import NaturalSplitParams, NaturalTask, check_splits
 from nar.natural.turns import turn_slots
-
-if TYPE_CHECKING:
-    from nar.natural.config import NaturalParams
 
 NAME = "road_turns"
 HEADING_M = 10.0  # metres of polyline a heading is measured over
@@ -437,6 +436,17 @@ def encode_turns(net: RoadNetwork, seed: int) -> TurnTable:
 # --------------------------------------------------------------------------- the task
 
 
+@dataclass(frozen=True)
+class RoadTurnsParams:
+    """``road_turns`` uses ``road``'s network (``natural.road.pbf``) and bands (``natural.road.regions``),
+    so both tasks' splits cover the same places; only its splits are its own."""
+
+    splits: Mapping[str, NaturalSplitParams] = field(default_factory=road_splits)
+
+    def check(self, key: str) -> None:
+        check_splits(key, self.splits)
+
+
 class RoadTurnsTask:
     """Draws ``road`` examples and adds the turns, their hidden delays and the headings."""
 
@@ -455,7 +465,7 @@ class RoadTurnsTask:
         self.schema = make_schema(self.slots)
 
     @classmethod
-    def from_params(cls, params: NaturalParams, pbf: str | None = None) -> RoadTurnsTask:
+    def from_params(cls, params: Any, pbf: str | None = None) -> RoadTurnsTask:
         """The drawer of ``natural.road_turns``: road's network and bands (``natural.road``); ``pbf``
         replaces ``natural.road.pbf``."""
         return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
@@ -529,3 +539,9 @@ class RoadTurnsTask:
             int(ex["source"]),
             int(ex["target"]),
         )
+
+
+# road's subgraphs and features plus headings and the turn index: road's transfer values (unmeasured here)
+TASK = NaturalTask(
+    NAME, drawer=RoadTurnsTask, params=RoadTurnsParams, osm=True, turn_costs=True, transfer=TRANSFER_DEFAULTS
+)
