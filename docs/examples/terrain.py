@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nar.natural.digit_grid import grid_edges
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
 from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits
@@ -63,15 +64,6 @@ class TerrainParams:
     def check(self, key: str) -> None:
         require(self.uphill >= 0, f"{key}.uphill", self.uphill, "a number >= 0")
         check_splits(key, self.splits)
-
-
-def grid_moves(k: int) -> np.ndarray:
-    """(E, 2) int32 directed 4-neighbour moves of a k x k grid, sorted by (u, v)."""
-    idx = np.arange(k * k).reshape(k, k)
-    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]
-    forward = [np.stack([a.ravel(), b.ravel()], 1) for a, b in pairs]
-    e = np.concatenate(forward + [f[:, ::-1] for f in forward])
-    return e[np.lexsort((e[:, 1], e[:, 0]))].astype(np.int32)
 
 
 def smooth_field(k: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,7 +116,7 @@ class TerrainTask:
         slope = np.hypot(*np.gradient(elevation))
         shade = (1.0 - 2.0 * slope)[..., None, None]
         pixels = TERRAIN_RGB[terrain][:, :, None, :] * shade + rng.normal(0, 0.05, size=(k, k, PATCH * PATCH, 3))
-        moves = grid_moves(k)
+        moves = grid_edges(k)  # the 4-neighbour moves, as digit_grid's cells
         elev, kind = elevation.ravel(), terrain.ravel()
         climb = np.maximum(0.0, elev[moves[:, 1]] - elev[moves[:, 0]])
         cost = TERRAIN_COST[kind[moves[:, 1]]] * (1.0 + self.uphill * climb)
