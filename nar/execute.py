@@ -242,7 +242,7 @@ def load_pretrained(where: str | Path, device: str = "cpu") -> Executor:
     the network stored beside it must hold exactly those processor weights.
     """
     if str(where).startswith("models:/"):
-        from nar.registry import RegistryError, load_registered, weights_sha256
+        from nar.registry import RegistryError, load_registered
 
         try:
             loaded = load_registered(str(where))
@@ -253,16 +253,26 @@ def load_pretrained(where: str | Path, device: str = "cpu") -> Executor:
                 f"{where} (version {loaded.version}) stores the processor only, not the encoders and decoders "
                 "that execute an algorithm (registered before nar stored them); give a pretraining run directory"
             )
-        model, meta = _build_model(loaded.model_files, str(where))
-        if weights_sha256(model.processor) != loaded.sha256:
-            raise UserError(f"{where}: the stored network's processor is not the registered one; refusing it")
-        return Executor(model, meta.get("name", str(where)), device)
+        return executor_from_files(loaded.model_files, str(where), device, processor_sha256=loaded.sha256)
     path = Path(where)
     if not (path / "model.json").is_file() or not (path / "model.safetensors").is_file():
         raise UserError(f"{path}: not a pretraining run directory (needs model.json and model.safetensors)")
     files = {name: (path / name).read_bytes() for name in ("model.json", "model.safetensors")}
-    model, meta = _build_model(files, str(path))
-    return Executor(model, meta.get("name", path.name), device)
+    return executor_from_files(files, str(path), device)
+
+
+def executor_from_files(
+    files: dict[str, bytes], where: str, device: str = "cpu", *, processor_sha256: str | None = None
+) -> Executor:
+    """The network stored as ``files`` (model.json and model.safetensors bytes, named ``where`` in errors);
+    with ``processor_sha256``, its processor must have exactly those weights (the registered ones)."""
+    model, meta = _build_model(files, where)
+    if processor_sha256 is not None:
+        from nar.registry import weights_sha256
+
+        if weights_sha256(model.processor) != processor_sha256:
+            raise UserError(f"{where}: the stored network's processor is not the registered one; refusing it")
+    return Executor(model, meta.get("name", Path(where).name), device)
 
 
 def _build_model(files: dict[str, bytes], where: str) -> tuple[EncodeProcessDecode, dict[str, Any]]:

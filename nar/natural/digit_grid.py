@@ -36,11 +36,10 @@ import numpy as np
 
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
-from nar.natural.task import NaturalSplitParams, NaturalTask, check_splits, default_splits
+from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits
 from nar.validation import require
 
 NAME = "digit_grid"
-POOLS = ("train", "val", "test")
 CELL_COST = 1.0 + np.arange(10, dtype=np.float64)  # cost of entering a cell showing digit d
 COST_RULE = "entering a cell costs 1 + its digit (0 -> 1, ..., 9 -> 10); edge u -> v costs 1 + digit(v)"
 PIXELS = 64
@@ -189,5 +188,6 @@ TASK = NaturalTask(
     params=DigitGridParams,
     size_field="grid_size",
     picture="grid",
-    transfer={"interface": "latent", "batch_size": 8, "max_steps": 300, "patience": 6, "val_examples": 64},
+    # max_steps 600 / patience 12, not 300 / 6: validation pointer accuracy higher in 35 of 36 runs (notes §3)
+    transfer={"interface": "latent", "batch_size": 8, "max_steps": 600, "patience": 12, "val_examples": 64},
 )

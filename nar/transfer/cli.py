@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nar.transfer.config import DEFAULT_TASKS, TASKS
+from nar.transfer.config import TASKS
 from nar.transfer.variants import VARIANTS
 
 
@@ -30,7 +30,8 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     from nar.transfer.interrupt import Interrupted, signals_raise
     from nar.transfer.sweep import run_transfer
 
-    params = load_params(args.params, "transfer").transfer
+    loaded = load_params(args.params, "transfer", "evaluate")
+    params = loaded.transfer
     overrides: dict[str, Any] = {}
     if args.processor:
         overrides["processor"] = args.processor
@@ -49,7 +50,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
         overrides["data"] = str(_inside(args.data, "--data"))
     if overrides:
         params = dataclasses.replace(params, **overrides)
-    tasks = [args.task] if args.task else list(DEFAULT_TASKS)
+    tasks = [args.task] if args.task else list(loaded.evaluate.tasks)  # the one task list (params.yaml)
     try:
         with signals_raise():  # also while torch loads and the data is read, before the sweep's own handling
             for task in tasks:
@@ -96,7 +97,7 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "transfer", help="train new encoders/decoders around the frozen processor, with baselines (per task)"
     )
-    p.add_argument("--task", choices=TASKS, help=f"one task (default: {', '.join(DEFAULT_TASKS)})")
+    p.add_argument("--task", choices=TASKS, help="one task (default: every task of evaluate.tasks in params.yaml)")
     p.add_argument("--variant", action="append", help=f"one of {list(VARIANTS)}; repeat (default: transfer.variants)")
     p.add_argument("--processor", help="registry URI or local directory (overrides transfer.processor)")
     p.add_argument("--allow-unverified", action="store_true", help="accept a local processor without a recorded sha256")

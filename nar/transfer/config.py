@@ -15,9 +15,8 @@ from nar.natural.config import NATURAL_TASKS, TASKS
 from nar.transfer.variants import VARIANTS
 from nar.validation import build, require
 
-# what `dvc repro` and `nar transfer` / `nar evaluate` run when no task is named: road_turns (a sweep
-# of about 15 min on 2 cores) is selected by naming it (evaluate.tasks, --task)
-DEFAULT_TASKS = ("digit_grid", "road")
+# what `nar evaluate` reports and `nar transfer` runs when params.yaml names no task list: every registered task
+DEFAULT_TASKS = TASKS
 SPLITS = ("val", "test", "ood")
 DEFAULT_PROCESSOR = "models:/nar-processor@champion"
 

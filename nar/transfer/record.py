@@ -3,7 +3,7 @@ verified by its sha256, then handed to the workers as canonical safetensors byte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nar.errors import NarError
@@ -11,13 +11,17 @@ from nar.errors import NarError
 
 @dataclass(frozen=True)
 class ProcessorRecord:
-    """The processor a sweep used: where from, its identity and its weights (canonical bytes)."""
+    """The processor a sweep used: where from, its identity and its weights (canonical bytes).
+
+    network: the whole pretrained network stored beside it (``model.json`` and ``model.safetensors``: its own
+    encoders and decoders too; empty when the source holds the processor only), what ``ceiling`` runs."""
 
     uri: str
     version: str | None
     sha256: str
     config: dict[str, Any]
     blob: bytes
+    network: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def info(self) -> dict[str, Any]:
         return {"uri": self.uri, "version": self.version, "sha256": self.sha256, "config": self.config}
@@ -34,6 +38,7 @@ def load_processor_record(uri: str, allow_unverified: bool = False) -> Processor
         sha256=loaded.sha256,
         config=loaded.processor.config.to_dict(),
         blob=weights_bytes(loaded.processor),
+        network=dict(loaded.model_files),
     )
 
 

@@ -145,7 +145,9 @@ def write_outputs(
         predictions["variants"][variant] = {
             name: [
                 p.tolist()
-                for p in untrained_predictions(variant, data.splits[name], data.algorithm, params.picture_examples)
+                for p in untrained_predictions(
+                    variant, data.splits[name], data.algorithm, params.picture_examples, processor=record
+                )
             ]
             for name in ("test", "ood")
             if name in data.splits

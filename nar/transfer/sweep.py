@@ -70,7 +70,7 @@ def run_transfer(
     KeyboardInterrupt) saying how many runs were kept for the next sweep to resume from; the workers
     are ended, and no output is left half-written."""
     from nar.tracking import dataset_version
-    from nar.transfer.train import RunResult, RunSpec, TaskData, run_untrained
+    from nar.transfer.train import RunResult, RunSpec, TaskData, ceiling_unavailable, run_untrained
 
     t0 = time.perf_counter()
     params = _with_device(params)
@@ -104,6 +104,8 @@ def run_transfer(
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]
     untrained = [v for v in UNTRAINED if v in params.variants]
+    if "ceiling" in untrained and not record.network:  # say so now, not after an hour of training
+        raise NarError(ceiling_unavailable(record.uri))
 
     def keep(spec: RunSpec) -> bool:
         return params.save_models == "all" or (params.save_models == "first_seed" and spec.seed == first_seed)
@@ -141,7 +143,7 @@ def run_transfer(
             by_spec = {**finished, **{r.spec: r for r in fresh}}
             results = [by_spec[spec] for spec in jobs]
             for variant in untrained:  # scored once, reported in every size x seed cell
-                once = run_untrained(RunSpec(task, variant, 0, 0), data)
+                once = run_untrained(RunSpec(task, variant, 0, 0), data, record)
                 progress_out.untrained_done(variant, run_summary(once.metrics))
                 for n in params.sizes:
                     for s in params.seeds:

@@ -15,6 +15,8 @@ Variants (DESIGN.md, "Baselines"):
                   (no training, no hidden input: :func:`heuristic_costs`): what a practitioner
                   gets without learning anything; a learned variant must beat it to matter.
 ``oracle``        the dataset's own algorithm on the hidden true costs (no training; the ceiling).
+``ceiling``       the whole pretrained network run on the hidden true costs (no training): the frozen
+                  processor's own ceiling, what nar_frozen could reach with perfect f~ and g~.
 
 The training subset of a (size, seed) is a random subset of the train split drawn from the
 seed alone, so every variant sees the same examples. Adam with gradient clipping; every
@@ -47,6 +49,7 @@ from nar.transfer.config import TaskTransferParams
 from nar.transfer.graphs import FlatBatch, FlatSplit
 from nar.transfer.metrics import score_split
 from nar.transfer.models import CostModel, Encoder, TransferModel, TurnCostModel, pointer_loss, predict_pointers
+from nar.transfer.record import ProcessorRecord
 from nar.transfer.solver import (
     blackbox_tree,
     blackbox_turn_tree,
@@ -360,19 +363,53 @@ def heuristic_predictions(split: FlatSplit, algorithm: str, limit: int | None = 
     ]
 
 
-def untrained_predictions(variant: str, split: FlatSplit, algorithm: str, limit: int | None = None) -> list[np.ndarray]:
-    """Predicted pointers of a variant that needs no training (``oracle``, ``heuristic``, ...)."""
+def ceiling_predictions(
+    split: FlatSplit, algorithm: str, limit: int | None = None, *, processor: ProcessorRecord
+) -> list[np.ndarray]:
+    """The whole pretrained network (its own encoder, the frozen processor, its own decoder) run on each
+    example's hidden true costs (the first ``limit`` examples), with :func:`nar.execute.default_steps`:
+    what nar_frozen could reach with a perfect f~ and g~, so the share of any gap that is the processor's.
+    On turn tasks it sees the segment times only (the node-based algorithm cannot price a turn)."""
+    from nar.execute import executor_from_files
+
+    if not processor.network:
+        raise NarError(ceiling_unavailable(processor.uri))
+    executor = executor_from_files(processor.network, processor.uri, processor_sha256=processor.sha256)
+    return [
+        executor.run(algorithm, (ex.num_nodes, ex.edge_index, ex.hidden["edge_cost"]), source=ex.source).pi
+        for ex in split.examples[:limit]
+    ]
+
+
+def ceiling_unavailable(uri: str) -> str:
+    return (
+        f"transfer.variants lists 'ceiling', which runs the whole pretrained network (its own encoder and decoder "
+        f"too), but {uri} holds the processor only; allowed: a registered version stored with its network (nar "
+        "register stores it), a pretraining run directory (models/pretrain/<run>), or drop 'ceiling'"
+    )
+
+
+def untrained_predictions(
+    variant: str, split: FlatSplit, algorithm: str, limit: int | None = None, processor: ProcessorRecord | None = None
+) -> list[np.ndarray]:
+    """Predicted pointers of a variant that needs no training (``oracle``, ``heuristic``, ``ceiling``, ...);
+    ``processor``: the sweep's processor, handed to the variants that use it."""
     entry = TRANSFER_VARIANTS[variant]
     if entry.trained:
         raise ValueError(f"variant {variant!r} is trained")
-    return entry.predictor()(split, algorithm, limit)
+    if entry.processor is None:
+        return entry.predictor()(split, algorithm, limit)
+    if processor is None:
+        raise NarError(f"variant {variant!r} runs the pretrained processor, and none was given")
+    return entry.predictor()(split, algorithm, limit, processor=processor)
 
 
-def run_untrained(spec: RunSpec, data: TaskData) -> RunResult:
-    """Score ``spec.variant`` (an untrained one: ``oracle``, ``heuristic``) on every split, once (nothing to train)."""
+def run_untrained(spec: RunSpec, data: TaskData, processor: ProcessorRecord | None = None) -> RunResult:
+    """Score ``spec.variant`` (an untrained one: ``oracle``, ``heuristic``, ``ceiling``) on every split, once."""
     start = time.perf_counter()
     metrics = {
-        name: score_split(untrained_predictions(spec.variant, s, data.algorithm), s) for name, s in data.splits.items()
+        name: score_split(untrained_predictions(spec.variant, s, data.algorithm, processor=processor), s)
+        for name, s in data.splits.items()
     }
     return RunResult(spec, metrics, eval_seconds=time.perf_counter() - start)
 

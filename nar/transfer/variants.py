@@ -14,7 +14,9 @@ A new baseline is one function (in a module of its own if you like) plus one ent
 
 - an untrained one (``predict``): ``predict(split: FlatSplit, algorithm: str, limit: int | None)`` returns
   the predicted predecessors of the split's first ``limit`` examples, a list of (n,) int arrays; it is
-  scored once per split and reported in every size x seed cell (``heuristic``, ``oracle``);
+  scored once per split and reported in every size x seed cell (``heuristic``, ``oracle``); one that uses the
+  processor (``processor`` set: ``ceiling``) is also given ``processor=`` the sweep's
+  :class:`~nar.transfer.record.ProcessorRecord`;
 - a trained one (``build``): ``build(variant: Variant, params: TaskTransferParams, data: TaskData,
   pretrained: Processor | None, mode: str)`` returns its ``nn.Module``, a pointer model
   (:class:`~nar.transfer.models.TransferModel`: trained on the pointer cross-entropy) or a cost model
@@ -109,6 +111,12 @@ TRANSFER_VARIANTS: Mapping[str, Variant] = types.MappingProxyType(
             "the oracle (exact algorithm on the hidden costs, no training)",
             "black",
             predict="nar.transfer.train:oracle_predictions",
+        ),
+        "ceiling": Variant(
+            "the processor's ceiling (the whole pretrained network on the hidden costs, no training)",
+            "tab:purple",
+            predict="nar.transfer.train:ceiling_predictions",
+            processor="frozen",
         ),
     }
 )

@@ -56,7 +56,12 @@ def workspace(tmp_path_factory) -> Path:
         path = root / "metrics" / "transfer" / f"{task}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_task_metrics(offset)))
-    params = EvaluateParams(report=str(root / "reports" / "blueprint.md"), notes=str(root / "none.md"), low_data=8)
+    params = EvaluateParams(
+        tasks=("digit_grid", "road"),
+        report=str(root / "reports" / "blueprint.md"),
+        notes=str(root / "none.md"),
+        low_data=8,
+    )
     run_evaluate(
         params,
         metrics_root=root / "metrics" / "transfer",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+import safetensors.torch
 import torch
 
-from nar.models.processors import ProcessorConfig, build_processor
+from nar.algorithms import ALGORITHMS
+from nar.models.model import EncodeProcessDecode, ModelConfig
+from nar.models.processors import ProcessorConfig
 from nar.natural.build import build_natural
 from nar.natural.config import parse_natural_params
 from nar.registry import save_processor
@@ -64,11 +68,25 @@ def natural_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def processor_dir(tmp_path_factory):
-    """A small random MPNN processor saved with its sha256 (what `nar register` would serve)."""
+    """A small random Bellman-Ford network, laid out as `nar pretrain` writes it: its processor saved with its
+    sha256 (what `nar register` would serve) and the whole network beside it (what `ceiling` runs)."""
     torch.manual_seed(5)
-    processor = build_processor(ProcessorConfig(kind="mpnn", hidden=16))
+    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse")
+    model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config)
     out = tmp_path_factory.mktemp("processor")
-    save_processor(processor, out, name="tiny", algorithms=["bellman_ford"])
+    save_processor(model.processor, out, name="tiny", algorithms=["bellman_ford"])
+    safetensors.torch.save_file(dict(model.state_dict()), str(out / "model.safetensors"))
+    meta = {"name": "tiny", "algorithms": ["bellman_ford"], "model": config.to_dict()}
+    (out / "model.json").write_text(json.dumps(meta))
+    return out
+
+
+@pytest.fixture(scope="session")
+def processor_only_dir(processor_dir, tmp_path_factory):
+    """The same processor without the network beside it (as a bare registered processor)."""
+    out = tmp_path_factory.mktemp("processor_only")
+    for name in ("processor.json", "processor.safetensors"):
+        (out / name).write_bytes((processor_dir / name).read_bytes())
     return out
 
 

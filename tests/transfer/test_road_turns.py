@@ -116,11 +116,12 @@ def test_evaluate_reports_road_turns_when_named(swept, turns_root, tmp_path):
     assert json.loads((tmp_path / "evaluate.json").read_text())["road_turns"]["verdict"]["against_heuristic"]
 
 
-def test_default_tasks_leave_road_turns_out():
+def test_every_task_runs_by_default_and_params_yaml_names_them_all():
+    from nar.config import load_params
     from nar.transfer.config import DEFAULT_TASKS, TASKS
 
-    assert "road_turns" in TASKS and "road_turns" not in DEFAULT_TASKS
-    assert EvaluateParams().tasks == DEFAULT_TASKS
+    assert EvaluateParams().tasks == DEFAULT_TASKS == TASKS and "road_turns" in TASKS
+    assert load_params("params.yaml", "evaluate").evaluate.tasks == ("digit_grid", "road", "road_turns")
 
 
 def test_turn_solver_matches_the_edge_based_solver(turns_root):
@@ -215,3 +216,35 @@ def test_a_sweep_of_a_task_without_turns_skips_bottleneck_turns(natural_root, pr
         "road", params, models_root=tmp_path / "m", metrics_root=tmp_path / "x", track=False, progress=False
     )
     assert set(m["results"]) == {"oracle"}
+
+
+def test_turn_marks_name_each_turn_of_a_route_with_its_hidden_delay(turns_root):
+    """The road_turns pictures label every turn of a route: its movement and its delay (issue 16's drawings)."""
+    from nar.natural import load_natural
+    from nar.transfer.evaluate.figures import _path_nodes, turn_marks
+
+    ds = load_natural(turns_root / "road_turns" / "test")
+    marked = 0
+    for i in range(len(ds)):
+        ex = ds[i]
+        nodes = _path_nodes(ex.pi, ex.source, ex.target)
+        seg = {(int(u), int(v)): e for e, (u, v) in enumerate(ex.edge_index.tolist())}
+        for v, letter, delay in turn_marks(ex, nodes):
+            a, c = nodes[nodes.index(v) - 1], nodes[nodes.index(v) + 1]
+            e, f = seg[(a, v)], seg[(v, c)]
+            (k,) = np.flatnonzero(ex.inputs["turn_next"][e] == f)
+            angle = float(ex.meta["turn_angle"][e, k])
+            assert {"L": angle > 0, "R": angle < 0, "U": abs(angle) > 90}[letter], (letter, angle)
+            assert delay == pytest.approx(float(ex.hidden["turn_cost"][e, k])) and delay >= 0
+            marked += 1
+        straight = sum(
+            int(
+                ex.meta["turn_movement"][
+                    seg[(a, b)], np.flatnonzero(ex.inputs["turn_next"][seg[(a, b)]] == seg[(b, c)])[0]
+                ]
+            )
+            == 1
+            for a, b, c in zip(nodes, nodes[1:], nodes[2:], strict=False)
+        )
+        assert len(turn_marks(ex, nodes)) + straight == max(0, len(nodes) - 2)
+    assert marked > 0  # the tiny split's routes do turn

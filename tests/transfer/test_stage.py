@@ -61,13 +61,13 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
     assert m == json.loads(json.dumps(metrics["road"]))
     sha = json.loads((processor_dir / "processor.json").read_text())["weights_sha256"]
     assert m["processor"]["sha256"] == sha
-    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle"):
+    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle", "ceiling"):
         for n in ("n8", "n24"):
             for s in ("s0", "s1"):
                 cell = m["results"][variant][n][s]
                 assert set(cell) == {"val", "test", "ood"}
                 assert {"pointer_acc", "pointer_acc_tie", "path_match", "regret", "invalid"} <= set(cell["test"])
-                if variant not in ("heuristic", "oracle"):
+                if variant not in ("heuristic", "oracle", "ceiling"):
                     assert m["curves"][variant][n][s][-1]["step"] == 2
     for n in ("n8", "n24"):
         for s in ("s0", "s1"):
@@ -78,16 +78,27 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
     assert len(files) == 8 and all("-s0." in f for f in files)  # first seed only
     assert all((out / "models" / "road" / f).is_file() for f in files)
     preds = json.loads((out / "models" / "road" / "predictions.json").read_text())
-    assert set(preds["variants"]) == {"nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle"}
+    assert set(preds["variants"]) == {
+        "nar_frozen",
+        "nar_finetune",
+        "e2e",
+        "bottleneck",
+        "heuristic",
+        "oracle",
+        "ceiling",
+    }
     # scored once: the same numbers in every size x seed cell
-    heur = m["results"]["heuristic"]
-    assert heur["n8"]["s0"] == heur["n24"]["s1"] and "curves" not in heur
+    for untrained in ("heuristic", "ceiling"):
+        cells = m["results"][untrained]
+        assert cells["n8"]["s0"] == cells["n24"]["s1"] and "curves" not in cells
     assert len(preds["variants"]["e2e"]["test"]) == 2
 
 
 def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, tmp_path):
     out, _ = swept
-    params = EvaluateParams(report=str(tmp_path / "reports" / "blueprint.md"), notes=str(tmp_path / "none.md"))
+    params = EvaluateParams(
+        tasks=("digit_grid", "road"), report=str(tmp_path / "reports" / "blueprint.md"), notes=str(tmp_path / "none.md")
+    )
     summary = run_evaluate(
         params,
         metrics_root=out / "metrics",
@@ -108,6 +119,7 @@ def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, t
     assert header.startswith("size,") and "nar_frozen_test" in header and "oracle_ood" in header
     report = (tmp_path / "reports" / "blueprint.md").read_text()
     assert "## Verdict" in report and "## road" in report and "../plots/png/road_scores.png" in report
+    assert "- **road** processor ceiling (the whole pretrained network on the hidden true costs" in report
     agg = json.loads((tmp_path / "evaluate.json").read_text())
     assert agg["road"]["aggregate"]["test"]["oracle"]["n8"]["pointer_acc"]["mean"] == 1.0
 
@@ -271,3 +283,18 @@ def test_progress_says_what_runs_and_counts_the_oracle(natural_root, processor_d
     assert "[3/3] oracle:" in lines[3] and "ETA" in lines[1]
     assert lines[-1].startswith("transfer road: 4 results (2 trained runs + 2 oracle cells) in ")
     assert not any("\r" in line for line in lines)
+
+
+def test_ceiling_needs_the_whole_network(natural_root, processor_only_dir, tmp_path):
+    """A processor stored without its encoders and decoders cannot run the ceiling: one line, before any training."""
+    params = tiny_params(natural_root, processor_only_dir, variants=["e2e", "ceiling"], sizes=[8], seeds=[0])
+    with pytest.raises(NarError, match="transfer.variants lists 'ceiling'.*holds the processor only"):
+        run_transfer(
+            "road",
+            params,
+            models_root=tmp_path / "m",
+            metrics_root=tmp_path / "x",
+            checkpoints_root=tmp_path / "c",
+            track=False,
+        )
+    assert not any((tmp_path / d).exists() for d in ("m", "x", "c"))

@@ -114,7 +114,10 @@ def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, pa
     n, seed = predictions.get("size"), predictions.get("seed")
     fig.suptitle(
         f"{task} {split} example 0 (models trained on {n} examples, seed {seed}): true path green, "
-        "predicted orange dashed, wrong pointers red",
+        "predicted orange dashed, wrong pointers red"
+        + (
+            "; turns along each path marked L / R / U with their hidden delay" if NATURAL_TASKS[task].turn_costs else ""
+        ),
         fontsize=9,
     )
     return _save(plt, fig, path)
@@ -172,11 +175,51 @@ def _draw_road(ax, ex, pred: np.ndarray) -> None:
     wrong = np.flatnonzero(pred != ex.pi)
     ax.scatter(*xy.T, s=12, color="0.3", zorder=4)
     ax.scatter(*xy[wrong].T, s=40, facecolors="none", edgecolors="red", zorder=5)
-    for nodes, style in _paths(ex, pred):
+    for (nodes, style), below in zip(_paths(ex, pred), (False, True), strict=True):
         pts = xy[nodes]
         ax.plot(pts[:, 0], pts[:, 1], style, lw=2.2, zorder=6)
+        if "turn_next" in ex.inputs:  # a turn task: say where each route turns and what the turn costs
+            _mark_turns(ax, ex, nodes, "tab:green" if not below else "C1", below)
     ax.plot(*xy[ex.source], "bo", ms=8, zorder=7)
     ax.plot(*xy[ex.target], "b*", ms=12, zorder=7)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+TURN_LETTERS = {2: "R", 3: "L", 4: "U"}  # the road_turns movement codes (1 straight: not marked)
+
+
+def turn_marks(ex, nodes: Sequence[int]) -> list[tuple[int, str, float]]:
+    """(node, movement letter, true delay in seconds) of every turn along ``nodes`` (a route of a turn
+    task: ``turn_next`` input, ``turn_movement`` meta, ``turn_cost`` hidden); straight through is not a mark."""
+    seg = {(int(u), int(v)): e for e, (u, v) in enumerate(ex.edge_index.tolist())}
+    marks = []
+    for a, b, c in zip(nodes, nodes[1:], nodes[2:], strict=False):
+        e, f = seg.get((a, b)), seg.get((b, c))
+        if e is None or f is None:
+            continue
+        slots = np.flatnonzero(ex.inputs["turn_next"][e] == f)
+        if not len(slots):
+            continue
+        slot = int(slots[0])
+        letter = TURN_LETTERS.get(int(ex.meta["turn_movement"][e, slot]))
+        if letter:
+            marks.append((b, letter, float(ex.hidden["turn_cost"][e, slot])))
+    return marks
+
+
+def _mark_turns(ax, ex, nodes: Sequence[int], color: str, below: bool) -> None:
+    """Label each turn of a route at its node: movement (L, R, U) and its hidden delay in seconds."""
+    xy = ex.meta["coords"]
+    for v, letter, delay in turn_marks(ex, nodes):
+        ax.annotate(
+            f"{letter} {delay:.0f}s",
+            xy=xy[v],
+            xytext=(4, -11 if below else 5),
+            textcoords="offset points",
+            fontsize=7,
+            color=color,
+            fontweight="bold",
+            zorder=8,
+        )

@@ -88,6 +88,22 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
                 f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
             )
         lines.append(line)
+    ceiling = v.get("ceiling")
+    if ceiling:
+        parts = [
+            f"{split} {scale * c['ceiling']:.{digits}f}"
+            + (
+                ""
+                if c["nar_frozen_best"] is None
+                else f" (nar_frozen's best mean: {scale * c['nar_frozen_best']:.{digits}f})"
+            )
+            for split, c in ceiling.items()
+            if c["ceiling"] is not None
+        ]
+        lines.append(
+            f"- **{task}** processor ceiling (the whole pretrained network on the hidden true costs, nothing "
+            f"learned: what nar_frozen could reach with a perfect encoder and decoder): {h} " + "; ".join(parts) + "."
+        )
     if v["ood_drop"]:
         drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))
         lines.append(
@@ -143,8 +159,10 @@ def write_report(
         "turn, the exact edge-based solver, trained as bottleneck: the engineered reference), "
         "**heuristic** (the exact algorithm on the most obvious visible proxy "
         "of the cost, no learning: segment length on roads, a uniform cost per cell on digit grids; turn delays "
-        "ignored), **oracle** (the exact algorithm on the hidden true costs). heuristic and oracle need no "
-        "training: each is scored once and shown at every n.",
+        "ignored), **oracle** (the exact algorithm on the hidden true costs), **ceiling** (the whole pretrained "
+        "network, its own encoder and decoder around the frozen processor, run on the hidden true costs: how far "
+        "the processor itself executes the algorithm on these graphs; on road_turns the segment times only). "
+        "heuristic, oracle and ceiling need no training: each is scored once and shown at every n.",
         "",
         "## Verdict",
         "",

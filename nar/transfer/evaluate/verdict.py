@@ -75,7 +75,25 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
     out["ood_mean"] = best_ood
     out["against_heuristic"] = against_heuristic(agg, headline)
     out["turns"] = turn_targets(agg, headline)
+    out["ceiling"] = processor_ceiling(agg, headline)
     return out
+
+
+def processor_ceiling(agg: Mapping[str, Any], headline: str) -> dict[str, Any] | None:
+    """Per split, the frozen processor's own ``headline`` on the true costs (``ceiling``: one number, scored
+    once) beside nar_frozen's best mean over sizes: how much of nar_frozen's gap the processor leaves.
+    None when the sweep has no ceiling."""
+    out: dict[str, Any] = {}
+    for split in ("test", "ood"):
+        cells = agg.get(split, {}).get("ceiling")
+        if not cells:
+            continue
+        level = next(iter(cells.values())).get(headline, {}).get("mean")
+        frozen = [c.get(headline, {}).get("mean") for c in agg[split].get("nar_frozen", {}).values()]
+        frozen = [x for x in frozen if x is not None]
+        best = (min if headline in LOWER_IS_BETTER else max)(frozen) if frozen else None
+        out[split] = {"ceiling": level, "nar_frozen_best": best}
+    return out or None
 
 
 def turn_targets(agg: Mapping[str, Any], headline: str, from_size: int = 100, at_size: int = 200) -> dict | None:
