@@ -33,8 +33,9 @@ STAGE_MODULES = (
     "nar.registry.registration",
     "nar.transfer.sweep",
     "nar.transfer.evaluate",
-    "nar.execute",
 )
+# nar.execute (load_pretrained(...).run: the whole pretrained network on any graph) is library: pretraining's
+# scale-suite score and transfer's `ceiling` variant call it; `nar execute` is its CLI (nar.execute_cli).
 
 
 @dataclass(frozen=True)

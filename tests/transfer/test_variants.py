@@ -18,7 +18,8 @@ def test_every_entry_is_trained_or_predicts_and_its_function_resolves():
     for name, v in TRANSFER_VARIANTS.items():
         assert (v.build is None) != (v.predict is None), name
         assert callable(v.builder() if v.trained else v.predictor()), name
-    assert set(NEEDS_PROCESSOR) == {"nar_frozen", "nar_finetune", "e2e"}
+    assert set(NEEDS_PROCESSOR) == {"nar_frozen", "nar_finetune", "e2e", "ceiling"}
+    assert TRANSFER_VARIANTS["ceiling"].processor == "frozen" and not TRANSFER_VARIANTS["ceiling"].trained
     assert list(COLORS) == list(VARIANTS) and len(set(COLORS.values())) == len(COLORS)  # one colour each
 
 
