@@ -15,8 +15,6 @@ from nar.natural.config import NATURAL_TASKS, TASKS
 from nar.transfer.variants import VARIANTS
 from nar.validation import build, require
 
-# what `nar evaluate` reports and `nar transfer` runs when params.yaml names no task list: every registered task
-DEFAULT_TASKS = TASKS
 SPLITS = ("val", "test", "ood")
 DEFAULT_PROCESSOR = "models:/nar-processor@champion"
 
@@ -161,7 +159,8 @@ class EvaluateParams:
     low_data: training sizes up to this count as "few examples" in the verdict.
     """
 
-    tasks: tuple[str, ...] = DEFAULT_TASKS
+    # what `nar evaluate` reports and `nar transfer` runs when params.yaml names no task list: every registered task
+    tasks: tuple[str, ...] = TASKS
     headline: Literal["pointer_acc", "pointer_acc_tie", "path_match", "path_optimal", "regret_all"] = "pointer_acc"
     low_data: int = 200
     report: str = "reports/blueprint.md"

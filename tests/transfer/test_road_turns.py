@@ -118,9 +118,9 @@ def test_evaluate_reports_road_turns_when_named(swept, turns_root, tmp_path):
 
 def test_every_task_runs_by_default_and_params_yaml_names_them_all():
     from nar.config import load_params
-    from nar.transfer.config import DEFAULT_TASKS, TASKS
+    from nar.transfer.config import TASKS
 
-    assert EvaluateParams().tasks == DEFAULT_TASKS == TASKS and "road_turns" in TASKS
+    assert EvaluateParams().tasks == TASKS and "road_turns" in TASKS
     assert load_params("params.yaml", "evaluate").evaluate.tasks == ("digit_grid", "road", "road_turns")
 
 
