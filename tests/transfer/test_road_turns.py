@@ -248,3 +248,15 @@ def test_turn_marks_name_each_turn_of_a_route_with_its_hidden_delay(turns_root):
         )
         assert len(turn_marks(ex, nodes)) + straight == max(0, len(nodes) - 2)
     assert marked > 0  # the tiny split's routes do turn
+
+
+def test_the_figures_know_a_turn_task_by_its_registry_entry(turns_root, natural_root):
+    """One test of "is this a turn task" for the title and the marks: the registry entry, whose examples carry
+    the turn index the marks read."""
+    from nar.natural import load_natural
+    from nar.natural.config import TASKS
+    from nar.transfer.evaluate.figures import is_turn_task
+
+    assert [t for t in TASKS if is_turn_task(t)] == ["road_turns"]
+    assert "turn_next" in load_natural(turns_root / "road_turns" / "test")[0].inputs
+    assert "turn_next" not in load_natural(natural_root / "road" / "test")[0].inputs

@@ -102,6 +102,7 @@ def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, pa
         raise NarError(f"{task}: no stored predictions for the {split} split")
     ds = load_natural(Path(data_root) / task / split)
     ex = ds[0]
+    turns = is_turn_task(task)
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4.4), squeeze=False)
     for ax, v in zip(axes[0], variants, strict=True):
         pred = np.asarray(predictions["variants"][v][split][0])
@@ -109,18 +110,22 @@ def draw_examples(task: str, predictions: Mapping[str, Any], data_root: Path, pa
         if NATURAL_TASKS[task].picture == "grid":
             _draw_digit(ax, ex, pred)
         else:
-            _draw_road(ax, ex, pred)
+            _draw_road(ax, ex, pred, turns)
         ax.set_title(f"{v}: {right}/{ex.num_nodes} pointers right", fontsize=9)
     n, seed = predictions.get("size"), predictions.get("seed")
     fig.suptitle(
         f"{task} {split} example 0 (models trained on {n} examples, seed {seed}): true path green, "
         "predicted orange dashed, wrong pointers red"
-        + (
-            "; turns along each path marked L / R / U with their hidden delay" if NATURAL_TASKS[task].turn_costs else ""
-        ),
+        + ("; turns along each path marked L / R / U with their hidden delay" if turns else ""),
         fontsize=9,
     )
     return _save(plt, fig, path)
+
+
+def is_turn_task(task: str) -> bool:
+    """Whether ``task``'s routes pay turn delays: its registry entry (``NaturalTask.turn_costs``, what the
+    sweep reads too); such a task's examples carry the turn index ``turn_next`` and the hidden ``turn_cost``."""
+    return NATURAL_TASKS[task].turn_costs
 
 
 def _draw_digit(ax, ex, pred: np.ndarray) -> None:
@@ -154,7 +159,9 @@ def _rect(x: float, y: float, size: float, color: str):
     return Rectangle((x, y), size, size, fill=False, edgecolor=color, lw=1.5)
 
 
-def _draw_road(ax, ex, pred: np.ndarray) -> None:
+def _draw_road(ax, ex, pred: np.ndarray, turns: bool) -> None:
+    """Segments, true tree and both paths on the node positions; ``turns`` (a turn task, :func:`is_turn_task`):
+    each path's turns marked too."""
     xy = ex.meta["coords"]
     for u, v in ex.edge_index:
         ax.plot(*xy[[u, v]].T, color="0.85", lw=1, zorder=1)
@@ -178,7 +185,7 @@ def _draw_road(ax, ex, pred: np.ndarray) -> None:
     for (nodes, style), below in zip(_paths(ex, pred), (False, True), strict=True):
         pts = xy[nodes]
         ax.plot(pts[:, 0], pts[:, 1], style, lw=2.2, zorder=6)
-        if "turn_next" in ex.inputs:  # a turn task: say where each route turns and what the turn costs
+        if turns:  # say where each route turns and what the turn costs
             _mark_turns(ax, ex, nodes, "tab:green" if not below else "C1", below)
     ax.plot(*xy[ex.source], "bo", ms=8, zorder=7)
     ax.plot(*xy[ex.target], "b*", ms=12, zorder=7)
