@@ -49,7 +49,7 @@ from nar.transfer.pool import run_jobs
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 from nar.transfer.record import load_processor_record
 from nar.transfer.results import ResumeStore, params_dict, write_outputs
-from nar.transfer.variants import NEEDS_PROCESSOR, TRAINED, TRANSFER_VARIANTS, UNTRAINED
+from nar.transfer.variants import NEEDS_NETWORK, NEEDS_PROCESSOR, TRAINED, TRANSFER_VARIANTS, UNTRAINED
 
 REQUIRED_SPLITS = ("train", "val", "test")
 
@@ -104,8 +104,9 @@ def run_transfer(
     jobs = [RunSpec(task, v, n, s) for v in trained for n in reversed(params.sizes) for s in params.seeds]
     first_seed = params.seeds[0]
     untrained = [v for v in UNTRAINED if v in params.variants]
-    if "ceiling" in untrained and not record.network:  # say so now, not after an hour of training
-        raise NarError(ceiling_unavailable(record.uri))
+    needs_network = [v for v in NEEDS_NETWORK if v in params.variants]
+    if needs_network and not record.network:  # say so now, not after an hour of training
+        raise NarError(ceiling_unavailable(record.uri, needs_network))
 
     def keep(spec: RunSpec) -> bool:
         return params.save_models == "all" or (params.save_models == "first_seed" and spec.seed == first_seed)

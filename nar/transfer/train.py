@@ -381,11 +381,15 @@ def ceiling_predictions(
     ]
 
 
-def ceiling_unavailable(uri: str) -> str:
+def ceiling_unavailable(uri: str, variants: Sequence[str] = ("ceiling",)) -> str:
+    """The error for ``variants`` (those that need the whole network, ``Variant.needs_network``) when ``uri``
+    holds the processor only."""
+    names = ", ".join(repr(v) for v in variants)
+    runs = "runs" if len(variants) == 1 else "run"
     return (
-        f"transfer.variants lists 'ceiling', which runs the whole pretrained network (its own encoder and decoder "
+        f"transfer.variants lists {names}, which {runs} the whole pretrained network (its own encoder and decoder "
         f"too), but {uri} holds the processor only; allowed: a registered version stored with its network (nar "
-        "register stores it), a pretraining run directory (models/pretrain/<run>), or drop 'ceiling'"
+        f"register stores it), a pretraining run directory (models/pretrain/<run>), or drop {names}"
     )
 
 

@@ -16,7 +16,8 @@ A new baseline is one function (in a module of its own if you like) plus one ent
   the predicted predecessors of the split's first ``limit`` examples, a list of (n,) int arrays; it is
   scored once per split and reported in every size x seed cell (``heuristic``, ``oracle``); one that uses the
   processor (``processor`` set: ``ceiling``) is also given ``processor=`` the sweep's
-  :class:`~nar.transfer.record.ProcessorRecord`;
+  :class:`~nar.transfer.record.ProcessorRecord`, and one that runs the whole pretrained network from it
+  (``needs_network``: ``ceiling``) is refused by the sweep, before any training, when the record has none;
 - a trained one (``build``): ``build(variant: Variant, params: TaskTransferParams, data: TaskData,
   pretrained: Processor | None, mode: str)`` returns its ``nn.Module``, a pointer model
   (:class:`~nar.transfer.models.TransferModel`: trained on the pointer cross-entropy) or a cost model
@@ -44,6 +45,9 @@ class Variant:
     processor: what it does with the registered processor: ``frozen`` (kept as is, its sha256 checked before
         and after), ``finetuned`` (trained too), ``fresh`` (its architecture with new weights) or None (unused).
     turn_costs: runs only on tasks whose routes pay turn delays (``NaturalTask.turn_costs``).
+    needs_network: runs the whole pretrained network (its own encoders and decoders too:
+        ``ProcessorRecord.network``), not the processor alone, so the sweep refuses a processor stored without
+        it before any training; only with ``processor`` set (the sweep loads the record for those).
     """
 
     what: str
@@ -52,6 +56,11 @@ class Variant:
     predict: str | None = None
     processor: Literal["frozen", "finetuned", "fresh"] | None = None
     turn_costs: bool = False
+    needs_network: bool = False
+
+    def __post_init__(self) -> None:
+        if self.needs_network and self.processor is None:
+            raise ValueError("a variant that needs the whole network uses the processor: set processor")
 
     @property
     def trained(self) -> bool:
@@ -117,6 +126,7 @@ TRANSFER_VARIANTS: Mapping[str, Variant] = types.MappingProxyType(
             "tab:purple",
             predict="nar.transfer.train:ceiling_predictions",
             processor="frozen",
+            needs_network=True,
         ),
     }
 )
@@ -124,3 +134,4 @@ VARIANTS = tuple(TRANSFER_VARIANTS)
 TRAINED = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.trained)
 UNTRAINED = tuple(name for name, v in TRANSFER_VARIANTS.items() if not v.trained)  # scored once per split
 NEEDS_PROCESSOR = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.processor is not None)
+NEEDS_NETWORK = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.needs_network)  # a subset of NEEDS_PROCESSOR

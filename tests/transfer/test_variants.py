@@ -9,7 +9,15 @@ from nar.transfer.config import TaskTransferParams, parse_transfer_params
 from nar.transfer.evaluate.figures import COLORS
 from nar.transfer.models import CostModel, TransferModel, TurnCostModel
 from nar.transfer.train import RunSpec, TaskData, build_model, train_run
-from nar.transfer.variants import NEEDS_PROCESSOR, TRAINED, TRANSFER_VARIANTS, UNTRAINED, VARIANTS, Variant
+from nar.transfer.variants import (
+    NEEDS_NETWORK,
+    NEEDS_PROCESSOR,
+    TRAINED,
+    TRANSFER_VARIANTS,
+    UNTRAINED,
+    VARIANTS,
+    Variant,
+)
 
 
 def test_every_entry_is_trained_or_predicts_and_its_function_resolves():
@@ -20,6 +28,9 @@ def test_every_entry_is_trained_or_predicts_and_its_function_resolves():
         assert callable(v.builder() if v.trained else v.predictor()), name
     assert set(NEEDS_PROCESSOR) == {"nar_frozen", "nar_finetune", "e2e", "ceiling"}
     assert TRANSFER_VARIANTS["ceiling"].processor == "frozen" and not TRANSFER_VARIANTS["ceiling"].trained
+    assert NEEDS_NETWORK == ("ceiling",) and set(NEEDS_NETWORK) <= set(NEEDS_PROCESSOR)
+    with pytest.raises(ValueError, match="set processor"):
+        Variant("a network without its processor", "tab:pink", predict="m:f", needs_network=True)
     assert list(COLORS) == list(VARIANTS) and len(set(COLORS.values())) == len(COLORS)  # one colour each
 
 
