@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import time
 import zlib
 from collections.abc import Sequence
@@ -370,15 +371,24 @@ def ceiling_predictions(
     example's hidden true costs (the first ``limit`` examples), with :func:`nar.execute.default_steps`:
     what nar_frozen could reach with a perfect f~ and g~, so the share of any gap that is the processor's.
     On turn tasks it sees the segment times only (the node-based algorithm cannot price a turn)."""
-    from nar.execute import executor_from_files
-
     if not processor.network:
         raise NarError(ceiling_unavailable(processor.uri))
-    executor = executor_from_files(processor.network, processor.uri, processor_sha256=processor.sha256)
+    executor = _network_executor(tuple(sorted(processor.network.items())), processor.uri, processor.sha256)
     return [
         executor.run(algorithm, (ex.num_nodes, ex.edge_index, ex.hidden["edge_cost"]), source=ex.source).pi
         for ex in split.examples[:limit]
     ]
+
+
+@functools.lru_cache(maxsize=1)
+def _network_executor(network: tuple[tuple[str, bytes], ...], uri: str, sha256: str) -> Any:
+    """The whole network stored as ``network`` ((file name, bytes) pairs), its processor checked against
+    ``sha256``: built once per network, not once per split (the sweep scores every split and then the
+    pictures' examples with it). Keyed on the bytes themselves; an Executor runs under ``no_grad`` in eval
+    mode and keeps no state between graphs, so reusing it changes no prediction."""
+    from nar.execute import executor_from_files
+
+    return executor_from_files(dict(network), uri, processor_sha256=sha256)
 
 
 def ceiling_unavailable(uri: str, variants: Sequence[str] = ("ceiling",)) -> str:

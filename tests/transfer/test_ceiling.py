@@ -37,6 +37,22 @@ def test_ceiling_runs_the_stored_network_on_the_true_costs(road):
     assert untrained_predictions("ceiling", split, data.algorithm, 3, processor=record)[0].tolist() == preds[0].tolist()
 
 
+def test_ceiling_builds_the_network_once_for_every_split(road):
+    """One executor per network, reused across splits (and the pictures): the same predictions as a fresh one."""
+    from nar.transfer.train import _network_executor
+
+    data, record = road
+    _network_executor.cache_clear()
+    for split in data.splits.values():
+        preds = ceiling_predictions(split, data.algorithm, 2, processor=record)
+        executor = executor_from_files(record.network, record.uri)
+        for ex, pi in zip(split.examples[:2], preds, strict=True):
+            want = executor.run(data.algorithm, (ex.num_nodes, ex.edge_index, ex.hidden["edge_cost"]), ex.source)
+            np.testing.assert_array_equal(pi, want.pi)
+    info = _network_executor.cache_info()
+    assert info.misses == 1 and info.hits == len(data.splits) - 1
+
+
 def test_ceiling_refuses_a_network_that_is_not_the_registered_processor(road):
     data, record = road
     forged = dataclasses.replace(record, sha256="0" * 64)
