@@ -16,6 +16,23 @@ def test_repository_params_are_valid():
     assert params.generate.splits["test"].sizes == (64,)
 
 
+def test_params_yaml_and_the_tasks_agree_on_the_transfer_settings_both_write():
+    """A task's ``TASK.transfer`` fills the transfer fields params.yaml leaves null (tests, a task registered without
+    a params.yaml entry); params.yaml writes some of them out too (digit_grid's budget: max_steps 600, patience 12),
+    where users read them. Both stay, so they must not drift: every value written in both places is equal."""
+    from nar.natural.config import NATURAL_TASKS
+
+    written = yaml.safe_load((ROOT / "params.yaml").read_text())["transfer"]["tasks"]
+    assert {k: written["digit_grid"][k] for k in ("max_steps", "patience")} == {"max_steps": 600, "patience": 12}
+    for task, entry in written.items():
+        for key, default in NATURAL_TASKS[task].transfer.items():
+            if entry.get(key) is not None:
+                assert entry[key] == default, f"params.yaml transfer.tasks.{task}.{key}: {entry[key]} != {default}"
+    loaded = load_params(ROOT / "params.yaml", "transfer").transfer
+    for key in ("max_steps", "patience"):
+        assert getattr(loaded.task("digit_grid"), key) == NATURAL_TASKS["digit_grid"].transfer[key]
+
+
 def test_defaults_fill_missing_sections():
     params = parse_params({})
     assert params.generate.seed == 42
