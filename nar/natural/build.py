@@ -29,6 +29,7 @@ import numpy as np
 
 from nar.errors import NarError
 from nar.natural.config import NATURAL_TASKS, NaturalParams, NaturalSplitParams, NaturalTask, split_pool
+from nar.natural.road import osm_network
 from nar.natural.store import NaturalManifest, new_manifest, write_split
 from nar.natural.targets import shortest_path_targets
 from nar.progress import progress_bar
@@ -129,7 +130,7 @@ def build_natural(
     task_params_dict = _jsonable(task_params)
     if entry.osm:  # every OpenStreetMap task uses road's network and bands (natural.road)
         task_params_dict["pbf"] = drawer.net.name  # the file name only: manifests hold no paths
-        task_params_dict.setdefault("regions", _jsonable(params.road)["regions"])
+        task_params_dict.setdefault("regions", _jsonable(osm_network(params))["regions"])
     out_root = Path(out_dir) / task
     manifests = {}
     for name, spec in chosen.items():

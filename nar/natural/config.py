@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from nar.natural import digit_grid, road, road_turns
+from nar.natural.road import osm_network
 from nar.natural.targets import SHORTEST_PATH_ALGORITHMS
 from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, split_pool
 from nar.validation import build, require
@@ -47,17 +48,20 @@ class NaturalCommonParams:
         require(self.seed >= 0, f"{key}.seed", self.seed, "an integer >= 0")
         require(self.shard_size >= 1, f"{key}.shard_size", self.shard_size, "an integer >= 1")
         require(self.algorithm in SHORTEST_PATH_ALGORITHMS, f"{key}.algorithm", self.algorithm, "a shortest path")
-        regions = self.road.regions if "road" in self.tasks else {}
-        for name, entry in self.tasks.items():  # the other OpenStreetMap tasks draw from road's regions
-            if not entry.osm or name == "road":
+        # every OpenStreetMap task draws from the one network's regions; the section holding them checks its own
+        network = osm_network(self)
+        regions = network.regions if network is not None else {}
+        for name, entry in self.tasks.items():
+            section = getattr(self, name)
+            if not entry.osm or section is network:
                 continue
-            for split_name, split in getattr(self, name).splits.items():
+            for split_name, split in section.splits.items():
                 pool = split_pool(split_name, split)
                 require(
                     pool in regions,
                     f"{key}.{name}.splits.{split_name}",
                     pool,
-                    f"a pool among natural.road.regions {list(regions)}",
+                    f"a pool among natural.{road.NAME}.regions {list(regions)}",
                 )
 
     def task(self, name: str) -> Any:

@@ -130,6 +130,21 @@ class RoadParams:
             )
 
 
+def osm_network(params: Any) -> RoadParams | None:
+    """The params section holding the OpenStreetMap network (``pbf``) and its bands (``regions``) that every
+    ``osm`` task (``NaturalTask.osm``) draws from: ``natural.road``; None in a registry without ``road``."""
+    return getattr(params, NAME, None)
+
+
+def osm_drawer_args(params: Any, pbf: str | None = None) -> dict[str, Any]:
+    """The arguments every OpenStreetMap task's drawer is built from (its ``from_params``): the network's
+    file (``pbf`` replaces ``natural.road.pbf``), its bands and ``natural.seed``."""
+    network = osm_network(params)
+    if network is None:
+        raise ValueError(f"an OpenStreetMap task needs the natural.{NAME} section (its network and regions)")
+    return {"pbf": pbf if pbf is not None else network.pbf, "regions": dict(network.regions), "seed": params.seed}
+
+
 class RoadTask:
     """Draws road examples from a network cut into spatial bands (module docstring)."""
 
@@ -157,7 +172,7 @@ class RoadTask:
     @classmethod
     def from_params(cls, params: Any, pbf: str | None = None) -> RoadTask:
         """The drawer of ``natural.road`` from a ``NaturalParams``; ``pbf`` replaces ``natural.road.pbf``."""
-        return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
+        return cls(**osm_drawer_args(params, pbf))
 
     def _adjacency(self, pool: str) -> list[list[tuple[int, int]]]:
         """Out-lists (head, segment) of the pool's band, in segment order."""

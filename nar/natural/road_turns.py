@@ -135,7 +135,7 @@ import numpy as np
 
 from nar.natural.osm import RoadNetwork
 from nar.natural.road import EDGE_FEATURES as ROAD_EDGE_FEATURES
-from nar.natural.road import NODE_FEATURES, TRANSFER_DEFAULTS, RoadTask, road_splits
+from nar.natural.road import NODE_FEATURES, TRANSFER_DEFAULTS, RoadTask, osm_drawer_args, road_splits
 from nar.natural.road import SCHEMA as ROAD_SCHEMA
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import turn_route_targets
@@ -468,7 +468,7 @@ class RoadTurnsTask:
     def from_params(cls, params: Any, pbf: str | None = None) -> RoadTurnsTask:
         """The drawer of ``natural.road_turns``: road's network and bands (``natural.road``); ``pbf``
         replaces ``natural.road.pbf``."""
-        return cls(pbf if pbf is not None else params.road.pbf, dict(params.road.regions), seed=params.seed)
+        return cls(**osm_drawer_args(params, pbf))
 
     def check(self, pool: str, sizes: tuple[int, ...]) -> None:
         self.road.check(pool, sizes)

@@ -389,3 +389,23 @@ def test_road_turns_params():
             }
         )
     assert exc.value.key == "natural.road_turns.splits.val"
+    assert "natural.road.regions ['train']" in str(exc.value)
+
+
+def test_every_openstreetmap_task_draws_from_one_network_section():
+    """road and road_turns are built from the same arguments (natural.road's network and bands, natural.seed), and
+    the network section's regions are what every other OpenStreetMap task's splits are checked against."""
+    from nar.config import ConfigError
+    from nar.natural.config import NATURAL_TASKS, natural_params_class
+    from nar.natural.road import osm_drawer_args, osm_network
+    from nar.validation import build
+
+    p = parse_natural_params({"seed": 5, "road": {"pbf": "city.osm.pbf"}})
+    assert osm_network(p) is p.road
+    assert osm_drawer_args(p) == {"pbf": "city.osm.pbf", "regions": dict(p.road.regions), "seed": 5}
+    assert osm_drawer_args(p, "other.osm.pbf")["pbf"] == "other.osm.pbf"
+    # a registry without the network's section: no regions to draw from, so an OpenStreetMap task's splits fail
+    only_turns = natural_params_class({"road_turns": NATURAL_TASKS["road_turns"]})
+    with pytest.raises(ConfigError) as exc:
+        build(only_turns, None, "natural")
+    assert exc.value.key.startswith("natural.road_turns.splits.") and "natural.road.regions []" in str(exc.value)
