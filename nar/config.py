@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from nar.data.samplers import KINDS as SAMPLER_KINDS
 from nar.data.samplers import GraphSamplerConfig
 from nar.validation import SHOWN_CHARS, ConfigError, build, join_key, require, shown
 
@@ -91,7 +92,7 @@ class SamplerParams:
     """``generate.sampler``: every knob of :class:`nar.data.samplers.GraphSamplerConfig` (its docstring says
     what each does), with its defaults."""
 
-    kind: Literal["er", "grid", "geometric"] = _SAMPLER.kind
+    kind: Literal["er", "grid", "geometric", "tree"] = _SAMPLER.kind
     p_range: tuple[float, float] = _SAMPLER.p_range  # Erdős–Rényi edge probability, drawn per graph
     weighted: bool | None = _SAMPLER.weighted  # None: what the algorithm's spec asks for
     directed: bool | None = _SAMPLER.directed
@@ -171,9 +172,10 @@ class MixParams:
     oneway: float = 0.0  # half the batches turn this fraction of two-way edges into one-way streets
 
     def check(self, key: str) -> None:
-        require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), "a non-empty list of er, grid, geometric")
+        allowed = ", ".join(SAMPLER_KINDS)
+        require(len(self.kinds) > 0, f"{key}.kinds", list(self.kinds), f"a non-empty list of {allowed}")
         for i, kind in enumerate(self.kinds):
-            require(kind in ("er", "grid", "geometric"), f"{key}.kinds[{i}]", kind, "er, grid or geometric")
+            require(kind in SAMPLER_KINDS, f"{key}.kinds[{i}]", kind, f"one of {allowed}")
         require(len(self.sizes) > 0, f"{key}.sizes", list(self.sizes), "a non-empty list of node counts")
         for i, n in enumerate(self.sizes):
             require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")

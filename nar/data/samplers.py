@@ -1,6 +1,6 @@
 """Seeded graph samplers: batches of B random graphs with n nodes each, as ``Graphs``.
 
-Three families (``GraphSamplerConfig.kind``):
+Four families (``GraphSamplerConfig.kind``):
 
 ``er``
     Erdős–Rényi, the CLRS-30 distribution: each graph draws its own edge probability p
@@ -17,6 +17,11 @@ Three families (``GraphSamplerConfig.kind``):
     is ``mean_degree``, plus each point's ``knn`` nearest neighbours and (``connect``) the
     Euclidean minimum spanning tree, so every graph is connected (radius and kNN alone leave
     most n = 64 graphs in pieces). Road-network-like: sparse, near-planar, long shortest paths.
+``tree``
+    The Euclidean minimum spanning tree of n uniform points in the unit square, weights as
+    ``geometric`` (lengths with noise): a road-like tree, the deepest family of its size (hop
+    depth about 1.5 sqrt(n) against about sqrt(n) for a square grid), for processors that must carry
+    a wave over many steps.
 
 Common to all families (what the algorithm's ``GraphKind`` asks for, unless the config
 overrides ``weighted`` / ``directed``):
@@ -53,14 +58,14 @@ import numpy as np
 from nar.algorithms.base import Graphs
 from nar.algorithms.spec import GraphKind
 
-KINDS = ("er", "grid", "geometric")
+KINDS = ("er", "grid", "geometric", "tree")
 
 
 @dataclass(frozen=True)
 class GraphSamplerConfig:
     """Which random graphs to draw. ``None`` for weighted/directed: the algorithm's ``GraphKind``."""
 
-    kind: Literal["er", "grid", "geometric"] = "er"
+    kind: Literal["er", "grid", "geometric", "tree"] = "er"
     p_range: tuple[float, float] = (0.1, 0.9)  # er: edge probability, uniform per graph
     weighted: bool | None = None
     directed: bool | None = None
@@ -132,6 +137,8 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
         adj = draw & _off_diagonal(n) if directed and not acyclic else _symmetric_upper(draw)
     elif config.kind == "grid":
         adj = _grid(n, B, rng)
+    elif config.kind == "tree":
+        adj, lengths = _euclidean_tree(n, B, rng)
     else:
         adj, lengths = _geometric(n, B, config, rng)
 
@@ -272,6 +279,14 @@ def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Genera
     if config.connect:
         adj |= _minimum_spanning_tree(dist)
     return adj, dist.astype(np.float32)
+
+
+def _euclidean_tree(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n, n) bool symmetric Euclidean minimum spanning trees of uniform points, and their (B, n, n) lengths."""
+    pts = rng.random((B, n, 2), dtype=np.float32).astype(np.float64)  # (B, n, 2)
+    diff = pts[:, :, None, :] - pts[:, None, :, :]  # (B, n, n, 2)
+    dist = np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))  # (B, n, n)
+    return _minimum_spanning_tree(dist), dist.astype(np.float32)
 
 
 def _minimum_spanning_tree(dist: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from nar.data.samplers import GraphSamplerConfig, geometric_radius, grid_shapes,
 UNDIRECTED = GraphKind(weighted=True, directed=False)
 DIRECTED = GraphKind(weighted=True, directed=True)
 DAG = GraphKind(weighted=True, directed=True, acyclic=True)
-KINDS = ("er", "grid", "geometric")
+KINDS = ("er", "grid", "geometric", "tree")
 
 
 def draw(graph=UNDIRECTED, n=12, batch=64, seed=0, **config):
@@ -90,7 +90,7 @@ def test_overrides_and_unweighted():
 @pytest.mark.parametrize(
     "bad, match",
     [
-        ({"kind": "tree"}, "kind"),
+        ({"kind": "forest"}, "kind"),
         ({"p_range": (0.5, 0.2)}, "p_range"),
         ({"p_range": (0.1, 1.5)}, "p_range"),
         ({"weighted": "yes"}, "weighted"),
@@ -172,3 +172,29 @@ def test_oneway_turns_a_fraction_of_two_way_edges_into_one_way_streets():
     assert ((g.A > 0) == g.adj).all()  # a one-way edge keeps its weight, the removed direction has none
     assert "oneway" not in GraphSamplerConfig().to_dict()  # manifests of the default stay as they were
     assert GraphSamplerConfig.from_dict(GraphSamplerConfig(oneway=0.3).to_dict()).oneway == 0.3
+
+
+def test_tree_graphs_are_euclidean_minimum_spanning_trees_weighted_by_distance():
+    n, batch, seed = 48, 8, 2
+    g = draw(n=n, batch=batch, kind="tree", seed=seed)
+    # the family's first draw is the points: rebuild them and ask networkx for their minimum spanning tree
+    pts = np.random.default_rng(seed).random((batch, n, 2), dtype=np.float32).astype(np.float64)
+    for b in range(batch):
+        complete = nx.Graph()
+        for i in range(n):
+            for j in range(i + 1, n):
+                complete.add_edge(i, j, weight=float(np.linalg.norm(pts[b, i] - pts[b, j])))
+        expected = {tuple(sorted(e)) for e in nx.minimum_spanning_tree(complete).edges()}
+        got = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(g.adj[b])), strict=True)}
+        assert got == expected
+        length = np.linalg.norm(pts[b][:, None] - pts[b][None], axis=-1)
+        ratio = g.A[b][g.adj[b]] / length[g.adj[b]]
+        assert ratio.min() >= 0.8 - 1e-6 and ratio.max() < 1.2 + 1e-6  # lengths times noise in [0.8, 1.2)
+    # deeper than a grid of the same size: the mean hop eccentricity of the source
+    grid = draw(n=n, batch=batch, kind="grid", seed=seed)
+
+    def depth(h):
+        hops = [nx.single_source_shortest_path_length(nx.Graph(h.adj[b]), int(h.source[b])) for b in range(batch)]
+        return np.mean([max(d.values()) for d in hops])
+
+    assert depth(g) > depth(grid)
