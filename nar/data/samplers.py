@@ -263,10 +263,15 @@ def geometric_radius(n: int, mean_degree: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _point_distances(n: int, B: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, n, n) Euclidean distances between n uniform points in the unit square per graph (float32 draws)."""
     pts = rng.random((B, n, 2), dtype=np.float32).astype(np.float64)  # (B, n, 2)
     diff = pts[:, :, None, :] - pts[:, None, :, :]  # (B, n, n, 2)
-    dist = np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))  # (B, n, n)
+    return np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))
+
+
+def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    dist = _point_distances(n, B, rng)  # (B, n, n)
     off = _off_diagonal(n)
     adj = (dist < geometric_radius(n, config.mean_degree)) & off
     k = min(config.knn, n - 1)
@@ -283,9 +288,7 @@ def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Genera
 
 def _euclidean_tree(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(B, n, n) bool symmetric Euclidean minimum spanning trees of uniform points, and their (B, n, n) lengths."""
-    pts = rng.random((B, n, 2), dtype=np.float32).astype(np.float64)  # (B, n, 2)
-    diff = pts[:, :, None, :] - pts[:, None, :, :]  # (B, n, n, 2)
-    dist = np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))  # (B, n, n)
+    dist = _point_distances(n, B, rng)  # (B, n, n)
     return _minimum_spanning_tree(dist), dist.astype(np.float32)
 
 
