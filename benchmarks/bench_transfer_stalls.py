@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -73,16 +72,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from nar.config import load_params
     from nar.transfer.record import load_processor_record, processor_from_record
+    from nar.transfer.results import write_json
     from nar.transfer.train import RunSpec, TaskData, train_run
-    from nar.transfer.variants import TRANSFER_VARIANTS
+    from nar.transfer.variants import TRAINED
 
     settings = [s for s in args.settings.split(",") if s]
     overrides = {s: setting_overrides(s) for s in settings}  # bad settings fail before any training
     runs = [parse_run(r) for r in args.runs]
     for variant, _, _ in runs:
-        if variant not in TRANSFER_VARIANTS or not TRANSFER_VARIANTS[variant].trained:
-            trained = sorted(v for v, spec in TRANSFER_VARIANTS.items() if spec.trained)
-            raise SystemExit(f"--runs: {variant!r} is not a trained variant; allowed: {', '.join(trained)}")
+        if variant not in TRAINED:
+            raise SystemExit(f"--runs: {variant!r} is not a trained variant; allowed: {', '.join(TRAINED)}")
 
     torch.set_num_threads(1)  # as the sweep's workers
     params = load_params(args.params).transfer
@@ -130,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, out)  # atomic: a killed run leaves no half-written file
     return 0
 
 
