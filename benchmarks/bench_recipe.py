@@ -1,16 +1,19 @@
 """Training recipes for processors that execute at scale, compared on validation graphs.
 
-One run: train an encode-process-decode model with sparse messages on a mix of graph
-families (the project's samplers) and sizes, then score pointer accuracy on *validation*
-graphs drawn from the same samplers with another seed at larger sizes (grid and geometric
-at n = 256 by default). Recipes are chosen on these scores; the independent scale suite
-(``benchmarks/bench_scale.py``, networkx/scipy graphs) is only used to report the chosen one.
+One run trains a pretrain run of params.yaml exactly as its stage does (``nar.training.loop.train``
+on the stage's own batches: ``MixedBatches`` for ``train_data: mixed``, one-way streets, weight
+scale, loss weights and schedule included; best checkpoint on the generated val split), with
+``--set`` overrides of the run's keys, then scores pointer accuracy on *validation* graphs drawn
+by the project's samplers with another seed at larger sizes (grid, geometric and tree at n = 256
+by default; ``kind:n:oneway`` for one-way streets). Recipes are chosen on these scores; the
+independent scale suite (``benchmarks/bench_scale.py``, networkx/scipy graphs) only reports the
+chosen one. Needs the generated data of the run's algorithms (``dvc repro generate@bellman_ford``).
 
-``--normalise ecc`` rescales every graph's weights by 1 / (hop eccentricity of the source x
-mean edge weight) before the algorithm runs, so distances (the ``d`` hint) stay O(1) at every
-size: shortest-path and spanning trees do not change when all weights are scaled.
+    python benchmarks/bench_recipe.py --run bellman_ford --set mix.sizes=[8,16,32,64,96,128] \\
+        --seed 1 --out /tmp/recipe_sizes128.json
 
-    python benchmarks/bench_recipe.py --steps 1500 --normalise ecc --out benchmarks/results/recipe_ecc.json
+Earlier runs (``benchmarks/results/recipe.json``, before this harness) used a loop of their own
+with ``--normalise`` weight scales; their commands name those flags.
 """
 
 from __future__ import annotations
@@ -18,135 +21,101 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from nar.algorithms import ALGORITHMS
-from nar.algorithms.base import Graphs, hop_depths
+from nar.config import load_params, read_params_file
 from nar.data.batching import collate
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
-from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
-from nar.training.losses import total_loss
+from nar.training.pretrain import TRAIN_DATA, fixed_batches, load_pretrain_data
 
 
-def normalise(g: Graphs, how: str = "ecc") -> Graphs:
-    """Scale each graph's weights by 1 / c: c = hop eccentricity x mean weight ("ecc": distances
-    O(1)), mean weight ("mean": edges O(1)) or sqrt(eccentricity) x mean weight ("sqrt")."""
-    A = g.A.copy()
-    for b in range(A.shape[0]):
-        w = A[b][g.adj[b]]
-        if w.size:
-            ecc = max(int(hop_depths(len(g.adj[b]), np.argwhere(g.adj[b]), int(g.source[b])).max()), 1)
-            hops = {"ecc": ecc, "mean": 1.0, "sqrt": ecc**0.5}[how]
-            A[b] /= hops * float(w.mean())
-    return Graphs(A=A, adj=g.adj, pos=g.pos, source=g.source)
+def override(run: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """``run`` (a params.yaml pretrain run, plain data) with ``dotted.key=yaml value`` assignments applied."""
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected dotted.key=value, e.g. mix.sizes=[8,16,32]")
+        *path, last = key.split(".")
+        node = run
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
+    return run
 
 
-def draw(algorithm: str, kind: str, n: int, B: int, rng: np.random.Generator, norm: str):
+def draw_val(algorithm: str, item: str, rng: np.random.Generator, count: int = 8):
+    """``count`` graphs of ``kind:n[:oneway]``, drawn as MixedBatches draws them (sparse ER above 16 nodes)."""
+    kind, n, *rest = item.split(":")
+    n = int(n)
+    p = (0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2
+    cfg = GraphSamplerConfig(kind=kind, p_range=p, oneway=float(rest[0]) if rest else 0.0)
     algo = ALGORITHMS[algorithm]
-    cfg = GraphSamplerConfig(kind=kind, p_range=(0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2)
-    g = sample_graphs(algo.spec.graph, cfg, n, B, rng)
-    if norm != "none" and algo.spec.graph.weighted:
-        g = normalise(g, norm)
-    return collate(algo.spec, algo.run(g).trajectories())
+    return collate(algo.spec, algo.run(sample_graphs(algo.spec.graph, cfg, n, count, rng)).trajectories())
 
 
-def with_extra_steps(batch, fraction: float, rng: np.random.Generator):
-    """Each graph runs up to ``fraction`` x its steps more, its hints held at the final state
-    (the algorithm has converged): trains the processor to stay at its fixed point."""
-    import dataclasses
-
-    if fraction <= 0:
-        return batch
-    L = batch.lengths
-    extra = np.ceil(rng.uniform(0, fraction, size=len(L)) * (L.numpy() - 1)).astype(np.int64)
-    L2 = L + torch.from_numpy(extra)
-    T2 = int(L2.max())
-    hints = {}
-    for k, v in batch.hints.items():  # (B, T, ...): repeat each graph's last real step to T2
-        idx = torch.minimum(torch.arange(T2)[None, :], (L - 1)[:, None])  # (B, T2)
-        hints[k] = torch.take_along_dim(v, idx.view(*idx.shape, *([1] * (v.dim() - 2))), dim=1)
-    return dataclasses.replace(batch, hints=hints, lengths=L2)
-
-
-def accuracy(model, batch) -> float:
+def pointer_accuracy(model, batch, algorithm: str) -> float:
     with torch.no_grad():
         pred = model(batch).outputs["pi"].argmax(-1)
-    mask = batch.node_mask
-    return float((pred == batch.outputs["pi"])[mask].float().mean())
+    return float((pred == batch.outputs["pi"])[batch.node_mask].float().mean())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--algorithm", default="bellman_ford")
-    ap.add_argument("--families", default="er,grid,geometric")
-    ap.add_argument("--sizes", default="8,16,24,32,48,64")
-    ap.add_argument("--nodes-per-batch", type=int, default=512, help="batch size = max(4, this // n)")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--msg-layers", type=int, default=1)
-    ap.add_argument("--no-layer-norm", action="store_true")
-    ap.add_argument("--gated", action="store_true")
-    ap.add_argument("--no-hints", action="store_true")
-    ap.add_argument("--scalar-weight", type=float, default=100.0)
-    ap.add_argument("--normalise", choices=["none", "ecc", "mean", "sqrt"], default="none")
-    # dense (B, n, n) batches: n = 1,024 needs more memory than these machines have (a run was killed there)
-    ap.add_argument("--val", default="grid:256,geometric:256", help="family:n (n <= 256), scored on 8 graphs each")
-    ap.add_argument("--extra-steps", type=float, default=0.0, help="train past the end: up to this x T more steps")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--run", default="bellman_ford", help="a key of pretrain.runs")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.steps=6000")
+    ap.add_argument("--seed", type=int, default=0, help="train.seed (the validation draw uses its own seed)")
+    ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], 8 graphs each")
+    ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    proc = ProcessorConfig(
-        kind="gmpnn" if args.gated else "mpnn",
-        hidden=args.hidden,
-        layer_norm=not args.no_layer_norm,
-        msg_mlp_layers=args.msg_layers,
-    )
-    cfg = ModelConfig(processor=proc, messages="sparse", encode_hints=not args.no_hints, decode_hints=not args.no_hints)
-    spec = ALGORITHMS[args.algorithm].spec
-    model = EncodeProcessDecode([spec], cfg)
-    opt = torch.optim.Adam(model.parameters(), args.lr)
-    cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))  # noqa: E731
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
-    families, sizes = args.families.split(","), [int(s) for s in args.sizes.split(",")]
-    rng = np.random.default_rng([args.seed, 1])
-    started, losses = time.perf_counter(), []
-    for step in range(args.steps):
-        kind = families[int(rng.integers(len(families)))]
-        n = sizes[int(rng.integers(len(sizes)))]
-        if kind == "er" and n > 32:
-            n = 32  # dense ER beyond 32 nodes costs O(n^2) pairs; sparse ER comes from p ~ 3 ln n / n
-        batch = draw(args.algorithm, kind, n, max(4, args.nodes_per_batch // n), rng, args.normalise)
-        batch = with_extra_steps(batch, args.extra_steps, rng)
-        loss, _ = total_loss(spec, model(batch), batch, args.scalar_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % 100 == 0:
-            print(f"step {step + 1} loss {np.mean(losses[-100:]):.4f} {time.perf_counter() - started:.0f}s", flush=True)
+
+    raw = read_params_file(args.params)
+    runs = raw.get("pretrain", {}).get("runs", {})
+    if args.run not in runs:
+        raise SystemExit(f"--run {args.run!r}: not a pretrain run of {args.params} (runs: {sorted(runs)})")
+    run_raw = override(dict(runs[args.run]), [*args.set, f"train.seed={args.seed}"])
+    with tempfile.TemporaryDirectory() as tmp:  # validated as the stage validates it
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump({"pretrain": {"runs": {args.run: run_raw}}}))
+        run = load_params(path, "pretrain").pretrain.runs[args.run]
+        algorithm = run.train.algorithms[0]
+        data = load_pretrain_data(args.data, run.train.algorithms)
+        batches = TRAIN_DATA[run.train_data](data.train, run.batch_size, run.train.seed, run.mix)
+        val = {a: fixed_batches(d, run.batch_size) for a, d in data.val.items()}
+        started = time.perf_counter()
+        from nar.training.loop import train
+
+        result = train(run.model, run.train, batches, val, None, out_dir=None)
     train_s = time.perf_counter() - started
-    model.eval()
-    val = {}
+    model = result.model.eval()
+    scores = {}
     vrng = np.random.default_rng([args.seed, 99])
     for item in args.val.split(","):
-        kind, n = item.split(":")
-        batch = draw(args.algorithm, kind, int(n), 8, vrng, args.normalise)
-        val[item] = accuracy(model, batch)
-        print(item, f"{100 * val[item]:.2f} %", flush=True)
+        scores[item] = round(100 * pointer_accuracy(model, draw_val(algorithm, item, vrng), algorithm), 2)
+        print(item, f"{scores[item]:.2f} %", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "train_seconds": train_s, "val": val}, indent=2)
+        json.dumps(
+            {
+                "command": "python benchmarks/bench_recipe.py "
+                + " ".join([f"--run {args.run}", *(f"--set {s}" for s in args.set), f"--seed {args.seed}"]),
+                "seed": args.seed,
+                "val_pointer_acc_percent": scores,
+                "best_step": result.best_step,
+                "train_seconds": round(train_s, 1),
+            },
+            indent=1,
+        )
     )
-    torch.save({"config": cfg.to_dict(), "model": model.state_dict()}, args.out.with_suffix(".pt"))
 
 
 if __name__ == "__main__":
