@@ -30,10 +30,6 @@ class TaskTransferParams:
     interface: how f~ talks to the processor: ``latent`` (free H-dimensional node and edge
         features, the blueprint) or ``scalar`` (one learned scalar per edge, linearly encoded,
         plus a source flag: the shape of the processor's pretraining inputs).
-    weight_scale: ``eccentricity`` scales f~'s edge inputs per graph as the processor's pretraining
-        (``pretrain.runs.<run>.model.weight_scale``) divided its weights: the scalar interface's
-        scalars by (hop eccentricity of the source) x (their mean over the graph's edges), the latent
-        interface's edge features (less their bias) by the hop eccentricity. ``none``: unscaled.
     steps_per_hop, extra_steps: processor steps per graph = ceil(steps_per_hop * hop
         eccentricity of the source) + extra_steps; ``fixed_steps`` > 0 overrides both.
     batch_size, max_steps, learning_rate, grad_clip: Adam on the pointer cross-entropy.
@@ -51,7 +47,6 @@ class TaskTransferParams:
     node_net: Literal["cnn", "mlp"] = "mlp"
     width: int = 64
     interface: Literal["latent", "scalar"] | None = None
-    weight_scale: Literal["none", "eccentricity"] = "none"
     steps_per_hop: float = 1.25
     extra_steps: int = 2
     fixed_steps: int = 0

@@ -80,8 +80,7 @@ class FlatBatch:
     Inputs (a model may read): ``node_x`` (V, F), ``edge_x`` (E, Fe) or None, ``pairs`` (the core's
     :class:`~nar.models.layers.Pairs`: ``senders`` / ``receivers`` (P,), ``node_graph`` (V,),
     ``graph`` (P,)), ``pair_edge`` (P,) (edge index, -1 for a self-loop), ``is_source`` (V,) bool,
-    ``source`` / ``target`` (B,) global indices, ``steps`` (B,) processor steps, ``eccentricity`` (B,)
-    the hop eccentricity of each source.
+    ``source`` / ``target`` (B,) global indices, ``steps`` (B,) processor steps.
     Targets: ``pi`` (V,) global, ``pi_pair`` (V,) the pair (pi[v] -> v), ``tree_edge`` (E,) 0/1,
     ``tree_usage`` (E,) the number of nodes whose target path uses the edge (bottleneck loss).
     Hidden (oracle, metrics, pictures only): ``edge_cost`` (E,), ``edge_optimal`` (E,).
@@ -100,7 +99,6 @@ class FlatBatch:
     source: Tensor
     target: Tensor
     steps: Tensor  # (B,)
-    eccentricity: Tensor  # (B,) int64
     pi: Tensor
     pi_pair: Tensor
     tree_edge: Tensor
@@ -267,7 +265,6 @@ class FlatSplit:
             source=t(source),
             target=t(self.target[idx] + node_offset),
             steps=t(steps),
-            eccentricity=t(self.eccentricity[idx]),
             pi=t(pi),
             pi_pair=t(pi_pair),
             tree_edge=t(self.tree_edge[edge_rows]),

@@ -83,9 +83,7 @@ class Encoder(nn.Module):
     through one scalar per edge, e_uv = softplus(s_uv) a + c (a, c learned vectors), and a node
     only knows whether it is the source: the shape of the inputs the processor saw in
     pretraining (a linear encoding of one weight per edge, a source flag), so a frozen
-    processor is not fed features off the manifold it was trained on. ``weight_scale=
-    "eccentricity"`` divides the scalars per graph as the pretraining divided the weights:
-    s_uv / (hop eccentricity of the source x mean of s over the graph's edges).
+    processor is not fed features off the manifold it was trained on.
     """
 
     def __init__(
@@ -96,14 +94,11 @@ class Encoder(nn.Module):
         width: int,
         hidden: int,
         interface: Literal["latent", "scalar"] = "latent",
-        weight_scale: Literal["none", "eccentricity"] = "none",
     ) -> None:
         super().__init__()
         if interface not in ("latent", "scalar"):
             raise ValueError(f"encoder interface {interface!r}: 'latent' or 'scalar'")
-        if weight_scale not in ("none", "eccentricity"):
-            raise ValueError(f"encoder weight_scale {weight_scale!r}: 'none' or 'eccentricity'")
-        self.hidden, self.interface, self.weight_scale = hidden, interface, weight_scale
+        self.hidden, self.interface = hidden, interface
         self.node_net = node_net(node_kind, node_in, width)
         self.edge_net = MLP(edge_in, width, width) if edge_in else None
         pair_in = 2 * width + (width if edge_in else 0)
@@ -128,28 +123,12 @@ class Encoder(nn.Module):
         if self.interface == "latent":
             node = self.node_out(z) + flag  # (V, H)
             edges = self.pair_out(pair_x)  # (E, H)
-            if self.weight_scale == "eccentricity":  # the input-dependent part, not the bias
-                hops = b.eccentricity.clamp(min=1).to(edges.dtype)[b.pairs.node_graph[src]].unsqueeze(-1)  # (E, 1)
-                edges = (edges - self.pair_out.bias) / hops + self.pair_out.bias
         else:
             node = flag + self.node_bias
-            w = nn.functional.softplus(self.weight(pair_x))  # (E, 1)
-            if self.weight_scale == "eccentricity":
-                w = w / edge_scale(w.squeeze(-1), b).unsqueeze(-1)
-            edges = self.weight_in(w)  # (E, H)
+            edges = self.weight_in(nn.functional.softplus(self.weight(pair_x)))  # (E, H)
         pairs = torch.cat([edges, self.self_loop.expand(b.total_nodes, -1).to(edges.dtype)], dim=0)  # (P, H)
         graph = node.new_zeros(b.num_graphs, self.hidden)
         return node, pairs, graph
-
-
-def edge_scale(w: Tensor, b: FlatBatch) -> Tensor:
-    """(E,) c of each edge's graph: max(1, hop eccentricity of its source) x mean of ``w`` (E,) over
-    the graph's edges (as :func:`nar.models.sparse.eccentricity_scale` in pretraining)."""
-    graph = b.pairs.node_graph[b.edge_src]  # (E,)
-    total = w.new_zeros(b.num_graphs).index_add_(0, graph, w)
-    count = w.new_zeros(b.num_graphs).index_add_(0, graph, torch.ones_like(w))
-    mean = total / count.clamp(min=1)  # (B,)
-    return (b.eccentricity.clamp(min=1).to(w.dtype) * mean)[graph]
 
 
 class PointerDecoder(nn.Module):

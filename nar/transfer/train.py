@@ -216,9 +216,7 @@ def processor_model(
     else:
         processor = build_processor(pretrained.config)  # the same architecture, fresh weights
     H = processor.config.hidden
-    encoder = Encoder(
-        params.node_net, data.node_in, data.edge_in, params.width, H, params.interface, params.weight_scale
-    )
+    encoder = Encoder(params.node_net, data.node_in, data.edge_in, params.width, H, params.interface)
     return TransferModel(encoder, processor, mode)  # type: ignore[arg-type]
 
 
