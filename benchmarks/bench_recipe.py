@@ -107,7 +107,9 @@ def main() -> None:
         json.dumps(
             {
                 "command": "python benchmarks/bench_recipe.py "
-                + " ".join([f"--run {args.run}", *(f"--set {s}" for s in args.set), f"--seed {args.seed}"]),
+                + " ".join(
+                    [f"--run {args.run}", *(f"--set {s}" for s in args.set), f"--seed {args.seed}", f"--val {args.val}"]
+                ),
                 "seed": args.seed,
                 "val_pointer_acc_percent": scores,
                 "best_step": result.best_step,
