@@ -207,6 +207,7 @@ def one(job: tuple) -> dict:
     from nar.config import load_params
     from nar.transfer.models import Encoder
     from nar.transfer.train import RunSpec, TaskData, train_run
+    from nar.transfer.variants import TRANSFER_VARIANTS
 
     params = dataclasses.replace(load_params(params_path, "transfer").transfer.task(task), **budget)
     data = TaskData.load(root, task, params, splits=("val", "val_ood"))
@@ -226,7 +227,8 @@ def one(job: tuple) -> dict:
 
         transfer_train.build_model = build_loop
     started = time.perf_counter()
-    spec = RunSpec(task, "nar_frozen", size, seed)  # nar_frozen's seed, subset and optimiser
+    # a prototype runs as nar_frozen (its seed, subset and optimiser); e2e, bottleneck, ... as the sweep runs them
+    spec = RunSpec(task, variant if variant in TRANSFER_VARIANTS else "nar_frozen", size, seed)
     r = train_run(spec, params, data, net.processor)
     return {
         "variant": variant,
@@ -246,7 +248,9 @@ def main() -> None:
     ap.add_argument("--network", default="models/pretrain/bellman_ford", help="a pretraining run directory")
     ap.add_argument("--val", default="er:16,grid:64,geometric:64,tree:64,grid:256,geometric:256,tree:256")
     ap.add_argument("--task", choices=sorted(VAL_OOD), default="road")
-    ap.add_argument("--variants", default="nar_frozen,nar_frozen_loop")
+    ap.add_argument(
+        "--variants", default="nar_frozen,nar_frozen_loop,nar_frozen_net", help="the prototypes or any trained variant"
+    )
     ap.add_argument("--sizes", default="100,200")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument(
