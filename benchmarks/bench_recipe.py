@@ -67,6 +67,21 @@ def pointer_accuracy(model, batch, algorithm: str) -> float:
     return float((pred == batch.outputs["pi"])[batch.node_mask].float().mean())
 
 
+def save_network(model, run, out: Path, name: str) -> None:
+    """The network as ``nar pretrain`` lays it out (processor files for the registry, the whole model for
+    ``nar execute``, the ceiling and the transfer benchmarks), so it can be loaded by path."""
+    import safetensors.torch
+
+    from nar.registry import save_processor
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_processor(model.processor, out, name=name, algorithms=list(run.train.algorithms))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    safetensors.torch.save_file(state, str(out / "model.safetensors"))
+    meta = {"name": name, "algorithms": list(run.train.algorithms), "model": run.model.to_dict()}
+    (out / "model.json").write_text(json.dumps(meta, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--params", default="params.yaml")
@@ -76,6 +91,7 @@ def main() -> None:
     ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], 8 graphs each")
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--save", type=Path, help="also write the trained network here, laid out as the pretrain stage does")
     args = ap.parse_args()
 
     raw = read_params_file(args.params)
@@ -97,6 +113,8 @@ def main() -> None:
         result = train(run.model, run.train, batches, val, None, out_dir=None)
     train_s = time.perf_counter() - started
     model = result.model.eval()
+    if args.save:
+        save_network(model, run, args.save, f"{args.run}-recipe")
     scores = {}
     vrng = np.random.default_rng([args.seed, 99])
     for item in args.val.split(","):
