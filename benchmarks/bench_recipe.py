@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], 8 graphs each")
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--save", type=Path, help="also write the trained network here, laid out as the pretrain stage does")
+    ap.add_argument("--save", type=Path, help="also write the trained network here, as the pretrain stage does")
     args = ap.parse_args()
 
     raw = read_params_file(args.params)
