@@ -37,3 +37,22 @@ def test_validation_graphs_follow_the_item(bench: ModuleType) -> None:
     adj = lambda b: b.inputs["A"][0].numpy() > 0  # noqa: E731  the first graph's weights (n, n)
     assert (adj(two_way) == adj(two_way).T).all()
     assert not (adj(one_way) == adj(one_way).T).all()
+
+
+def test_a_saved_network_loads_as_a_pretraining_run(bench: ModuleType, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from nar.algorithms import ALGORITHMS
+    from nar.execute import load_pretrained
+    from nar.models import EncodeProcessDecode, ModelConfig
+    from nar.models.processors import ProcessorConfig
+    from nar.registry import load_registered, weights_sha256
+
+    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), messages="sparse")
+    model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config)
+    run = SimpleNamespace(model=config, train=SimpleNamespace(algorithms=["bellman_ford"]))
+    bench.save_network(model, run, tmp_path / "net", "bellman_ford-recipe")
+    executor = load_pretrained(tmp_path / "net")
+    assert executor.algorithms == ["bellman_ford"]
+    assert weights_sha256(executor.model) == weights_sha256(model)
+    assert load_registered(str(tmp_path / "net"), allow_unverified=True).sha256 == weights_sha256(model.processor)
