@@ -52,18 +52,20 @@ VAL_OOD = {
 ALGORITHM = "bellman_ford"
 
 
-def load_network(directory: str, encode_hints: bool = True):
+def load_network(directory: str, encode_hints: bool | None = None):
     """The pretrained network of a pretraining run directory; ``encode_hints=False`` leaves its hint
-    encodings out (their weights are not loaded)."""
+    encodings out (their weights are not loaded); None: as it was trained."""
     from safetensors.torch import load_file
 
     from nar.algorithms import ALGORITHMS
     from nar.models import EncodeProcessDecode, ModelConfig
 
     meta = json.loads((Path(directory) / "model.json").read_text())
-    config = dataclasses.replace(ModelConfig.from_dict(meta["model"]), encode_hints=encode_hints)
+    stored = ModelConfig.from_dict(meta["model"])
+    config = stored if encode_hints is None else dataclasses.replace(stored, encode_hints=encode_hints)
     net = EncodeProcessDecode([ALGORITHMS[a].spec for a in meta["algorithms"]], config)
-    net.load_state_dict(load_file(str(Path(directory) / "model.safetensors")), strict=encode_hints)
+    dropped = stored.encode_hints and not config.encode_hints
+    net.load_state_dict(load_file(str(Path(directory) / "model.safetensors")), strict=not dropped)
     return net.eval()
 
 
