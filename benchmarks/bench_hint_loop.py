@@ -50,6 +50,9 @@ VAL_OOD = {
     "road": {"count": 100, "sizes": [32, 36], "pool": "val"},
 }
 ALGORITHM = "bellman_ford"
+# f~ latent into the step loop (new g~ / the network's own decoder); learned costs through the whole network
+# (its own decoder / a new g~ on the last state)
+PROTOTYPES = ("nar_frozen_loop", "nar_frozen_loop_g", "nar_frozen_net", "nar_frozen_net_newdec")
 
 
 def load_network(directory: str, encode_hints: bool | None = None):
@@ -119,18 +122,39 @@ class _LastState(nn.Module):
         return self.inner.forward_sparse(what, h, edges, graph, pairs)
 
 
+class _Captured(nn.Module):
+    """The pretrained spec encoder, keeping the input encodings it made (node (V, H), pair (P, H), graph)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.made: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def hint_fields(self):
+        return self.inner.hint_fields
+
+    def encode_hints(self, *args, **kwargs):
+        return self.inner.encode_hints(*args, **kwargs)
+
+    def encode_inputs_sparse(self, inputs, pairs):
+        self.made = self.inner.encode_inputs_sparse(inputs, pairs)
+        return self.made
+
+
 class HintLoopModel(TransferModel):
     """f~ -> the frozen network's step loop (processor + hint decoders + hint encoders) -> g~ (a
-    ``TransferModel`` to the training code: pointer loss, f~'s edge normalisation, the processor's checks)."""
+    ``TransferModel`` to the training code: pointer loss, f~'s edge normalisation, the processor's checks).
+    ``decoder="pretrained"``: the network's own pointer decoder (frozen) instead of a new g~."""
 
-    def __init__(self, encoder: nn.Module, net: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, net: nn.Module, decoder: str = "new") -> None:
         nn.Module.__init__(self)  # not TransferModel's: no runner of the bare processor
 
         self.encoder = encoder
         self.net = freeze(net)  # the whole pretrained network: no gradients, eval mode
         self.enc = _GivenInputs(net.encoders[ALGORITHM])
         self.dec = _LastState(net.decoders[ALGORITHM])
-        self.decoder = PointerDecoder(net.config.hidden)
+        self.decoder = PointerDecoder(net.config.hidden) if decoder == "new" else None
 
     @property
     def processor(self):
@@ -148,7 +172,9 @@ class HintLoopModel(TransferModel):
         }
         batch = SparseBatch(ALGORITHM, {}, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
         self.enc.given = (node, pair_fts, graph)
-        self.net._run_sparse(self.enc, self.dec, batch, 0.0, False)
+        pred = self.net._run_sparse(self.enc, self.dec, batch, 0.0, False)
+        if self.decoder is None:
+            return pred.outputs["pi"].float()  # (P,) the pretrained decoder's pointer logits
         H = self.net.config.hidden
         h = self.dec.last[:, 2 * H :]  # (V, H): the processor's last state
         return self.decoder(node, h, pair_fts, b)
@@ -157,12 +183,16 @@ class HintLoopModel(TransferModel):
 class WholeNetworkModel(TransferModel):
     """f~ = one learned positive cost per edge (the bottleneck's cost network) fed, as the edge weights,
     to the whole frozen network (its input encoders and weight scale, processor, hint loop and pointer
-    decoder): the pretraining regime exactly, trained through the network by the pointer loss."""
+    decoder): the pretraining regime exactly, trained through the network by the pointer loss.
+    ``decoder="new"``: a new g~ reads the last state instead of the network's own pointer decoder."""
 
-    def __init__(self, costs: nn.Module, net: nn.Module) -> None:
+    def __init__(self, costs: nn.Module, net: nn.Module, decoder: str = "pretrained") -> None:
         nn.Module.__init__(self)
         self.encoder = costs  # named so f~'s edge-feature normalisation is attached to it
         self.net = freeze(net)
+        self.decoder = PointerDecoder(net.config.hidden) if decoder == "new" else None
+        self.enc = _Captured(net.encoders[ALGORITHM])
+        self.dec = _LastState(net.decoders[ALGORITHM])
 
     @property
     def processor(self):
@@ -187,7 +217,20 @@ class WholeNetworkModel(TransferModel):
             "msk": b.is_source.float().unsqueeze(1),
         }
         batch = SparseBatch(ALGORITHM, inputs, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
-        return self.net.forward_sparse(batch, keep_hints=False).outputs["pi"].float()  # (P,) pointer logits
+        if self.decoder is None:
+            return self.net.forward_sparse(batch, keep_hints=False).outputs["pi"].float()  # (P,) pointer logits
+        from nar.models.layers import autocast
+        from nar.models.sparse import eccentricity_scale, scale_weights
+
+        if self.net.config.weight_scale == "eccentricity":  # as forward_sparse does
+            spec = self.net.specs[ALGORITHM]
+            batch = scale_weights(spec, batch, eccentricity_scale(spec, batch))
+        self.last_batch = batch  # (the tests rerun the network's own decoder on it)
+        with autocast(self.net.config.precision, w.device.type):
+            self.net._run_sparse(self.enc, self.dec, batch, 0.0, False)
+        H = self.net.config.hidden
+        node, pair_fts, _ = self.enc.made  # the pretrained encodings of the costs
+        return self.decoder(node, self.dec.last[:, 2 * H :], pair_fts, b)
 
 
 def build_val_ood(task: str, params_path: str, data: Path, root: Path) -> None:
@@ -216,16 +259,17 @@ def one(job: tuple) -> dict:
     net = load_network(network)
     freeze(net.processor)  # as the sweep's record loads it: no gradients, eval mode
     build = transfer_train.build_model
-    if variant in ("nar_frozen_loop", "nar_frozen_net"):
+    if variant in PROTOTYPES:
 
         def build_loop(spec, params, data, pretrained, mode="auto"):
             build(spec, params, data, pretrained, mode)  # the same seeding as the sweep's variants
             p = params.resolved(data.task)
-            if variant == "nar_frozen_net":
+            if variant.startswith("nar_frozen_net"):
                 per = "cell" if data.edge_in == 0 else "edge"
-                return WholeNetworkModel(CostModel(p.node_net, data.node_in, data.edge_in, p.width, per), net)
+                costs = CostModel(p.node_net, data.node_in, data.edge_in, p.width, per)
+                return WholeNetworkModel(costs, net, "new" if variant.endswith("_newdec") else "pretrained")
             encoder = Encoder(p.node_net, data.node_in, data.edge_in, p.width, net.config.hidden, p.interface)
-            return HintLoopModel(encoder, net)
+            return HintLoopModel(encoder, net, "pretrained" if variant.endswith("_g") else "new")
 
         transfer_train.build_model = build_loop
     started = time.perf_counter()

@@ -41,18 +41,23 @@ def test_the_network_loads_without_its_hint_encodings(bench: ModuleType, process
 
 
 @pytest.mark.parametrize("task", ["digit_grid", "road"])
-@pytest.mark.parametrize("prototype", ["loop", "net"])
+@pytest.mark.parametrize(
+    "prototype", ["nar_frozen_loop", "nar_frozen_loop_g", "nar_frozen_net", "nar_frozen_net_newdec"]
+)
 def test_prototypes_train_around_the_frozen_network(
     bench: ModuleType, processor_dir: Path, natural_root: Path, task: str, prototype: str
 ) -> None:
     data = TaskData.load(str(natural_root), task, FAST)
     net = bench.load_network(str(processor_dir))
     kind, H = ("mlp" if task == "road" else "cnn"), net.config.hidden
-    if prototype == "loop":
-        model = bench.HintLoopModel(Encoder(kind, data.node_in, data.edge_in, 8, H), net)
+    assert prototype in bench.PROTOTYPES
+    if prototype.startswith("nar_frozen_loop"):
+        decoder = "pretrained" if prototype.endswith("_g") else "new"
+        model = bench.HintLoopModel(Encoder(kind, data.node_in, data.edge_in, 8, H), net, decoder)
     else:
         per = "cell" if data.edge_in == 0 else "edge"
-        model = bench.WholeNetworkModel(CostModel(kind, data.node_in, data.edge_in, 8, per), net)
+        decoder = "new" if prototype.endswith("_newdec") else "pretrained"
+        model = bench.WholeNetworkModel(CostModel(kind, data.node_in, data.edge_in, 8, per), net, decoder)
     before = weights_sha256(net)
     b = data.train.batch(np.arange(4), "cpu")
     logits = model(b)
@@ -64,3 +69,11 @@ def test_prototypes_train_around_the_frozen_network(
     assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
     torch.optim.Adam(trained, lr=0.1).step()
     assert weights_sha256(net) == before
+    if prototype == "nar_frozen_net_newdec":  # its own run of the network's loop is the network's: same outputs
+        with torch.no_grad():
+            model(b)
+            ours = model.net._run_sparse(model.enc, model.dec, model.last_batch, 0.0, False).outputs["pi"]
+            decoder, model.decoder = model.decoder, None
+            theirs = model(b)
+            model.decoder = decoder
+        torch.testing.assert_close(ours.float(), theirs)
