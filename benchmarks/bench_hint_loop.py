@@ -1,27 +1,30 @@
-"""Does the frozen processor need its hint loop in transfer? A diagnostic and a prototype, validation only.
+"""Does the frozen processor need its hint loop in transfer, and where do nar_frozen's ood points go?
+A diagnostic and prototypes, validation only (results: ``benchmarks/results/hint_loop.json``).
 
 The registered Bellman-Ford network was pretrained with hint feedback (``encode_hints``, ``hint_feedback:
 soft``): at every step its hint decoders read the processor's state and its hint encoders feed the decoded
-hints (distances, predecessor pointers, the reached mask) back into the next step's inputs. Transfer
+hints (distances, predecessor pointers, the reached mask) back into the next step's inputs. nar_frozen
 (``nar.transfer``) runs the processor alone, so the frozen processor runs without half of its loop.
 
 1. ``--part diagnostic``: the whole pretrained network on validation draws of the project's samplers,
    with its hint feedback and with the hint encodings left out (everything else the same).
-2. ``--part transfer``: nar_frozen as the sweep trains it against two prototypes. ``nar_frozen_loop``:
-   f~'s node and pair features replace the pretrained input encodings but the frozen hint encoders and
-   decoders stay in the loop (step 0's hints as ``nar.execute`` starts them: distance 0, pointers to self,
-   the source reached); g~ (a new pointer decoder) reads the processor's last state. ``nar_frozen_net``:
-   f~ is the bottleneck's cost network (one positive cost per edge) and the whole frozen network runs on
-   those costs as on weights (its encoders, weight scale, hint loop and decoder).
-   Scored on ``val`` and ``val_ood`` (the val pool at larger sizes: digit_grid 16x16, road 32-36 nodes),
-   never test or ood.
+2. ``--part transfer``: any trained variant as the sweep trains it (nar_frozen, e2e, bottleneck, nar_costs)
+   beside four prototypes. ``nar_frozen_loop``: f~'s latent node and pair features replace the pretrained
+   input encodings but the frozen hint encoders and decoders stay in the loop (step 0's hints as
+   ``nar.execute`` starts them); a new g~ reads the processor's last state. ``nar_frozen_loop_g``: the same,
+   read by the network's own pointer decoder. ``nar_frozen_net``: f~ is the bottleneck's cost network (one
+   positive cost per cell or edge) and the whole frozen network runs on those costs as on weights (its
+   encoders, weight scale, hint loop and decoder). ``nar_frozen_net_newdec``: the same costs and loop, read by
+   a new g~ (what landed as ``nar.transfer``'s ``nar_costs``). Scored on ``val`` and ``val_ood`` (the val
+   pool at larger sizes: digit_grid 16x16, road 32-36 nodes), never test or ood.
 
-The prototype lives here, over the model's private loop (``EncodeProcessDecode._run_sparse``), so that the
-pipeline's code and stages stay as they are until it is measured; a variant in ``nar.transfer`` is the step
-after this.
+``--network`` takes any pretraining run directory (``bench_recipe.py --save`` writes one, e.g. with
+``--set model.encode_hints=false``). The prototypes use the model's private loop
+(``EncodeProcessDecode._run_sparse``) so that they stay out of the pipeline.
 
     python benchmarks/bench_hint_loop.py --part diagnostic --out /tmp/hint_diag.json
-    python benchmarks/bench_hint_loop.py --part transfer --task road --out /tmp/hint_road.json
+    python benchmarks/bench_hint_loop.py --part transfer --task road --out /tmp/hint_road.json \
+        --variants nar_frozen,nar_costs,nar_frozen_net,e2e,bottleneck
 """
 
 from __future__ import annotations
@@ -275,7 +278,7 @@ def one(job: tuple) -> dict:
     started = time.perf_counter()
     # a prototype runs as nar_frozen (its seed, subset and optimiser); e2e, bottleneck, ... as the sweep runs them
     spec = RunSpec(task, variant if variant in TRANSFER_VARIANTS else "nar_frozen", size, seed)
-    r = train_run(spec, params, data, net.processor)
+    r = train_run(spec, params, data, net.processor, network=freeze(net))  # nar_costs runs the whole network
     return {
         "variant": variant,
         "size": size,

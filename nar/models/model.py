@@ -247,7 +247,13 @@ class EncodeProcessDecode(nn.Module):
         out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
         outputs = dec.forward_sparse("outputs", h_out, [out_edges], g_out, pairs)
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items() if v}  # (V / P / G, S, ...)
-        return SparsePrediction(outputs=outputs, hints=hints, weight_scale=batch.weight_scale)
+        return SparsePrediction(
+            outputs=outputs,
+            hints=hints,
+            weight_scale=batch.weight_scale,
+            encoded=(node_in, edge_in),
+            last_hidden=h_out[:, 2 * H :],  # (V, H): [node_fts | h_t | h_{t+1}] -> h_{t+1}
+        )
 
     def _next_hints_sparse(
         self, enc: SpecEncoder, preds: dict[str, Tensor], batch: SparseBatch, t: int, teacher_forcing: float

@@ -62,6 +62,10 @@ class SparsePrediction:
     outputs: dict[str, Tensor]
     hints: dict[str, Tensor]
     weight_scale: Tensor | None = None  # (G,)
+    # what the output decoders read, for a new decoder in their place (``nar.transfer``'s nar_costs):
+    # the input encodings node (V, H) and pair (P, H), and each graph's last processor state (V, H)
+    encoded: tuple[Tensor, Tensor] | None = None
+    last_hidden: Tensor | None = None
 
 
 def _check_sparse_field(f: Field) -> None:

@@ -14,6 +14,16 @@
 cost of entering it) or per segment (roads) from the same raw inputs; an exact solver turns
 it into the shortest-path tree (:mod:`nar.transfer.solver`).
 
+``CostsThroughNetwork`` (variant nar_costs) puts f~ in the algorithm's own input space: the same cost
+network predicts one positive cost per cell or segment, and the whole frozen pretrained network runs
+on those costs as on edge weights (its input encoders and weight scale, its processor and hint loop:
+the regime it was trained in); a new pointer decoder g~ reads its input encodings and last state::
+
+    c_e        = CostModel(raw inputs)                         (E,)    mean 1 per graph
+    node, pair = f(pos, source, A = c, adj)                    (V, H), (P, H)  frozen encoders
+    h^T        = the frozen network's step loop on them         (V, H)  processor + hint decoders/encoders
+    logit(u -> v) = g~(node, h^T, pair)                        (P,)
+
 P runs through the core's :class:`~nar.models.runner.ProcessorRunner` (the processors' sparse
 step on the batch's core ``Pairs``, the dense adapter for processors without one; each graph for
 its own step count): a transfer model is the core processor between new encoders and decoders.
@@ -27,9 +37,10 @@ import torch
 from torch import Tensor, nn
 
 from nar.models.layers import linear, segment_log_softmax
+from nar.models.model import EncodeProcessDecode
 from nar.models.processors import Processor
 from nar.models.runner import ProcessorRunner
-from nar.models.sparse import pointer_predictions
+from nar.models.sparse import SparseBatch, pointer_predictions
 from nar.transfer.graphs import FlatBatch
 
 PIXEL_SIDE = 8
@@ -165,6 +176,58 @@ class TransferModel(nn.Module):
         node, pairs, graph = self.encoder(b)
         h = self.runner(node, pairs, graph, b.pairs, b.steps)
         return self.decoder(node, h, pairs, b)
+
+
+class CostsThroughNetwork(nn.Module):
+    """nar_costs: f~ = a :class:`CostModel` -> the whole frozen pretrained network on those costs -> g~
+    (module docstring). A pointer model to the training code (pointer loss, ``processor`` for the checks
+    that it stays frozen)."""
+
+    def __init__(self, costs: CostModel, network: EncodeProcessDecode, algorithm: str) -> None:
+        super().__init__()
+        from nar.execute import INITIAL_HINTS
+        from nar.registry import freeze
+
+        if algorithm not in network.specs or algorithm not in INITIAL_HINTS:
+            raise ValueError(f"nar_costs runs {algorithm!r}, which the pretrained network does not execute")
+        self.encoder = costs  # f~ (named as TransferModel's, so its edge-feature normalisation is attached)
+        self.network = freeze(network)  # no gradients, eval mode: the pretrained f, P, hint loop (and g)
+        self.algorithm = algorithm
+        self.decoder = PointerDecoder(network.config.hidden)
+
+    @property
+    def processor(self) -> Processor:
+        return self.network.processor
+
+    def network_batch(self, b: FlatBatch, costs: Tensor) -> SparseBatch:
+        """The batch as the pretrained network reads a weighted graph (as ``nar.execute`` encodes one): the
+        costs as weights on the edge pairs, 0 on the self-loops; step-0 hints as an execution starts."""
+        from nar.execute import INITIAL_HINTS
+
+        dev, V = costs.device, b.total_nodes
+        graph = b.pairs.node_graph  # (V,)
+        local = torch.arange(V, device=dev) - torch.as_tensor(b.node_offset, device=dev)[graph]
+        n = torch.as_tensor(b.num_nodes, device=dev)
+        source = b.is_source.float()  # (V,)
+        values = {
+            "pos": local.float() / n[graph].float(),
+            "s": source,
+            "A": torch.cat([costs.float(), costs.new_zeros(V)]),  # (P,): edges, then self-loops
+            "adj": torch.ones(b.pairs.senders.shape[0], device=dev),
+        }
+        spec = self.network.specs[self.algorithm]
+        start = {"self": torch.arange(V, device=dev), "zero": torch.zeros(V, device=dev), "source": source}
+        hints = {f.name: start[INITIAL_HINTS[self.algorithm][f.name]].unsqueeze(1) for f in spec.hints}
+        inputs = {f.name: values[f.name] for f in spec.inputs}
+        steps = torch.as_tensor(b.steps, device=dev)
+        return SparseBatch(self.algorithm, inputs, hints, {}, b.pairs, steps + 1, n)
+
+    def forward(self, b: FlatBatch) -> Tensor:
+        """Pointer logits (P,), one per pair u -> v."""
+        run = self.network.forward_sparse(self.network_batch(b, self.encoder(b)), keep_hints=False)
+        assert run.encoded is not None and run.last_hidden is not None
+        node, pairs = run.encoded
+        return self.decoder(node, run.last_hidden, pairs, b)
 
 
 def pointer_loss(logits: Tensor, b: FlatBatch) -> Tensor:

@@ -10,7 +10,7 @@ from typing import Any
 
 from nar.transfer.config import TransferParams
 from nar.transfer.interrupt import stop_pool, worker_signals
-from nar.transfer.record import ProcessorRecord, processor_from_record
+from nar.transfer.record import ProcessorRecord, network_from_record, processor_from_record
 
 _WORKER: dict[str, Any] = {}
 
@@ -39,6 +39,7 @@ def _init_worker(
         params=params,
         task_params=tp,
         processor=processor_from_record(record) if record is not None else None,
+        network=network_from_record(record) if record is not None and _trains_on_network(params) else None,
         eval_batches={name: s.batches(params.eval_batch_size, params.device) for name, s in data.splits.items()},
     )
 
@@ -59,7 +60,15 @@ def _run_job(spec, keep_state: bool, pictures: int):
         eval_batches=w["eval_batches"],
         keep_state=keep_state,
         picture_examples=pictures,
+        network=w["network"],
     )
+
+
+def _trains_on_network(params: TransferParams) -> bool:
+    """Whether a listed trained variant runs the whole pretrained network (nar_costs)."""
+    from nar.transfer.variants import TRANSFER_VARIANTS
+
+    return any(TRANSFER_VARIANTS[v].trained and TRANSFER_VARIANTS[v].needs_network for v in params.variants)
 
 
 def run_jobs(

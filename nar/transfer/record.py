@@ -56,3 +56,17 @@ def processor_from_record(record: ProcessorRecord):
     if sha != record.sha256:
         raise NarError(f"processor {record.uri}: rebuilt weights have sha256 {sha[:16]}..., expected {record.sha256}")
     return processor
+
+
+def network_from_record(record: ProcessorRecord):
+    """Rebuild the whole pretrained network stored with the processor (its encoders and decoders too), frozen,
+    its processor checked against the record's sha256 (worker side; ``nar_costs`` trains around it)."""
+    from nar.registry import freeze
+
+    if not record.network:
+        from nar.transfer.train import ceiling_unavailable
+
+        raise NarError(ceiling_unavailable(record.uri, ["nar_costs"]))
+    from nar.execute import executor_from_files
+
+    return freeze(executor_from_files(dict(record.network), record.uri, processor_sha256=record.sha256).model)

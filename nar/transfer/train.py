@@ -15,6 +15,9 @@ Variants (DESIGN.md, "Baselines"):
                   (no training, no hidden input: :func:`heuristic_costs`): what a practitioner
                   gets without learning anything; a learned variant must beat it to matter.
 ``oracle``        the dataset's own algorithm on the hidden true costs (no training; the ceiling).
+``nar_costs``     f~ predicts one cost per cell/segment (as the bottleneck's), the whole frozen pretrained
+                  network (its own encoders, processor and hint loop) runs on them, a new g~ reads its
+                  last state: f~ in the algorithm's input space, so P runs in the regime it was trained in.
 ``ceiling``       the whole pretrained network run on the hidden true costs (no training): the frozen
                   processor's own ceiling, what nar_frozen could reach with perfect f~ and g~.
 
@@ -42,6 +45,7 @@ from torch import nn
 
 from nar.errors import NarError
 from nar.models.layers import autocast
+from nar.models.model import EncodeProcessDecode
 from nar.models.processors import Processor, build_processor
 from nar.natural.store import Example
 from nar.natural.targets import oracle_targets
@@ -49,7 +53,15 @@ from nar.training.fit import BestWeights, adam, fit, resolve_device
 from nar.transfer.config import TaskTransferParams
 from nar.transfer.graphs import FlatBatch, FlatSplit
 from nar.transfer.metrics import score_split
-from nar.transfer.models import CostModel, Encoder, TransferModel, TurnCostModel, pointer_loss, predict_pointers
+from nar.transfer.models import (
+    CostModel,
+    CostsThroughNetwork,
+    Encoder,
+    TransferModel,
+    TurnCostModel,
+    pointer_loss,
+    predict_pointers,
+)
 from nar.transfer.record import ProcessorRecord
 from nar.transfer.solver import (
     blackbox_tree,
@@ -187,9 +199,16 @@ def training_subset(num_train: int, size: int, seed: int) -> np.ndarray:
 
 
 def build_model(
-    spec: RunSpec, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str = "auto"
+    spec: RunSpec,
+    params: TaskTransferParams,
+    data: TaskData,
+    pretrained: Processor | None,
+    mode: str = "auto",
+    network: EncodeProcessDecode | None = None,
 ) -> nn.Module:
-    """The network of ``spec.variant`` (initialised from ``spec.seed``); ``pretrained`` is a frozen P."""
+    """The network of ``spec.variant`` (initialised from ``spec.seed``); ``pretrained`` is a frozen P, and
+    ``network`` the whole pretrained network around it (what a variant with ``needs_network`` is built on,
+    in place of ``pretrained``)."""
     variant = TRANSFER_VARIANTS[spec.variant]
     if not variant.trained:
         raise ValueError(f"variant {spec.variant!r} is not trained")
@@ -198,6 +217,10 @@ def build_model(
         raise NarError(f"{spec.name}: {spec.variant} needs a turn task (road_turns), not {data.task}")
     if variant.processor is not None and pretrained is None:
         raise ValueError(f"{spec.variant} needs a processor (its config, and its weights unless e2e)")
+    if variant.needs_network:
+        if network is None:
+            raise ValueError(f"{spec.variant} needs the whole pretrained network, not only its processor")
+        return variant.builder()(variant, params.resolved(data.task), data, network, mode)
     return variant.builder()(variant, params.resolved(data.task), data, pretrained, mode)
 
 
@@ -235,12 +258,21 @@ def turn_cost_model(
     return TurnCostModel(params.node_net, data.node_in, data.edge_in, params.width)
 
 
+def network_model(
+    variant: Variant, params: TaskTransferParams, data: TaskData, network: EncodeProcessDecode, mode: str
+) -> CostsThroughNetwork:
+    """nar_costs: the bottleneck's cost network into the whole frozen pretrained network, a new g~."""
+    per = "cell" if data.edge_in == 0 else "edge"
+    costs = CostModel(params.node_net, data.node_in, data.edge_in, params.width, per)
+    return CostsThroughNetwork(costs, network, data.algorithm)
+
+
 def _attach_edge_norm(model: nn.Module, data: TaskData, subset: np.ndarray) -> None:
     stats = data.train.edge_stats(subset)
     if stats is None:
         return
     norm = EdgeNorm(*stats)
-    target = model.encoder if isinstance(model, TransferModel) else model
+    target = model.encoder if isinstance(model, (TransferModel, CostsThroughNetwork)) else model
     net = target.edge_net
     if net is not None:
         target.edge_net = nn.Sequential(norm, net)
@@ -324,8 +356,8 @@ def quick_accuracy(model: nn.Module, batches: list[FlatBatch], precision: str = 
 def trainable_state(model: nn.Module, variant: str) -> dict[str, torch.Tensor]:
     """Weights worth saving: everything but a frozen processor (it is referenced by sha256)."""
     state = model.state_dict()
-    if TRANSFER_VARIANTS[variant].processor == "frozen":
-        state = {k: v for k, v in state.items() if not k.startswith("runner.processor.")}
+    if TRANSFER_VARIANTS[variant].processor == "frozen":  # nar_costs: the whole frozen network
+        state = {k: v for k, v in state.items() if not k.startswith(("runner.processor.", "network."))}
     return {k: v.detach().clone() for k, v in state.items()}
 
 
@@ -440,8 +472,10 @@ def train_run(
     eval_batches: dict[str, list[FlatBatch]] | None = None,
     keep_state: bool = False,
     picture_examples: int = 0,
+    network: EncodeProcessDecode | None = None,
 ) -> RunResult:
-    """Train ``spec`` and score its best weights on every split of ``data``."""
+    """Train ``spec`` and score its best weights on every split of ``data``; ``network``: the whole pretrained
+    network, for the variants that run it (``Variant.needs_network``)."""
     from nar.registry import weights_sha256
 
     if not TRANSFER_VARIANTS[spec.variant].trained:
@@ -449,11 +483,11 @@ def train_run(
     params = params.resolved(spec.task)
     device = resolve_device(device)
     subset = training_subset(len(data.train), spec.size, spec.seed)
-    model = build_model(spec, params, data, pretrained, mode)
+    model = build_model(spec, params, data, pretrained, mode, network)
     _attach_edge_norm(model, data, subset)
     model.to(device)
     frozen = TRANSFER_VARIANTS[spec.variant].processor == "frozen"
-    sha_before = weights_sha256(pretrained) if frozen else None
+    sha_before = weights_sha256(model.processor) if frozen else None  # the pretrained one (or the network's)
     opt = _optimizer(model, spec, params)
     sched = None
     if params.lr_schedule == "cosine":
@@ -523,7 +557,7 @@ def train_run(
 
     sha_after = None
     if frozen:
-        sha_after = weights_sha256(pretrained)
+        sha_after = weights_sha256(model.processor)
         if sha_after != sha_before:
             raise FrozenProcessorChanged(
                 f"{spec.name}: the frozen processor's sha256 changed during training "

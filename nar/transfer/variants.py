@@ -22,7 +22,10 @@ A new baseline is one function (in a module of its own if you like) plus one ent
   pretrained: Processor | None, mode: str)`` returns its ``nn.Module``, a pointer model
   (:class:`~nar.transfer.models.TransferModel`: trained on the pointer cross-entropy) or a cost model
   (:class:`~nar.transfer.models.CostModel` or a subclass: trained through the exact solver by blackbox
-  differentiation); torch is seeded from the run's seed and the variant's name before it is called.
+  differentiation); torch is seeded from the run's seed and the variant's name before it is called. A trained
+  one with ``needs_network`` (``nar_costs``) is given the whole pretrained network (frozen
+  :class:`~nar.models.model.EncodeProcessDecode`, its processor checked against the registered sha256) as
+  ``pretrained``; its model's ``processor`` must be that network's, which the sweep checks stays unchanged.
 """
 
 from __future__ import annotations
@@ -87,6 +90,14 @@ TRANSFER_VARIANTS: Mapping[str, Variant] = types.MappingProxyType(
             "tab:blue",
             build="nar.transfer.train:processor_model",
             processor="frozen",
+        ),
+        "nar_costs": Variant(
+            "one learned cost per cell/segment into the frozen pretrained network (its encoders, processor and "
+            "hint loop), a new decoder",
+            "tab:red",
+            build="nar.transfer.train:network_model",
+            processor="frozen",
+            needs_network=True,
         ),
         "nar_finetune": Variant(
             "the same, the processor trained too",

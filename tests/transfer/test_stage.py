@@ -61,7 +61,7 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
     assert m == json.loads(json.dumps(metrics["road"]))
     sha = json.loads((processor_dir / "processor.json").read_text())["weights_sha256"]
     assert m["processor"]["sha256"] == sha
-    for variant in ("nar_frozen", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle", "ceiling"):
+    for variant in ("nar_frozen", "nar_costs", "nar_finetune", "e2e", "bottleneck", "heuristic", "oracle", "ceiling"):
         for n in ("n8", "n24"):
             for s in ("s0", "s1"):
                 cell = m["results"][variant][n][s]
@@ -71,15 +71,17 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
                     assert m["curves"][variant][n][s][-1]["step"] == 2
     for n in ("n8", "n24"):
         for s in ("s0", "s1"):
-            run = m["runs"]["nar_frozen"][n][s]
-            assert run["processor_sha256_before"] == run["processor_sha256_after"] == sha
+            for variant in ("nar_frozen", "nar_costs"):  # nar_costs: the processor inside the whole network
+                run = m["runs"][variant][n][s]
+                assert run["processor_sha256_before"] == run["processor_sha256_after"] == sha
     index = json.loads((out / "models" / "road" / "index.json").read_text())
     files = sorted(x["file"] for x in index["models"])
-    assert len(files) == 8 and all("-s0." in f for f in files)  # first seed only
+    assert len(files) == 10 and all("-s0." in f for f in files)  # 5 trained variants x 2 sizes, first seed only
     assert all((out / "models" / "road" / f).is_file() for f in files)
     preds = json.loads((out / "models" / "road" / "predictions.json").read_text())
     assert set(preds["variants"]) == {
         "nar_frozen",
+        "nar_costs",
         "nar_finetune",
         "e2e",
         "bottleneck",

@@ -99,3 +99,25 @@ def test_runs_are_deterministic(data, processor):
     r1 = train_run(spec, FAST, data["road"], processor.processor, eval_batch_size=4)
     r2 = train_run(spec, FAST, data["road"], processor.processor, eval_batch_size=4)
     assert r1.metrics == r2.metrics and r1.curve == r2.curve
+
+
+@pytest.mark.parametrize("task", ["digit_grid", "road"])
+def test_nar_costs_trains_around_the_whole_frozen_network(data, processor_dir, task):
+    """nar_costs: the cost network and a new decoder learn, the pretrained network (processor included)
+    stays bit-identical and is referenced, not stored; without the network it stops with one line."""
+    from nar.transfer.record import load_processor_record, network_from_record, processor_from_record
+
+    record = load_processor_record(str(processor_dir))
+    network = network_from_record(record)
+    before = weights_sha256(network)
+    spec = RunSpec(task, "nar_costs", 8, 0)
+    r = train_run(
+        spec, FAST, data[task], processor_from_record(record), eval_batch_size=4, keep_state=True, network=network
+    )
+    assert r.processor_sha256_before == r.processor_sha256_after == record.sha256
+    assert weights_sha256(network) == before and not any(p.requires_grad for p in network.parameters())
+    assert r.steps == 3 and set(r.metrics) == {"val", "test", "ood"}
+    assert any(k.startswith("encoder.") for k in r.state) and any(k.startswith("decoder.") for k in r.state)
+    assert not any(k.startswith("network.") for k in r.state)
+    with pytest.raises(ValueError, match="needs the whole pretrained network"):
+        train_run(spec, FAST, data[task], processor_from_record(record), eval_batch_size=4)

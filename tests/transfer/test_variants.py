@@ -26,9 +26,10 @@ def test_every_entry_is_trained_or_predicts_and_its_function_resolves():
     for name, v in TRANSFER_VARIANTS.items():
         assert (v.build is None) != (v.predict is None), name
         assert callable(v.builder() if v.trained else v.predictor()), name
-    assert set(NEEDS_PROCESSOR) == {"nar_frozen", "nar_finetune", "e2e", "ceiling"}
+    assert set(NEEDS_PROCESSOR) == {"nar_frozen", "nar_costs", "nar_finetune", "e2e", "ceiling"}
     assert TRANSFER_VARIANTS["ceiling"].processor == "frozen" and not TRANSFER_VARIANTS["ceiling"].trained
-    assert NEEDS_NETWORK == ("ceiling",) and set(NEEDS_NETWORK) <= set(NEEDS_PROCESSOR)
+    assert TRANSFER_VARIANTS["nar_costs"].processor == "frozen" and TRANSFER_VARIANTS["nar_costs"].trained
+    assert NEEDS_NETWORK == ("nar_costs", "ceiling") and set(NEEDS_NETWORK) <= set(NEEDS_PROCESSOR)
     with pytest.raises(ValueError, match="set processor"):
         Variant("a network without its processor", "tab:pink", predict="m:f", needs_network=True)
     assert list(COLORS) == list(VARIANTS) and len(set(COLORS.values())) == len(COLORS)  # one colour each
@@ -63,6 +64,16 @@ def test_the_builders_make_each_variants_model(natural_root, turns_root, process
         build_model(RunSpec("road", "bottleneck_turns", 4, 0), params, road, proc)
     with pytest.raises(ValueError, match="not trained"):
         build_model(RunSpec("road", "oracle", 4, 0), params, road, proc)
+    # nar_costs is built on the whole pretrained network, and refuses to be built without it
+    from nar.transfer.models import CostsThroughNetwork
+    from nar.transfer.record import load_processor_record, network_from_record
+
+    network = network_from_record(load_processor_record(str(processor_dir)))
+    costs = build_model(RunSpec("road", "nar_costs", 4, 0), params, road, proc, network=network)
+    assert type(costs) is CostsThroughNetwork and costs.processor is network.processor
+    assert type(costs.encoder) is CostModel and not any(p.requires_grad for p in network.parameters())
+    with pytest.raises(ValueError, match="needs the whole pretrained network"):
+        build_model(RunSpec("road", "nar_costs", 4, 0), params, road, proc)
 
 
 def source_everywhere(split, algorithm, limit=None):
