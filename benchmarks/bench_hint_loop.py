@@ -51,6 +51,7 @@ from nar.transfer.models import CostModel, PointerDecoder, TransferModel  # noqa
 VAL_OOD = {
     "digit_grid": {"count": 100, "sizes": [16], "pool": "val"},
     "road": {"count": 100, "sizes": [32, 36], "pool": "val"},
+    "road_turns": {"count": 100, "sizes": [32, 36], "pool": "val"},
 }
 ALGORITHM = "bellman_ford"
 # f~ latent into the step loop (new g~ / the network's own decoder); learned costs through the whole network
@@ -264,7 +265,7 @@ def one(job: tuple) -> dict:
     build = transfer_train.build_model
     if variant in PROTOTYPES:
 
-        def build_loop(spec, params, data, pretrained, mode="auto"):
+        def build_loop(spec, params, data, pretrained, mode="auto", network=None):
             build(spec, params, data, pretrained, mode)  # the same seeding as the sweep's variants
             p = params.resolved(data.task)
             if variant.startswith("nar_frozen_net"):
@@ -278,7 +279,10 @@ def one(job: tuple) -> dict:
     started = time.perf_counter()
     # a prototype runs as nar_frozen (its seed, subset and optimiser); e2e, bottleneck, ... as the sweep runs them
     spec = RunSpec(task, variant if variant in TRANSFER_VARIANTS else "nar_frozen", size, seed)
-    r = train_run(spec, params, data, net.processor, network=freeze(net))  # nar_costs runs the whole network
+    try:
+        r = train_run(spec, params, data, net.processor, network=freeze(net))  # nar_costs runs the whole network
+    finally:  # a pool worker runs later jobs too: they must build their own variant, not this prototype
+        transfer_train.build_model = build
     return {
         "variant": variant,
         "size": size,
