@@ -300,3 +300,28 @@ def test_ceiling_needs_the_whole_network(natural_root, processor_only_dir, tmp_p
             track=False,
         )
     assert not any((tmp_path / d).exists() for d in ("m", "x", "c"))
+
+
+def test_evaluate_reports_every_swept_variant_nar_costs_included(swept, natural_root, tmp_path):
+    """The evaluate stage on the tiny sweep (every registered variant): nar_costs gets its rows, curve and colour."""
+    from nar.transfer.config import EvaluateParams
+    from nar.transfer.evaluate.stage import run_evaluate
+
+    out, _ = swept
+    params = EvaluateParams(
+        tasks=("digit_grid", "road"), report=str(tmp_path / "report.md"), notes=str(tmp_path / "none.md")
+    )
+    run_evaluate(
+        params,
+        metrics_root=out / "metrics",
+        models_root=out / "models",
+        data_root=natural_root,
+        plots_root=tmp_path / "plots",
+        out_metrics=tmp_path / "evaluate.json",
+        track=False,
+    )
+    report = (tmp_path / "report.md").read_text()
+    assert "nar_costs" in report and "nar_frozen" in report
+    scores = (tmp_path / "plots" / "scores" / "road.csv").read_text()
+    assert "nar_costs" in scores
+    assert (tmp_path / "plots" / "png" / "road_scores.png").is_file()
