@@ -3,6 +3,7 @@ verified by its sha256, then handed to the workers as canonical safetensors byte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +65,19 @@ def network_from_record(record: ProcessorRecord):
     from nar.registry import freeze
 
     if not record.network:
-        from nar.transfer.train import ceiling_unavailable
-
         raise NarError(ceiling_unavailable(record.uri, ["nar_costs"]))
     from nar.execute import executor_from_files
 
     return freeze(executor_from_files(dict(record.network), record.uri, processor_sha256=record.sha256).model)
+
+
+def ceiling_unavailable(uri: str, variants: Sequence[str] = ("ceiling",)) -> str:
+    """The error for ``variants`` (those that need the whole network, ``Variant.needs_network``) when ``uri``
+    holds the processor only."""
+    names = ", ".join(repr(v) for v in variants)
+    runs = "runs" if len(variants) == 1 else "run"
+    return (
+        f"transfer.variants lists {names}, which {runs} the whole pretrained network (its own encoder and decoder "
+        f"too), but {uri} holds the processor only; allowed: a registered version stored with its network (nar "
+        f"register stores it), a pretraining run directory (models/pretrain/<run>), or drop {names}"
+    )

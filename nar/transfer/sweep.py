@@ -70,7 +70,8 @@ def run_transfer(
     KeyboardInterrupt) saying how many runs were kept for the next sweep to resume from; the workers
     are ended, and no output is left half-written."""
     from nar.tracking import dataset_version
-    from nar.transfer.train import RunResult, RunSpec, TaskData, ceiling_unavailable, run_untrained
+    from nar.transfer.record import ceiling_unavailable
+    from nar.transfer.train import RunResult, RunSpec, TaskData, run_untrained
 
     t0 = time.perf_counter()
     params = _with_device(params)

@@ -62,7 +62,7 @@ from nar.transfer.models import (
     pointer_loss,
     predict_pointers,
 )
-from nar.transfer.record import ProcessorRecord
+from nar.transfer.record import ProcessorRecord, ceiling_unavailable
 from nar.transfer.solver import (
     blackbox_tree,
     blackbox_turn_tree,
@@ -421,18 +421,6 @@ def _network_executor(network: tuple[tuple[str, bytes], ...], uri: str, sha256: 
     from nar.execute import executor_from_files
 
     return executor_from_files(dict(network), uri, processor_sha256=sha256)
-
-
-def ceiling_unavailable(uri: str, variants: Sequence[str] = ("ceiling",)) -> str:
-    """The error for ``variants`` (those that need the whole network, ``Variant.needs_network``) when ``uri``
-    holds the processor only."""
-    names = ", ".join(repr(v) for v in variants)
-    runs = "runs" if len(variants) == 1 else "run"
-    return (
-        f"transfer.variants lists {names}, which {runs} the whole pretrained network (its own encoder and decoder "
-        f"too), but {uri} holds the processor only; allowed: a registered version stored with its network (nar "
-        f"register stores it), a pretraining run directory (models/pretrain/<run>), or drop {names}"
-    )
 
 
 def untrained_predictions(
