@@ -108,44 +108,6 @@ class _GivenInputs(nn.Module):
         return self.given
 
 
-class _LastState(nn.Module):
-    """The pretrained spec decoder, keeping the state its output decoders read (each graph's last step)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.last: torch.Tensor | None = None
-
-    @property
-    def hint_fields(self):
-        return self.inner.hint_fields
-
-    def forward_sparse(self, what, h, edges, graph, pairs):
-        if what == "outputs":
-            self.last = h  # (V, 3H): [node_fts | h_t | h_{t+1}]
-        return self.inner.forward_sparse(what, h, edges, graph, pairs)
-
-
-class _Captured(nn.Module):
-    """The pretrained spec encoder, keeping the input encodings it made (node (V, H), pair (P, H), graph)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.made: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def hint_fields(self):
-        return self.inner.hint_fields
-
-    def encode_hints(self, *args, **kwargs):
-        return self.inner.encode_hints(*args, **kwargs)
-
-    def encode_inputs_sparse(self, inputs, pairs):
-        self.made = self.inner.encode_inputs_sparse(inputs, pairs)
-        return self.made
-
-
 class HintLoopModel(TransferModel):
     """f~ -> the frozen network's step loop (processor + hint decoders + hint encoders) -> g~ (a
     ``TransferModel`` to the training code: pointer loss, f~'s edge normalisation, the processor's checks).
@@ -157,7 +119,6 @@ class HintLoopModel(TransferModel):
         self.encoder = encoder
         self.net = freeze(net)  # the whole pretrained network: no gradients, eval mode
         self.enc = _GivenInputs(net.encoders[ALGORITHM])
-        self.dec = _LastState(net.decoders[ALGORITHM])
         self.decoder = PointerDecoder(net.config.hidden) if decoder == "new" else None
 
     @property
@@ -176,12 +137,10 @@ class HintLoopModel(TransferModel):
         }
         batch = SparseBatch(ALGORITHM, {}, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
         self.enc.given = (node, pair_fts, graph)
-        pred = self.net._run_sparse(self.enc, self.dec, batch, 0.0, False)
+        pred = self.net._run_sparse(self.enc, self.net.decoders[ALGORITHM], batch, 0.0, False)
         if self.decoder is None:
             return pred.outputs["pi"].float()  # (P,) the pretrained decoder's pointer logits
-        H = self.net.config.hidden
-        h = self.dec.last[:, 2 * H :]  # (V, H): the processor's last state
-        return self.decoder(node, h, pair_fts, b)
+        return self.decoder(node, pred.last_hidden, pair_fts, b)  # g~ on the processor's last state (V, H)
 
 
 class WholeNetworkModel(TransferModel):
@@ -195,8 +154,6 @@ class WholeNetworkModel(TransferModel):
         self.encoder = costs  # named so f~'s edge-feature normalisation is attached to it
         self.net = freeze(net)
         self.decoder = PointerDecoder(net.config.hidden) if decoder == "new" else None
-        self.enc = _Captured(net.encoders[ALGORITHM])
-        self.dec = _LastState(net.decoders[ALGORITHM])
 
     @property
     def processor(self):
@@ -221,20 +178,11 @@ class WholeNetworkModel(TransferModel):
             "msk": b.is_source.float().unsqueeze(1),
         }
         batch = SparseBatch(ALGORITHM, inputs, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
+        run = self.net.forward_sparse(batch, keep_hints=False)
         if self.decoder is None:
-            return self.net.forward_sparse(batch, keep_hints=False).outputs["pi"].float()  # (P,) pointer logits
-        from nar.models.layers import autocast
-        from nar.models.sparse import eccentricity_scale, scale_weights
-
-        if self.net.config.weight_scale == "eccentricity":  # as forward_sparse does
-            spec = self.net.specs[ALGORITHM]
-            batch = scale_weights(spec, batch, eccentricity_scale(spec, batch))
-        self.last_batch = batch  # (the tests rerun the network's own decoder on it)
-        with autocast(self.net.config.precision, w.device.type):
-            self.net._run_sparse(self.enc, self.dec, batch, 0.0, False)
-        H = self.net.config.hidden
-        node, pair_fts, _ = self.enc.made  # the pretrained encodings of the costs
-        return self.decoder(node, self.dec.last[:, 2 * H :], pair_fts, b)
+            return run.outputs["pi"].float()  # (P,) the network's own pointer logits
+        node, pair_fts = run.encoded  # the pretrained encodings of the costs: (V, H), (P, H)
+        return self.decoder(node, run.last_hidden, pair_fts, b)
 
 
 def build_val_ood(task: str, params_path: str, data: Path, root: Path) -> None:
