@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_recipe import draw_val, pointer_accuracy  # noqa: E402
 
 from nar.registry import freeze  # noqa: E402
-from nar.transfer.models import CostModel, PointerDecoder, TransferModel  # noqa: E402
+from nar.transfer.models import CostModel, CostsThroughNetwork, PointerDecoder, TransferModel  # noqa: E402
 
 VAL_OOD = {
     "digit_grid": {"count": 100, "sizes": [16], "pool": "val"},
@@ -143,46 +143,20 @@ class HintLoopModel(TransferModel):
         return self.decoder(node, pred.last_hidden, pair_fts, b)  # g~ on the processor's last state (V, H)
 
 
-class WholeNetworkModel(TransferModel):
-    """f~ = one learned positive cost per edge (the bottleneck's cost network) fed, as the edge weights,
-    to the whole frozen network (its input encoders and weight scale, processor, hint loop and pointer
-    decoder): the pretraining regime exactly, trained through the network by the pointer loss.
-    ``decoder="new"``: a new g~ reads the last state instead of the network's own pointer decoder."""
+class WholeNetworkModel(CostsThroughNetwork):
+    """nar_costs with the network's own pointer decoder in place of g~: learned costs through the whole frozen
+    network (its input encoders and weight scale, processor, hint loop and decoder), the pretraining regime
+    exactly, trained through the network by the pointer loss (``nar_frozen_net``)."""
 
-    def __init__(self, costs: nn.Module, net: nn.Module, decoder: str = "pretrained") -> None:
-        nn.Module.__init__(self)
+    def __init__(self, costs: nn.Module, net: nn.Module) -> None:
+        nn.Module.__init__(self)  # not nar_costs's: no new decoder g~
         self.encoder = costs  # named so f~'s edge-feature normalisation is attached to it
-        self.net = freeze(net)
-        self.decoder = PointerDecoder(net.config.hidden) if decoder == "new" else None
-
-    @property
-    def processor(self):
-        return self.net.processor
+        self.network = freeze(net)
+        self.algorithm = ALGORITHM
 
     def forward(self, b) -> torch.Tensor:
-        from nar.models.sparse import SparseBatch
-
-        w = self.encoder(b)  # (E,) > 0, mean 1 per graph
-        V, E = b.total_nodes, b.total_edges
-        local = torch.arange(V, device=w.device) - torch.as_tensor(b.node_offset, device=w.device)[b.pairs.node_graph]
-        n = torch.as_tensor(b.num_nodes, device=w.device)[b.pairs.node_graph]
-        inputs = {  # as nar.execute encodes a user graph, on the batch's pairs (edges, then self-loops)
-            "pos": local.float() / n.float(),
-            "s": b.is_source.float(),
-            "A": torch.cat([w.float(), w.new_zeros(V)]),  # (P,)
-            "adj": torch.ones(E + V, device=w.device),
-        }
-        hints = {
-            "pi_h": torch.arange(V, device=w.device).unsqueeze(1),
-            "d": torch.zeros(V, 1, device=w.device),
-            "msk": b.is_source.float().unsqueeze(1),
-        }
-        batch = SparseBatch(ALGORITHM, inputs, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
-        run = self.net.forward_sparse(batch, keep_hints=False)
-        if self.decoder is None:
-            return run.outputs["pi"].float()  # (P,) the network's own pointer logits
-        node, pair_fts = run.encoded  # the pretrained encodings of the costs: (V, H), (P, H)
-        return self.decoder(node, run.last_hidden, pair_fts, b)
+        run = self.network.forward_sparse(self.network_batch(b, self.encoder(b)), keep_hints=False)
+        return run.outputs["pi"].float()  # (P,) the network's own pointer logits
 
 
 def build_val_ood(task: str, params_path: str, data: Path, root: Path) -> None:
@@ -219,7 +193,9 @@ def one(job: tuple) -> dict:
             if variant.startswith("nar_frozen_net"):
                 per = "cell" if data.edge_in == 0 else "edge"
                 costs = CostModel(p.node_net, data.node_in, data.edge_in, p.width, per)
-                return WholeNetworkModel(costs, net, "new" if variant.endswith("_newdec") else "pretrained")
+                if variant.endswith("_newdec"):  # what landed as nar_costs
+                    return CostsThroughNetwork(costs, net, ALGORITHM)
+                return WholeNetworkModel(costs, net)
             encoder = Encoder(p.node_net, data.node_in, data.edge_in, p.width, net.config.hidden, p.interface)
             return HintLoopModel(encoder, net, "pretrained" if variant.endswith("_g") else "new")
 

@@ -66,9 +66,9 @@ def _run_job(spec, keep_state: bool, pictures: int):
 
 def _trains_on_network(params: TransferParams) -> bool:
     """Whether a listed trained variant runs the whole pretrained network (nar_costs)."""
-    from nar.transfer.variants import TRANSFER_VARIANTS
+    from nar.transfer.variants import NEEDS_NETWORK, TRAINED
 
-    return any(TRANSFER_VARIANTS[v].trained and TRANSFER_VARIANTS[v].needs_network for v in params.variants)
+    return any(v in NEEDS_NETWORK and v in TRAINED for v in params.variants)
 
 
 def run_jobs(

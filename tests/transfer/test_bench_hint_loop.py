@@ -56,8 +56,11 @@ def test_prototypes_train_around_the_frozen_network(
         model = bench.HintLoopModel(Encoder(kind, data.node_in, data.edge_in, 8, H), net, decoder)
     else:
         per = "cell" if data.edge_in == 0 else "edge"
-        decoder = "new" if prototype.endswith("_newdec") else "pretrained"
-        model = bench.WholeNetworkModel(CostModel(kind, data.node_in, data.edge_in, 8, per), net, decoder)
+        costs = CostModel(kind, data.node_in, data.edge_in, 8, per)
+        if prototype.endswith("_newdec"):
+            model = bench.CostsThroughNetwork(costs, net, "bellman_ford")
+        else:
+            model = bench.WholeNetworkModel(costs, net)
     before = weights_sha256(net)
     b = data.train.batch(np.arange(4), "cpu")
     logits = model(b)
