@@ -184,7 +184,8 @@ def _transfer_rows(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
                     value = _mean_se(cell, scale, digits)
                     if value is not None:
                         rows.append(_row(f"transfer {task}", variant, f"{split} {headline}, n={n}{unit}", value))
-        for c in verdict.get("comparisons", []):
+        others = (verdict.get("other_processor_variants") or {}).values()
+        for c in [*verdict.get("comparisons", []), *[c for b in others for c in b.get("comparisons", [])]]:
             if "outcome" not in c:
                 continue
             se = c.get("difference_stderr")
@@ -192,7 +193,7 @@ def _transfer_rows(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
             rows.append(
                 _row(
                     f"verdict {task}",
-                    f"nar_frozen vs {c['rival']}, n={c['size']}",
+                    f"{c.get('subject', 'nar_frozen')} vs {c['rival']}, n={c['size']}",
                     f"test {headline} difference" + (" (points)" if pct else ""),
                     f"{scale * c['difference']:+.{digits}f}{spread}: {c['outcome']}",
                 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nar.transfer.config import TransferParams
-from nar.transfer.variants import UNTRAINED
+from nar.transfer.variants import FROZEN_TRAINED, UNTRAINED
 
 if TYPE_CHECKING:  # annotations only: the outputs need the record's fields, not the registry it loads from
     from nar.transfer.record import ProcessorRecord
@@ -208,7 +208,7 @@ def save_models(out_dir: Path, results: Sequence[Any], record: ProcessorRecord |
             continue
         name = f"{r.spec.variant}-n{r.spec.size}-s{r.spec.seed}.safetensors"
         meta = {"variant": r.spec.variant, "size": str(r.spec.size), "seed": str(r.spec.seed)}
-        if r.spec.variant == "nar_frozen" and record is not None:
+        if r.spec.variant in FROZEN_TRAINED and record is not None:
             meta["processor_sha256"] = record.sha256  # the frozen processor is not stored again
         # one metadata key: safetensors writes a metadata map in hash order, a different file (and
         # dvc.lock hash) on every run; one JSON string is the same bytes every time (nar.data.dataset does so too)

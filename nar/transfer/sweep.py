@@ -49,7 +49,14 @@ from nar.transfer.pool import run_jobs
 from nar.transfer.progress import SweepProgress, plan_line, run_summary
 from nar.transfer.record import load_processor_record
 from nar.transfer.results import ResumeStore, params_dict, write_outputs
-from nar.transfer.variants import NEEDS_NETWORK, NEEDS_PROCESSOR, TRAINED, TRANSFER_VARIANTS, UNTRAINED
+from nar.transfer.variants import (
+    FROZEN_TRAINED,
+    NEEDS_NETWORK,
+    NEEDS_PROCESSOR,
+    TRAINED,
+    TRANSFER_VARIANTS,
+    UNTRAINED,
+)
 
 REQUIRED_SPLITS = ("train", "val", "test")
 
@@ -151,7 +158,7 @@ def run_transfer(
                     for s in params.seeds:
                         results.append(RunResult(RunSpec(task, variant, n, s), once.metrics, eval_seconds=0.0))
             for r in results:
-                if r.spec.variant == "nar_frozen" and r.processor_sha256_before != r.processor_sha256_after:
+                if r.spec.variant in FROZEN_TRAINED and r.processor_sha256_before != r.processor_sha256_after:
                     raise NarError(f"{r.spec.name}: frozen processor changed")  # train_run already refuses this
             progress_out.stop()
             progress_out.note(f"writing the outputs{' and logging the runs to MLflow' if track else ''}")

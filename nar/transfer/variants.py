@@ -146,3 +146,6 @@ TRAINED = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.trained)
 UNTRAINED = tuple(name for name, v in TRANSFER_VARIANTS.items() if not v.trained)  # scored once per split
 NEEDS_PROCESSOR = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.processor is not None)
 NEEDS_NETWORK = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.needs_network)  # a subset of NEEDS_PROCESSOR
+# the blueprint's own models: trained around the pretrained processor, which stays frozen (nar_frozen, nar_costs);
+# the verdict measures each against the baselines, and the sweep checks each leaves the processor unchanged
+FROZEN_TRAINED = tuple(name for name, v in TRANSFER_VARIANTS.items() if v.trained and v.processor == "frozen")

@@ -130,3 +130,37 @@ def test_verdict_against_the_heuristic_and_the_turn_targets():
     assert t["gap_to_bottleneck_turns"]["gap"] == pytest.approx(0.035) and t["within_5_points_of_bottleneck_turns"]
     assert verdict(aggregate(_results()), "pointer_acc", 200)["turns"] is None  # no bottleneck_turns: no turn task
     assert verdict(aggregate(_results()), "pointer_acc", 200)["against_heuristic"] is None
+
+
+def test_nar_costs_is_measured_like_nar_frozen():
+    """Every variant around the frozen processor gets its own low-data comparisons, turn targets and ceiling
+    best; the top-level counts stay nar_frozen's."""
+    from nar.transfer.evaluate.report import _verdict_lines
+
+    def seeds(*accs):
+        return {f"s{i}": {"test": {"pointer_acc": a}, "ood": {"pointer_acc": a - 0.05}} for i, a in enumerate(accs)}
+
+    results = {
+        "nar_frozen": {"n100": seeds(0.70, 0.72, 0.71)},
+        "nar_costs": {"n100": seeds(0.93, 0.94, 0.935)},
+        "e2e": {"n100": seeds(0.80, 0.81, 0.79)},
+        "bottleneck": {"n100": seeds(0.90, 0.905, 0.895)},
+        "bottleneck_turns": {"n100": seeds(0.95, 0.95, 0.95)},
+        "ceiling": {"n100": seeds(0.97, 0.97, 0.97)},
+    }
+    v = verdict(aggregate(results), "pointer_acc", low_data=200)
+    assert v["low_data_clear_losses"] == 2 and v["low_data_clear_wins"] == 0  # nar_frozen's, as before
+    costs = v["other_processor_variants"]["nar_costs"]
+    assert [(c["rival"], c["outcome"]) for c in costs["comparisons"]] == [("e2e", "better"), ("bottleneck", "better")]
+    assert costs["comparisons"][0]["nar_costs"] == pytest.approx(0.935) and costs["low_data_clear_wins"] == 2
+    assert costs["turns"]["subject"] == "nar_costs" and costs["turns"]["beats_bottleneck_from"]
+    assert costs["turns"]["gap_to_bottleneck_turns"] is None  # no n=200 cell
+    assert v["ceiling"]["test"]["best"] == {"nar_frozen": pytest.approx(0.71), "nar_costs": pytest.approx(0.935)}
+    assert v["ceiling"]["ood"]["ceiling"] == pytest.approx(0.92)
+    text = "\n".join(_verdict_lines("road_turns", v))
+    assert "test pointer_acc of nar_costs against e2e and bottleneck at n ≤ 200 (2 comparisons): better in 2" in text
+    assert "  - n=100, nar_costs vs bottleneck: 93.5 ± 0.3 vs 90.0 ± 0.3: difference +3.5 ± 0.4 points" in text
+    assert "turn targets: nar_costs against bottleneck (one cost per segment) at n ≥ 100: n=100 93.5 vs 90.0" in text
+    assert "nar_costs's best mean 93.5" in text
+    # no nar_costs in the sweep: nothing about it
+    assert verdict(aggregate(_results()), "pointer_acc", 200)["other_processor_variants"] == {}

@@ -41,19 +41,9 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
     unit = "points" if pct else "ratio"
     scale = 100.0 if pct else 1.0
     digits = 1 if pct else 3
-    if v["low_data_comparisons"]:
-        outcomes = [c.get("outcome") for c in v["comparisons"]]
-        counts = ", ".join(f"{word} in {outcomes.count(word)}" for word in OUTCOMES if outcomes.count(word))
-        lines.append(
-            f"- **{task}**: test {h} of nar_frozen against e2e and bottleneck at n ≤ {v['low_data']} "
-            f"({v['low_data_comparisons']} comparisons): {counts}. A difference counts as better or worse only "
-            "beyond two standard errors of the difference (over the seeds); anything closer is not distinguishable."
-        )
-        for c in v["comparisons"]:
-            rival = c["rival"]
-            lines.append(
-                f"  - n={c['size']}, nar_frozen vs {rival}: " + _comparison_text(c, rival, scale, digits, unit)
-            )
+    others = v.get("other_processor_variants") or {}
+    for subject, block in {"nar_frozen": v, **others}.items():
+        lines += _low_data_lines(task, block, subject, h, v["low_data"], scale, digits, unit)
     ah = v.get("against_heuristic")
     if ah and ah["comparisons"]:
         values = [x for x in ah["heuristic"].values() if x is not None]
@@ -68,41 +58,22 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
             f"- **{task}** against the heuristic (the exact algorithm on the visible proxy cost, no learning; "
             f"test {h} {level}): better beyond 2 s.e. of sizes {', '.join(map(str, sizes))}: {beats}."
         )
-    turns = v.get("turns")
-    if turns:
-        parts = [
-            f"n={c['size']} {scale * c['nar_frozen']:.{digits}f} vs {scale * c['bottleneck']:.{digits}f}: "
-            f"**{c['outcome']}**"
-            for c in turns["vs_bottleneck"]
-        ]
-        line = (
-            f"- **{task}** turn targets: nar_frozen against bottleneck (one cost per segment) at n ≥ 100: "
-            + ("; ".join(parts) or "no sizes")
-            + f" (holds: {'yes' if turns.get('beats_bottleneck_from') else 'no'})."
-        )
-        g = turns.get("gap_to_bottleneck_turns")
-        if g:
-            line += (
-                f" nar_frozen at n={g['size']} is {scale * g['gap']:+.{digits}f} {unit} behind bottleneck_turns "
-                f"({scale * g['nar_frozen']:.{digits}f} vs {scale * g['bottleneck_turns']:.{digits}f}; within 5 "
-                f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
-            )
-        lines.append(line)
+    for turns in [v.get("turns"), *[b.get("turns") for b in others.values()]]:
+        if turns:
+            lines.append(_turn_line(task, turns, scale, digits, unit))
     ceiling = v.get("ceiling")
     if ceiling:
         parts = [
             f"{split} {scale * c['ceiling']:.{digits}f}"
-            + (
-                ""
-                if c["nar_frozen_best"] is None
-                else f" (nar_frozen's best mean: {scale * c['nar_frozen_best']:.{digits}f})"
-            )
+            + "".join(f"; {subject}'s best mean {scale * b:.{digits}f}" for subject, b in c.get("best", {}).items())
             for split, c in ceiling.items()
             if c["ceiling"] is not None
         ]
         lines.append(
             f"- **{task}** processor ceiling (the whole pretrained network on the hidden true costs, nothing "
-            f"learned: what nar_frozen could reach with a perfect encoder and decoder): {h} " + "; ".join(parts) + "."
+            f"learned: what nar_frozen and nar_costs could reach with a perfect encoder and decoder): {h} "
+            + " / ".join(parts)
+            + "."
         )
     if v["ood_drop"]:
         drops = ", ".join(f"{k} {100 * d:+.1f}" for k, d in sorted(v["ood_drop"].items(), key=lambda kv: kv[1]))
@@ -115,13 +86,55 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _low_data_lines(
+    task: str, block: Mapping[str, Any], subject: str, h: str, low_data: int, scale: float, digits: int, unit: str
+) -> list[str]:
+    """One variant around the frozen processor against e2e and bottleneck with few examples."""
+    if not block.get("low_data_comparisons"):
+        return []
+    outcomes = [c.get("outcome") for c in block["comparisons"]]
+    counts = ", ".join(f"{word} in {outcomes.count(word)}" for word in OUTCOMES if outcomes.count(word))
+    lines = [
+        f"- **{task}**: test {h} of {subject} against e2e and bottleneck at n ≤ {low_data} "
+        f"({block['low_data_comparisons']} comparisons): {counts}. A difference counts as better or worse only "
+        "beyond two standard errors of the difference (over the seeds); anything closer is not distinguishable."
+    ]
+    for c in block["comparisons"]:
+        rival = c["rival"]
+        lines.append(f"  - n={c['size']}, {subject} vs {rival}: " + _comparison_text(c, rival, scale, digits, unit))
+    return lines
+
+
+def _turn_line(task: str, turns: Mapping[str, Any], scale: float, digits: int, unit: str) -> str:
+    """Issue 16's road_turns targets for one variant around the frozen processor, in one line."""
+    subject = turns.get("subject", "nar_frozen")
+    parts = [
+        f"n={c['size']} {scale * c[subject]:.{digits}f} vs {scale * c['bottleneck']:.{digits}f}: **{c['outcome']}**"
+        for c in turns["vs_bottleneck"]
+    ]
+    line = (
+        f"- **{task}** turn targets: {subject} against bottleneck (one cost per segment) at n ≥ 100: "
+        + ("; ".join(parts) or "no sizes")
+        + f" (holds: {'yes' if turns.get('beats_bottleneck_from') else 'no'})."
+    )
+    g = turns.get("gap_to_bottleneck_turns")
+    if g:
+        line += (
+            f" {subject} at n={g['size']} is {scale * g['gap']:+.{digits}f} {unit} behind bottleneck_turns "
+            f"({scale * g[subject]:.{digits}f} vs {scale * g['bottleneck_turns']:.{digits}f}; within 5 "
+            f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
+        )
+    return line
+
+
 def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int, unit: str) -> str:
     """``77.6 ± 8.5 vs 87.9 ± 0.5: difference -10.3 ± 8.5 points: **not distinguishable** (within 2 s.e.)``."""
 
     def value(mean: float, se: float | None) -> str:
         return f"{scale * mean:.{digits}f}" + ("" if se is None else f" ± {scale * se:.{digits}f}")
 
-    a, b = c["nar_frozen"], c[rival]
+    subject = c.get("subject", "nar_frozen")
+    a, b = c[subject], c[rival]
     diff = c.get("difference", a - b)
     se = c.get("difference_stderr")
     outcome = c.get("outcome") or ("better" if c.get("wins") else "worse")
@@ -132,7 +145,7 @@ def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int
     }[outcome]
     spread = "" if se is None else f" ± {scale * se:.{digits}f}"
     return (
-        f"{value(a, c.get('nar_frozen_stderr'))} vs {value(b, c.get(f'{rival}_stderr'))}: "
+        f"{value(a, c.get(f'{subject}_stderr'))} vs {value(b, c.get(f'{rival}_stderr'))}: "
         f"difference {scale * diff:+.{digits}f}{spread} {unit}: **{outcome}** ({why})"
     )
 
@@ -153,6 +166,9 @@ def write_report(
         "Numbers are mean ± standard error over seeds, in % unless marked; n is the number of training examples.",
         "",
         "Variants: **nar_frozen** (new encoder f~ and pointer decoder g~ around the frozen pretrained processor), "
+        "**nar_costs** (f~ predicts one cost per cell/segment, as the bottleneck's; the whole frozen pretrained "
+        "network, its own input encoders, processor and hint loop, runs on those costs; a new pointer decoder g~ "
+        "reads its encodings and last state), "
         "**nar_finetune** (same, processor trained too), **e2e** (same architecture, processor randomly initialised), "
         "**bottleneck** (predict one cost per cell/segment, run the exact shortest-path solver, trained from the "
         "targets by blackbox differentiation), **bottleneck_turns** (road_turns only: a cost per segment and per "
@@ -178,7 +194,7 @@ def write_report(
             "",
             f"Processor: `{proc.get('uri')}` version {proc.get('version')} "
             f"({(proc.get('config') or {}).get('kind')}, hidden {(proc.get('config') or {}).get('hidden')}), "
-            f"sha256 `{str(proc.get('sha256'))[:16]}…` (unchanged by every nar_frozen run). "
+            f"sha256 `{str(proc.get('sha256'))[:16]}…` (unchanged by every nar_frozen and nar_costs run). "
             f"Data: {info['data']['sizes']} examples per split; target algorithm {info.get('algorithm')}. "
             "Timings: `runs/transfer/` and MLflow (not in this tracked report).",
             "",

@@ -20,23 +20,26 @@ from nar.transfer.evaluate.stats import RATIOS, aggregate, mean_curves
 from nar.transfer.evaluate.tables import clear_tables, write_tables
 from nar.transfer.evaluate.verdict import verdict
 from nar.transfer.mlflow_runs import log_evaluation
+from nar.transfer.variants import FROZEN_TRAINED
 
 HEADLINE_KEYS = ("low_data_wins", "low_data_clear_wins", "low_data_comparisons")
 
 
 def write_headlines(summary: Mapping[str, Any], folder: Path) -> list[Path]:
-    """``metrics/evaluate/<task>.json`` (DVC ``metrics:``): per task the verdict's low-data counts and
-    nar_frozen's mean OOD score in %, the same keys in every file, so that ``dvc metrics show`` is one row
-    per task and a few columns. The aggregates stay in ``metrics/evaluate.json`` (a plain output)."""
+    """``metrics/evaluate/<task>.json`` (DVC ``metrics:``): per task the verdict's low-data counts (nar_frozen's)
+    and the mean OOD score in % of each variant around the frozen processor that ran (``nar_frozen_ood``,
+    ``nar_costs_ood``), the same keys in every file of one sweep, so that ``dvc metrics show`` is one row per
+    task and a few columns. The aggregates stay in ``metrics/evaluate.json`` (a plain output)."""
     shutil.rmtree(folder, ignore_errors=True)  # no stale row for a task no longer evaluated
     folder.mkdir(parents=True)
     written = []
     for task, d in summary.items():
         verdict = d.get("verdict") or {}
         head = {k: verdict[k] for k in HEADLINE_KEYS if isinstance(verdict.get(k), int | float)}
-        ood = (verdict.get("ood_mean") or {}).get("nar_frozen")
-        if isinstance(ood, int | float):  # in % like every score shown, unless the headline is a ratio
-            head["nar_frozen_ood"] = round(ood, 4) if verdict.get("headline") in RATIOS else round(100.0 * ood, 2)
+        for subject in FROZEN_TRAINED:
+            ood = (verdict.get("ood_mean") or {}).get(subject)
+            if isinstance(ood, int | float):  # in % like every score shown, unless the headline is a ratio
+                head[f"{subject}_ood"] = round(ood, 4) if verdict.get("headline") in RATIOS else round(100.0 * ood, 2)
         path = folder / f"{task}.json"
         path.write_text(json.dumps(head, indent=1) + "\n")
         written.append(path)

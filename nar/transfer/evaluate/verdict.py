@@ -1,6 +1,7 @@
-"""The verdict of one task: does nar_frozen beat e2e and bottleneck with few examples, which variant loses
-least out of distribution, how every trained variant fares against the heuristic, and (turn tasks) issue
-16's targets. Input: an aggregate of :func:`nar.transfer.evaluate.stats.aggregate`."""
+"""The verdict of one task: does nar_frozen (and every other variant around the frozen processor, nar_costs)
+beat e2e and bottleneck with few examples, which variant loses least out of distribution, how every trained
+variant fares against the heuristic, and (turn tasks) issue 16's targets. Input: an aggregate of
+:func:`nar.transfer.evaluate.stats.aggregate`."""
 
 from __future__ import annotations
 
@@ -10,47 +11,18 @@ from typing import Any
 import numpy as np
 
 from nar.transfer.evaluate.stats import LOWER_IS_BETTER, compare, size_of
-from nar.transfer.variants import TRAINED
+from nar.transfer.variants import FROZEN_TRAINED, TRAINED
 
 
 def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, Any]:
     """Does nar_frozen beat e2e and bottleneck at sizes <= low_data (test split), and which trained
-    variant loses least from test to ood (mean over sizes of test - ood on the headline metric)?"""
-    better = (lambda a, b: a < b) if headline in LOWER_IS_BETTER else (lambda a, b: a > b)
+    variant loses least from test to ood (mean over sizes of test - ood on the headline metric)?
+    The top-level comparisons, counts and turn targets are nar_frozen's (the headline of issue 16);
+    ``other_processor_variants`` holds the same for every other variant trained around the frozen
+    processor that the sweep ran (``nar_costs``)."""
     test = agg.get("test", {})
-    out: dict[str, Any] = {"headline": headline, "low_data": low_data, "comparisons": []}
-    wins = total = clear_wins = 0
-    frozen = test.get("nar_frozen", {})
-    for rival in ("e2e", "bottleneck"):
-        for size, cell in sorted(frozen.items(), key=lambda kv: size_of(kv[0])):
-            if size_of(size) > low_data or rival not in test or size not in test[rival]:
-                continue
-            mine, theirs = cell.get(headline, {}), test[rival][size].get(headline, {})
-            a, b = mine.get("mean"), theirs.get("mean")
-            if a is None or b is None:
-                continue
-            won = better(a, b)
-            wins += won
-            total += 1
-            c = compare(a, b, mine.get("stderr"), theirs.get("stderr"), mine.get("n", 0), theirs.get("n", 0), headline)
-            clear_wins += c["outcome"] == "better"
-            out["comparisons"].append(
-                {
-                    "rival": rival,
-                    "size": size_of(size),
-                    "nar_frozen": a,
-                    rival: b,
-                    "nar_frozen_stderr": mine.get("stderr"),
-                    f"{rival}_stderr": theirs.get("stderr"),
-                    "wins": won,
-                    **c,
-                }
-            )
-    out["low_data_wins"] = wins
-    out["low_data_clear_wins"] = clear_wins
-    out["low_data_clear_losses"] = sum(c["outcome"] == "worse" for c in out["comparisons"])
-    out["low_data_comparisons"] = total
-    out["beats_baselines_low_data"] = total > 0 and wins == total
+    out: dict[str, Any] = {"headline": headline, "low_data": low_data}
+    out.update(low_data_comparisons(agg, headline, low_data, "nar_frozen"))
     gaps = {}
     ood = agg.get("ood", {})
     for variant in TRAINED:
@@ -74,37 +46,95 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
             best_ood[variant] = float(np.mean(vals))
     out["ood_mean"] = best_ood
     out["against_heuristic"] = against_heuristic(agg, headline)
-    out["turns"] = turn_targets(agg, headline)
+    out["turns"] = turn_targets(agg, headline, "nar_frozen")
     out["ceiling"] = processor_ceiling(agg, headline)
+    out["other_processor_variants"] = {
+        subject: {
+            **low_data_comparisons(agg, headline, low_data, subject),
+            "turns": turn_targets(agg, headline, subject),
+        }
+        for subject in FROZEN_TRAINED
+        if subject != "nar_frozen" and subject in test
+    }
     return out
+
+
+def low_data_comparisons(agg: Mapping[str, Any], headline: str, low_data: int, subject: str) -> dict[str, Any]:
+    """``subject`` (a variant around the frozen processor) against e2e and bottleneck at every size <=
+    ``low_data`` on the test split: per comparison the means, the difference, its standard error and the
+    outcome by the 2-s.e. rule (:func:`compare`), and the counts of wins, clear wins and clear losses."""
+    better = (lambda a, b: a < b) if headline in LOWER_IS_BETTER else (lambda a, b: a > b)
+    test = agg.get("test", {})
+    comparisons = []
+    wins = clear_wins = 0
+    mine_by_size = test.get(subject, {})
+    for rival in ("e2e", "bottleneck"):
+        for size, cell in sorted(mine_by_size.items(), key=lambda kv: size_of(kv[0])):
+            if size_of(size) > low_data or rival not in test or size not in test[rival]:
+                continue
+            mine, theirs = cell.get(headline, {}), test[rival][size].get(headline, {})
+            a, b = mine.get("mean"), theirs.get("mean")
+            if a is None or b is None:
+                continue
+            won = better(a, b)
+            wins += won
+            c = compare(a, b, mine.get("stderr"), theirs.get("stderr"), mine.get("n", 0), theirs.get("n", 0), headline)
+            clear_wins += c["outcome"] == "better"
+            comparisons.append(
+                {
+                    "subject": subject,
+                    "rival": rival,
+                    "size": size_of(size),
+                    subject: a,
+                    rival: b,
+                    f"{subject}_stderr": mine.get("stderr"),
+                    f"{rival}_stderr": theirs.get("stderr"),
+                    "wins": won,
+                    **c,
+                }
+            )
+    total = len(comparisons)
+    return {
+        "comparisons": comparisons,
+        "low_data_wins": wins,
+        "low_data_clear_wins": clear_wins,
+        "low_data_clear_losses": sum(c["outcome"] == "worse" for c in comparisons),
+        "low_data_comparisons": total,
+        "beats_baselines_low_data": total > 0 and wins == total,
+    }
 
 
 def processor_ceiling(agg: Mapping[str, Any], headline: str) -> dict[str, Any] | None:
     """Per split, the frozen processor's own ``headline`` on the true costs (``ceiling``: one number, scored
-    once) beside nar_frozen's best mean over sizes: how much of nar_frozen's gap the processor leaves.
-    None when the sweep has no ceiling."""
+    once) beside the best mean over sizes of each variant around the frozen processor (``best``, by variant):
+    how much of their gap the processor leaves. None when the sweep has no ceiling."""
     out: dict[str, Any] = {}
     for split in ("test", "ood"):
         cells = agg.get(split, {}).get("ceiling")
         if not cells:
             continue
         level = next(iter(cells.values())).get(headline, {}).get("mean")
-        frozen = [c.get(headline, {}).get("mean") for c in agg[split].get("nar_frozen", {}).values()]
-        frozen = [x for x in frozen if x is not None]
-        best = (min if headline in LOWER_IS_BETTER else max)(frozen) if frozen else None
-        out[split] = {"ceiling": level, "nar_frozen_best": best}
+        best = {}
+        for subject in FROZEN_TRAINED:
+            means = [c.get(headline, {}).get("mean") for c in agg[split].get(subject, {}).values()]
+            means = [x for x in means if x is not None]
+            if means:
+                best[subject] = (min if headline in LOWER_IS_BETTER else max)(means)
+        out[split] = {"ceiling": level, "best": best}
     return out or None
 
 
-def turn_targets(agg: Mapping[str, Any], headline: str, from_size: int = 100, at_size: int = 200) -> dict | None:
-    """Issue 16's road_turns targets, on the test split: nar_frozen against bottleneck at every size >=
-    ``from_size`` (2-s.e. rule), and nar_frozen's gap to bottleneck_turns at ``at_size`` (within 5 points
-    holds). None when the sweep has no bottleneck_turns (a task without turns)."""
+def turn_targets(
+    agg: Mapping[str, Any], headline: str, subject: str = "nar_frozen", from_size: int = 100, at_size: int = 200
+) -> dict | None:
+    """Issue 16's road_turns targets, on the test split: ``subject`` (nar_frozen in the issue) against
+    bottleneck at every size >= ``from_size`` (2-s.e. rule), and its gap to bottleneck_turns at ``at_size``
+    (within 5 points holds). None when the sweep has no bottleneck_turns (a task without turns) or no subject."""
     test = agg.get("test", {})
-    if "bottleneck_turns" not in test or "nar_frozen" not in test:
+    if "bottleneck_turns" not in test or subject not in test:
         return None
-    out: dict[str, Any] = {"vs_bottleneck": [], "gap_to_bottleneck_turns": None}
-    frozen = test["nar_frozen"]
+    out: dict[str, Any] = {"subject": subject, "vs_bottleneck": [], "gap_to_bottleneck_turns": None}
+    frozen = test[subject]
     for size, cell in sorted(frozen.items(), key=lambda kv: size_of(kv[0])):
         other = test.get("bottleneck", {}).get(size, {}).get(headline, {})
         mine = cell.get(headline, {})
@@ -119,9 +149,7 @@ def turn_targets(agg: Mapping[str, Any], headline: str, from_size: int = 100, at
             other.get("n", 0),
             headline,
         )
-        out["vs_bottleneck"].append(
-            {"size": size_of(size), "nar_frozen": mine["mean"], "bottleneck": other["mean"], **c}
-        )
+        out["vs_bottleneck"].append({"size": size_of(size), subject: mine["mean"], "bottleneck": other["mean"], **c})
     out["beats_bottleneck_from"] = bool(out["vs_bottleneck"]) and all(
         c["outcome"] == "better" for c in out["vs_bottleneck"]
     )
@@ -129,7 +157,7 @@ def turn_targets(agg: Mapping[str, Any], headline: str, from_size: int = 100, at
     b = test["bottleneck_turns"].get(f"n{at_size}", {}).get(headline, {}).get("mean")
     if a is not None and b is not None:
         gap = b - a if headline not in LOWER_IS_BETTER else a - b
-        out["gap_to_bottleneck_turns"] = {"size": at_size, "nar_frozen": a, "bottleneck_turns": b, "gap": gap}
+        out["gap_to_bottleneck_turns"] = {"size": at_size, subject: a, "bottleneck_turns": b, "gap": gap}
         out["within_5_points_of_bottleneck_turns"] = gap <= 0.05
     return out
 
