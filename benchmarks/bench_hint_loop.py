@@ -126,15 +126,12 @@ class HintLoopModel(TransferModel):
         return self.net.processor
 
     def forward(self, b) -> torch.Tensor:
+        from nar.execute import initial_hints
         from nar.models.sparse import SparseBatch
 
         node, pair_fts, graph = self.encoder(b)
-        V = b.total_nodes
-        hints = {  # step 0 as nar.execute starts a run: (V, 1), only step 0 is read
-            "pi_h": torch.arange(V, device=node.device).unsqueeze(1),
-            "d": torch.zeros(V, 1, device=node.device),
-            "msk": b.is_source.float().unsqueeze(1),
-        }
+        # step 0 as nar.execute starts a run: {name: (V, 1)}, only step 0 is read
+        hints = initial_hints(ALGORITHM, b.is_source)
         batch = SparseBatch(ALGORITHM, {}, hints, {}, b.pairs, b.steps + 1, torch.as_tensor(b.num_nodes))
         self.enc.given = (node, pair_fts, graph)
         pred = self.net._run_sparse(self.enc, self.net.decoders[ALGORITHM], batch, 0.0, False)

@@ -44,6 +44,27 @@ INITIAL_HINTS: dict[str, dict[str, str]] = {
     "dijkstra": {"pi_h": "self", "d": "zero", "mark": "zero", "in_queue": "source", "u": "source"},
     "mst_prim": {"pi_h": "self", "key": "zero", "mark": "zero", "in_queue": "source", "u": "source"},
 }
+
+
+def initial_hints(algorithm: str, is_source: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Step-0 hints of ``algorithm`` on V nodes: one graph or a flat batch of several (the one place
+    that reads :data:`INITIAL_HINTS`).
+
+    ``is_source`` (V,): 1 at each graph's source, 0 elsewhere (any dtype; its device is the result's).
+    Returns ``{hint name: (V, 1)}`` in the spec's hint order (only step 0 is read, so the time axis is 1):
+    "self" pointers as int64 global node ids (``arange(V)``: a flat batch's pointers are global, so each
+    node points at itself in every graph), "zero" as float32 zeros, "source" as ``is_source`` in float32.
+    """
+    V, dev = is_source.shape[0], is_source.device
+    start = {
+        "self": torch.arange(V, device=dev),
+        "zero": torch.zeros(V, dtype=torch.float32, device=dev),
+        "source": is_source.float(),
+    }
+    kinds = INITIAL_HINTS[algorithm]
+    return {f.name: start[kinds[f.name]].unsqueeze(1) for f in ALGORITHMS[algorithm].spec.hints}
+
+
 #: bytes of memory a run may plan to use (pairs x hidden x steps kept for autograd are not kept:
 #: inference holds a few (P, H) tensors at a time)
 MEMORY_LIMIT = 8 << 30
@@ -201,11 +222,7 @@ class Executor:
         one_hot[source] = 1.0
         values = {"pos": np.arange(n) / n, "s": one_hot, "A": A, "adj": adj}
         inputs = {f.name: t(values[f.name]) for f in spec.inputs}
-        start = {"self": (np.arange(n), torch.long), "zero": (np.zeros(n), None), "source": (one_hot, None)}
-        hints = {}
-        for f in spec.hints:
-            value, dtype = start[INITIAL_HINTS[algorithm][f.name]]
-            hints[f.name] = t(value, dtype or torch.float32).unsqueeze(1)  # (V, 1): only step 0 is read
+        hints = initial_hints(algorithm, t(one_hot))  # {name: (n, 1)}
         pairs = Pairs(t(senders, torch.long), t(receivers, torch.long), torch.zeros(n, dtype=torch.long, device=dev), 1)
         lengths = torch.tensor([steps + 1], device=dev)
         return SparseBatch(algorithm, inputs, hints, {}, pairs, lengths, torch.tensor([n], device=dev))

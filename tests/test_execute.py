@@ -285,3 +285,20 @@ def test_suite_scores_cover_every_family_with_the_algorithms_own_steps():
     assert scores["score"] == pytest.approx(sum(families.values()) / len(families))
     g = suite(sizes=(64,), families=["path"], graphs_per_cell=1)[0]
     assert reference_steps("bellman_ford", exact("bellman_ford", g)) == 63  # a path's depth from its end
+
+
+def test_initial_hints_on_a_flat_batch_of_two_graphs():
+    """Step 0 on graphs of 2 and 3 nodes, sources local 1 and 0 (global 1 and 2): pointers to themselves in
+    global ids, zeros, the source one-hot; (V, 1) each, in the spec's hint order."""
+    from nar.execute import initial_hints
+
+    is_source = torch.tensor([False, True, True, False, False])  # (V,) = (5,)
+    hints = initial_hints("dijkstra", is_source)
+    assert list(hints) == [f.name for f in ALGORITHMS["dijkstra"].spec.hints]
+    assert all(h.shape == (5, 1) for h in hints.values())
+    assert hints["pi_h"].dtype == torch.int64 and hints["pi_h"][:, 0].tolist() == [0, 1, 2, 3, 4]
+    for name in ("d", "mark"):
+        assert hints[name].dtype == torch.float32 and hints[name][:, 0].tolist() == [0.0] * 5
+    for name in ("in_queue", "u"):
+        assert hints[name].dtype == torch.float32 and hints[name][:, 0].tolist() == [0.0, 1.0, 1.0, 0.0, 0.0]
+    assert list(initial_hints("bfs", is_source)) == ["reach_h", "pi_h"]

@@ -202,7 +202,7 @@ class CostsThroughNetwork(nn.Module):
     def network_batch(self, b: FlatBatch, costs: Tensor) -> SparseBatch:
         """The batch as the pretrained network reads a weighted graph (as ``nar.execute`` encodes one): the
         costs as weights on the edge pairs, 0 on the self-loops; step-0 hints as an execution starts."""
-        from nar.execute import INITIAL_HINTS
+        from nar.execute import initial_hints
 
         dev, V = costs.device, b.total_nodes
         graph = b.pairs.node_graph  # (V,)
@@ -216,8 +216,7 @@ class CostsThroughNetwork(nn.Module):
             "adj": torch.ones(b.pairs.senders.shape[0], device=dev),
         }
         spec = self.network.specs[self.algorithm]
-        start = {"self": torch.arange(V, device=dev), "zero": torch.zeros(V, device=dev), "source": source}
-        hints = {f.name: start[INITIAL_HINTS[self.algorithm][f.name]].unsqueeze(1) for f in spec.hints}
+        hints = initial_hints(self.algorithm, source)  # {name: (V, 1)}, pointers global over the flat batch
         inputs = {f.name: values[f.name] for f in spec.inputs}
         steps = torch.as_tensor(b.steps, device=dev)
         return SparseBatch(self.algorithm, inputs, hints, {}, b.pairs, steps + 1, n)
