@@ -34,7 +34,7 @@ from nar.algorithms import ALGORITHMS
 from nar.config import load_params, read_params_file
 from nar.data.batching import collate
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
-from nar.training.pretrain import TRAIN_DATA, fixed_batches, load_pretrain_data
+from nar.training.pretrain import TRAIN_DATA, fixed_batches, load_pretrain_data, write_network
 
 
 def override(run: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -70,16 +70,7 @@ def pointer_accuracy(model, batch, algorithm: str) -> float:
 def save_network(model, run, out: Path, name: str) -> None:
     """The network as ``nar pretrain`` lays it out (processor files for the registry, the whole model for
     ``nar execute``, the ceiling and the transfer benchmarks), so it can be loaded by path."""
-    import safetensors.torch
-
-    from nar.registry import save_processor
-
-    out.mkdir(parents=True, exist_ok=True)
-    save_processor(model.processor, out, name=name, algorithms=list(run.train.algorithms))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    safetensors.torch.save_file(state, str(out / "model.safetensors"))
-    meta = {"name": name, "algorithms": list(run.train.algorithms), "model": run.model.to_dict()}
-    (out / "model.json").write_text(json.dumps(meta, indent=1))
+    write_network(model, out, name=name, algorithms=run.train.algorithms, config={"model": run.model.to_dict()})
 
 
 def main() -> None:

@@ -431,6 +431,33 @@ def run_pretrain(
     return metrics
 
 
+def write_network(
+    model: Any, out_dir: Path, *, name: str, algorithms: Sequence[str], config: Mapping[str, Any]
+) -> list[Path]:
+    """Write a trained network into ``out_dir`` as the pretrain stage lays it out, so it loads by path.
+
+    The files, returned in this order:
+
+    * ``processor.json`` + ``processor.safetensors``: the processor alone, with its sha256 and the spec
+      versions of ``algorithms`` (what ``nar register`` freezes and the transfer stage loads);
+    * ``model.json``: ``name``, ``algorithms`` and the entries of ``config``, which must hold ``model``
+      (``ModelConfig.to_dict()``: what ``nar execute`` and ``ceiling`` rebuild the network from);
+      the pretrain stage passes its whole resolved run configuration;
+    * ``model.safetensors``: the whole model's weights (encoders and decoders too).
+    """
+    import safetensors.torch
+
+    from nar.registry import save_processor
+
+    spec_versions = {a: ALGORITHMS[a].spec.version for a in algorithms}
+    save_processor(model.processor, out_dir, name=name, algorithms=algorithms, spec_versions=spec_versions)
+    # plain contiguous CPU tensors (safetensors refuses non-contiguous ones): the same file whichever device trained it
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    safetensors.torch.save_file(state, str(out_dir / "model.safetensors"))
+    _write_json(out_dir / "model.json", {"name": name, "algorithms": list(algorithms), **config})
+    return [out_dir / f for f in ("processor.json", "processor.safetensors", "model.json", "model.safetensors")]
+
+
 def _write_outputs(
     name: str,
     result: Any,
@@ -444,19 +471,13 @@ def _write_outputs(
     run: _Tracker | None,
 ) -> dict[str, Any]:
     """The stage's outputs from a finished training run (model, metrics, curves), and the MLflow run finished."""
-    import safetensors.torch
-
-    from nar.registry import save_processor
     from nar.tracking import details_path, run_record_path
 
     model = result.model
     assert model is not None
-    out_dir = models_root / name
-    spec_versions = {a: ALGORITHMS[a].spec.version for a in train_config.algorithms}
-    save_processor(model.processor, out_dir, name=name, algorithms=train_config.algorithms, spec_versions=spec_versions)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    safetensors.torch.save_file(state, str(out_dir / "model.safetensors"))
-    _write_json(out_dir / "model.json", {"name": name, "algorithms": list(train_config.algorithms), **resolved})
+    network_files = write_network(
+        model, models_root / name, name=name, algorithms=train_config.algorithms, config=resolved
+    )
 
     per_algorithm = ood_scores(result.test)
     metrics = {
@@ -497,7 +518,7 @@ def _write_outputs(
             metrics,
             record,
             [
-                *(out_dir / f for f in ("processor.json", "processor.safetensors", "model.json", "model.safetensors")),
+                *network_files,
                 png_path,
                 csv_path,
             ],

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
-import safetensors.torch
 import torch
 
 from nar.algorithms import ALGORITHMS
@@ -14,7 +12,7 @@ from nar.models.model import EncodeProcessDecode, ModelConfig
 from nar.models.processors import ProcessorConfig
 from nar.natural.build import build_natural
 from nar.natural.config import parse_natural_params
-from nar.registry import save_processor
+from nar.training.pretrain import write_network
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -74,10 +72,7 @@ def processor_dir(tmp_path_factory):
     config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse")
     model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config)
     out = tmp_path_factory.mktemp("processor")
-    save_processor(model.processor, out, name="tiny", algorithms=["bellman_ford"])
-    safetensors.torch.save_file(dict(model.state_dict()), str(out / "model.safetensors"))
-    meta = {"name": "tiny", "algorithms": ["bellman_ford"], "model": config.to_dict()}
-    (out / "model.json").write_text(json.dumps(meta))
+    write_network(model, out, name="tiny", algorithms=["bellman_ford"], config={"model": config.to_dict()})
     return out
 
 

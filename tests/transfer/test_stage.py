@@ -55,6 +55,20 @@ def swept(natural_root, processor_dir, tmp_path_factory):
     return out, metrics
 
 
+def evaluate_swept(swept, natural_root, tmp_path, params):
+    """The evaluate stage on the module's tiny sweep, untracked, every output it writes under ``tmp_path``."""
+    out, _ = swept
+    return run_evaluate(
+        params,
+        metrics_root=out / "metrics",
+        models_root=out / "models",
+        data_root=natural_root,
+        plots_root=tmp_path / "plots",
+        out_metrics=tmp_path / "evaluate.json",
+        track=False,
+    )
+
+
 def test_transfer_writes_every_run_and_split(swept, processor_dir):
     out, metrics = swept
     m = json.loads((out / "metrics" / "road.json").read_text())
@@ -97,19 +111,10 @@ def test_transfer_writes_every_run_and_split(swept, processor_dir):
 
 
 def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, tmp_path):
-    out, _ = swept
     params = EvaluateParams(
         tasks=("digit_grid", "road"), report=str(tmp_path / "reports" / "blueprint.md"), notes=str(tmp_path / "none.md")
     )
-    summary = run_evaluate(
-        params,
-        metrics_root=out / "metrics",
-        models_root=out / "models",
-        data_root=natural_root,
-        plots_root=tmp_path / "plots",
-        out_metrics=tmp_path / "evaluate.json",
-        track=False,
-    )
+    summary = evaluate_swept(swept, natural_root, tmp_path, params)
     assert set(summary) == {"digit_grid", "road"}
     for task in ("digit_grid", "road"):
         for kind in ("scores", "curves", "tables"):
@@ -129,19 +134,10 @@ def test_evaluate_writes_tables_plots_pictures_and_report(swept, natural_root, t
 def test_evaluate_outputs_follow_the_task_list(swept, natural_root, tmp_path):
     """dvc.yaml names folders, not tasks: the files inside are exactly the evaluated tasks' (a task dropped
     from evaluate.tasks leaves no stale CSV for `dvc plots show`)."""
-    out, _ = swept
-    kw = dict(
-        metrics_root=out / "metrics",
-        models_root=out / "models",
-        data_root=natural_root,
-        plots_root=tmp_path / "plots",
-        out_metrics=tmp_path / "evaluate.json",
-        track=False,
-    )
     notes = str(tmp_path / "none.md")
     for tasks in (("digit_grid", "road"), ("road",)):
         params = EvaluateParams(tasks=tasks, report=str(tmp_path / "blueprint.md"), notes=notes)
-        assert set(run_evaluate(params, **kw)) == set(tasks)
+        assert set(evaluate_swept(swept, natural_root, tmp_path, params)) == set(tasks)
         for kind in ("scores", "curves", "tables"):
             assert sorted(p.name for p in (tmp_path / "plots" / kind).iterdir()) == [f"{t}.csv" for t in sorted(tasks)]
         assert sorted(p.name for p in (tmp_path / "evaluate").iterdir()) == [f"{t}.json" for t in sorted(tasks)]
@@ -304,22 +300,10 @@ def test_ceiling_needs_the_whole_network(natural_root, processor_only_dir, tmp_p
 
 def test_evaluate_reports_every_swept_variant_nar_costs_included(swept, natural_root, tmp_path):
     """The evaluate stage on the tiny sweep (every registered variant): nar_costs gets its rows, curve and colour."""
-    from nar.transfer.config import EvaluateParams
-    from nar.transfer.evaluate.stage import run_evaluate
-
-    out, _ = swept
     params = EvaluateParams(
         tasks=("digit_grid", "road"), report=str(tmp_path / "report.md"), notes=str(tmp_path / "none.md")
     )
-    run_evaluate(
-        params,
-        metrics_root=out / "metrics",
-        models_root=out / "models",
-        data_root=natural_root,
-        plots_root=tmp_path / "plots",
-        out_metrics=tmp_path / "evaluate.json",
-        track=False,
-    )
+    evaluate_swept(swept, natural_root, tmp_path, params)
     report = (tmp_path / "report.md").read_text()
     assert "nar_costs" in report and "nar_frozen" in report
     scores = (tmp_path / "plots" / "scores" / "road.csv").read_text()
