@@ -7,12 +7,11 @@ import pytest
 
 from nar.natural.targets import path_regret
 from nar.transfer.config import EvaluateParams, parse_transfer_params
-from nar.transfer.evaluate import run_evaluate
 from nar.transfer.metrics import path_outcome
 from nar.transfer.sweep import run_transfer
 from nar.transfer.train import heuristic_predictions
 
-from .test_stage import FAST_TASK
+from .test_stage import FAST_TASK, evaluate_swept
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +94,10 @@ def test_path_regret_times_walks_with_their_turns(swept, turns_root):
 
 
 def test_evaluate_reports_road_turns_when_named(swept, turns_root, tmp_path):
-    out, _ = swept
     params = EvaluateParams(
         tasks=("road_turns",), report=str(tmp_path / "blueprint.md"), notes=str(tmp_path / "none.md"), low_data=8
     )
-    summary = run_evaluate(
-        params,
-        metrics_root=out / "metrics",
-        models_root=out / "models",
-        data_root=turns_root,
-        plots_root=tmp_path / "plots",
-        out_metrics=tmp_path / "evaluate.json",
-        track=False,
-    )
+    summary = evaluate_swept(swept, turns_root, tmp_path, params)
     assert set(summary) == {"road_turns"}
     assert summary["road_turns"]["aggregate"]["test"]["oracle"]["n8"]["pointer_acc"]["mean"] == 1.0
     report = (tmp_path / "blueprint.md").read_text()
