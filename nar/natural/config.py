@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from nar.natural import digit_grid, road, road_turns
-from nar.natural.road import osm_network
+from nar.natural.road import osm_network, osm_pools
 from nar.natural.targets import SHORTEST_PATH_ALGORITHMS
 from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, split_pool
 from nar.validation import build, require
@@ -50,7 +50,7 @@ class NaturalCommonParams:
         require(self.algorithm in SHORTEST_PATH_ALGORITHMS, f"{key}.algorithm", self.algorithm, "a shortest path")
         # every OpenStreetMap task draws from the one network's regions; the section holding them checks its own
         network = osm_network(self)
-        regions = network.regions if network is not None else {}
+        pools = osm_pools(network.regions if network is not None else {})
         for name, entry in self.tasks.items():
             section = getattr(self, name)
             if not entry.osm or section is network:
@@ -58,10 +58,10 @@ class NaturalCommonParams:
             for split_name, split in section.splits.items():
                 pool = split_pool(split_name, split)
                 require(
-                    pool in regions,
+                    pool in pools,
                     f"{key}.{name}.splits.{split_name}",
                     pool,
-                    f"a pool among natural.{road.NAME}.regions {list(regions)}",
+                    f"a pool among natural.{road.NAME}.regions or the whole network: {pools}",
                 )
 
     def task(self, name: str) -> Any:

@@ -36,7 +36,7 @@ import numpy as np
 
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
-from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits
+from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits, split_pool
 from nar.validation import require
 
 NAME = "digit_grid"
@@ -114,6 +114,8 @@ class DigitGridParams:
             require(f > 0, f"{key}.image_fractions[{i}]", f, "a fraction > 0")
         check_splits(key, self.splits)
         for name, split in self.splits.items():
+            pool = split_pool(name, split)
+            require(pool in POOLS, f"{key}.splits.{name}.pool", pool, f"an image pool among {list(POOLS)}")
             for i, k in enumerate(split.sizes):
                 require(k <= 64, f"{key}.splits.{name}.sizes[{i}]", k, "grid sides from 2 to 64")
 

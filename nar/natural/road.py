@@ -8,9 +8,14 @@ become 175 junctions and 330 directed segments, 66 independent cycles in all).
 Splits are spatially disjoint: the network's nodes are cut into bands across its longer
 axis (x or y), with the given fractions of the nodes, in the given order (default, from the
 south/west: train 40 %, test 35 %, val 25 %; in Helsinki this order leaves every band a
-connected core large enough for its subgraphs: about 70 / 61 / 44 junctions). A split sees
-only the segments whose two ends lie in its band; ``ood`` uses the test band with larger
-subgraphs (default 40-48 nodes against 12-24).
+connected core large enough for its subgraphs: about 70 / 61 / 44 junctions, from which one
+source reaches at most 67 / 51 / 38). A split sees only the segments whose two ends lie in its
+band; a split whose ``pool`` is ``network`` (``WHOLE_NETWORK``) sees the whole network, every
+band together. Default sizes (issue 16 item 6: the largest the bundled extract allows): train
+16-64 nodes, val 16-32, test 16-48, and ``ood`` the whole network: 150-node subgraphs (152 of
+Helsinki's 175 junctions reach 157 of them), which include the train band's segments, so ood
+tests size and a whole city's structure, not an unseen place. Test neighbourhoods of 100-300
+junctions, as the issue asks, need a larger extract than the bundled one (``natural.road.pbf``).
 
 Subgraph of an example (n nodes): a source uniform among the band's nodes from which at
 least n band nodes are reachable; the first n nodes settled by Dijkstra on segment *length*
@@ -35,12 +40,16 @@ the segment's static OSM features (:mod:`nar.natural.road_segments`), then the p
 / 50 km/h, missing flags, the share present and their mean. Node features (``node_features``):
 signals, crossing, give-way, in / out degree / 4 and dead end, in the whole network.
 
-How different the trees are (Helsinki, default parameters, measured on 600 / 200 draws):
-about 8 % of the pointers and 20 % of the source-to-target paths differ from the length-only
-tree on the 12-24-node subgraphs; 5 % and 55 % on the 40-48-node OOD subgraphs. The extract is
-small and nearly a tree at this scale (about 4 independent cycles in a 12-24-node subgraph, 13
-in an OOD one; 1.5 if attribute changes are kept as nodes), so few nodes have two sensible
-predecessors: path match and regret are the telling metrics.
+How different the trees are (Helsinki, default parameters, ``benchmarks/bench_heuristic_gap.py``
+-> ``benchmarks/results/heuristic_gap.json``, val / test / ood): the length tree's pointers differ
+from the travel-time tree in 5.1 / 5.1 / 11.7 % of the non-source nodes and its route to the target
+in 24 / 37 / 72 % of the examples (mean extra time 22 / 14 / 27 %), so the ``heuristic`` scores
+95.1 / 95.0 / 88.4 % pointer accuracy. The network's structure bounds these numbers, not the cost
+model: i.i.d. random segment costs, unrelated to length, change only 5.6 / 3.3 / 12.1 % of the
+length tree's pointers (only 31 / 28 / 55 % of the non-source nodes have two in-neighbours
+reachable without passing them): a cost model would have to work against length, not merely
+ignore it, to reach issue 16's "at least 20 % of the pointers" on this extract. On the earlier 12-24-node
+subgraphs (40-48 ood) the differences were 4 / 4 / 5 % of the pointers.
 """
 
 from __future__ import annotations
@@ -59,7 +68,15 @@ from nar.natural.osm import RoadDataError, load_network
 from nar.natural.road_segments import STATIC_EDGE_FEATURES, congestion_field, encode_segments, travel_time
 from nar.natural.store import FieldSpec, Schema
 from nar.natural.targets import target_fields
-from nar.natural.task import POOLS, NaturalSplitParams, NaturalTask, check_splits, default_splits, split_pool
+from nar.natural.task import (
+    POOLS,
+    WHOLE_NETWORK,
+    NaturalSplitParams,
+    NaturalTask,
+    check_splits,
+    default_splits,
+    split_pool,
+)
 from nar.validation import require
 
 NAME = "road"
@@ -103,12 +120,17 @@ FEATURE_NAMES = {"node_features": NODE_FEATURES, "edge_features": EDGE_FEATURES}
 
 def road_splits() -> Mapping[str, NaturalSplitParams]:
     """The default splits of ``road`` and ``road_turns`` (subgraphs of the same network)."""
-    return default_splits(
-        train=(1000, (12, 16, 20, 24)),
-        val=(200, (12, 16, 20, 24)),
-        test=(200, (12, 16, 20, 24)),
-        ood=(100, (40, 48)),
+    # the largest subgraphs the bundled extract's bands allow (most nodes reachable from one source in the
+    # band: train 67, test 51, val 38); ood: the whole network (152 of its 175 junctions reach 157)
+    splits = dict(
+        default_splits(
+            train=(1000, (16, 24, 32, 48, 64)),
+            val=(200, (16, 24, 32)),
+            test=(200, (16, 24, 32, 48)),
+        )
     )
+    splits["ood"] = NaturalSplitParams(count=100, sizes=(150,), pool=WHOLE_NETWORK)
+    return types.MappingProxyType(splits)
 
 
 @dataclass(frozen=True)
@@ -125,9 +147,14 @@ class RoadParams:
         check_splits(key, self.splits)
         for name, split in self.splits.items():
             pool = split_pool(name, split)
-            require(
-                pool in self.regions, f"{key}.splits.{name}", pool, f"a pool among the regions {list(self.regions)}"
-            )
+            pools = osm_pools(self.regions)
+            allowed = f"a pool among the regions or the whole network: {pools}"
+            require(pool in pools, f"{key}.splits.{name}", pool, allowed)
+
+
+def osm_pools(regions: Mapping[str, float]) -> list[str]:
+    """The pools an OpenStreetMap task's split may draw from: its network's bands and the whole network."""
+    return [*regions, WHOLE_NETWORK]
 
 
 def osm_network(params: Any) -> RoadParams | None:
@@ -166,6 +193,7 @@ class RoadTask:
         self.region_fractions = regions
         self.axis, self.band_of, self.bounds = _bands(self.net.xy, regions)
         self.pools = {r: np.flatnonzero(self.band_of == k) for k, r in enumerate(regions)}
+        self.pools[WHOLE_NETWORK] = np.arange(self.net.num_nodes)  # every band together
         self._out: dict[str, list[list[tuple[int, int]]]] = {}
         self._reach: dict[str, tuple[np.ndarray, int]] = {}
 
@@ -177,8 +205,7 @@ class RoadTask:
     def _adjacency(self, pool: str) -> list[list[tuple[int, int]]]:
         """Out-lists (head, segment) of the pool's band, in segment order."""
         if pool not in self._out:
-            k = list(self.region_fractions).index(pool)
-            inside = self.band_of == k
+            inside = np.isin(np.arange(self.net.num_nodes), self.pools[pool])  # (V,) the pool's nodes
             out: list[list[tuple[int, int]]] = [[] for _ in range(self.net.num_nodes)]
             for s, (u, v) in enumerate(zip(self.net.seg_u.tolist(), self.net.seg_v.tolist(), strict=True)):
                 if inside[u] and inside[v]:

@@ -111,17 +111,20 @@ arrays) and runs :func:`nar.natural.turns.edge_based_tree`; a node-based one
 (``bottleneck``, ``heuristic``) runs the usual algorithm on one value per segment.
 
 How different the trees are (Helsinki, default params, ``benchmarks/bench_heuristic_gap.py``
--> ``benchmarks/results/heuristic_gap.json``; val / test / ood): the length tree's pointers
-differ from the target in 4.3 / 2.9 / 5.1 % of the non-source nodes, its route to the target in
-19 / 17 / 48 % of the examples (mean extra time 10 / 7 / 11 %); the tree of the true segment
-times alone (no turns) differs in 1.7 / 0.6 / 0.6 % of the pointers and 11 / 4 / 10 % of the
-routes; the target's pointer chain is not the fastest route in 2 / 1.5 / 6 % of the examples.
-The structure of the small subgraphs bounds every such number: only 28 / 21 / 34 % of the
-non-source nodes have two in-neighbours reachable without passing them, and i.i.d. random
-segment costs, unrelated to length, change only 4.5 / 2.8 / 3.7 % of the length tree's pointers.
+-> ``benchmarks/results/heuristic_gap.json``; val / test / ood, ood the whole network): the length
+tree's pointers differ from the target in 4.4 / 4.1 / 11.6 % of the non-source nodes, its route to
+the target in 26 / 29 / 66 % of the examples (mean extra time 10 / 8 / 19 %); the tree of the true
+segment times alone (no turns) differs in 1.8 / 0.7 / 2.9 % of the pointers and 18 / 6 / 31 % of
+the routes; the target's pointer chain is not the fastest route in 5 / 3 / 15 % of the examples.
+The network's structure bounds every such number (``nar.natural.road``'s docstring): only
+31 / 26 / 55 % of the non-source nodes have two in-neighbours reachable without passing them, and
+i.i.d. random segment costs, unrelated to length, change only 5.7 / 3.1 / 12.2 % of the length
+tree's pointers. On the earlier 12-24-node subgraphs (40-48 ood) the pointers differed in
+4.3 / 2.9 / 5.1 % and the routes in 19 / 17 / 48 %.
 Changing the turn rules within reason (flows x 0.5 or x 2, a longer gap-wait cap, slower
 signalled lefts, more noise, slower turning, U-turns 120 s) moves the val pointer difference
-only between 3.9 and 4.8 % (``--sensitivity``): the rules above were kept as written.
+only between 3.9 and 4.8 % (``--sensitivity``, measured on the earlier 12-24-node subgraphs):
+the rules above were kept as written.
 """
 
 from __future__ import annotations

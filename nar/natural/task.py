@@ -25,13 +25,17 @@ from typing import Any, Literal
 from nar.validation import require
 
 POOLS = ("train", "val", "test")
+# The pool of an OpenStreetMap task's split that draws from the whole network, every band together
+# (issue 16 item 6: ood on the whole network of the extract); a task without a network rejects it.
+WHOLE_NETWORK = "network"
 
 
 @dataclass(frozen=True)
 class NaturalSplitParams:
     count: int
     sizes: tuple[int, ...]
-    pool: Literal["train", "val", "test"] | None = None  # default: the split's name; ood -> test
+    # default: the split's name; ood -> test; "network" (WHOLE_NETWORK): OpenStreetMap tasks' whole network
+    pool: Literal["train", "val", "test", "network"] | None = None
 
     def check(self, key: str) -> None:
         require(self.count >= 1, f"{key}.count", self.count, "an integer >= 1")

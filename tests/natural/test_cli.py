@@ -49,14 +49,16 @@ def test_user_errors(workspace, capsys):
 
 @pytest.mark.fault(
     category="config",
-    fault="natural section: bad algorithm, split without pool, count 0, bad region, seed -1, unknown key",
+    fault="natural section: bad algorithm, split without pool, count 0, bad region, seed -1, unknown key, "
+    "the whole-network pool on a task without a network",
     expected="ConfigError naming the key",
-    inputs=7,
+    inputs=8,
 )
 def test_params_defaults_and_errors():
     p = parse_natural_params(None)
     assert p == NaturalParams() and list(p.road.regions) == ["train", "test", "val"]
-    assert p.digit_grid.splits["ood"].sizes == (16,) and p.road.splits["ood"].sizes == (40, 48)
+    assert p.digit_grid.splits["ood"].sizes == (16,) and p.road.splits["ood"].sizes == (150,)
+    assert p.road.splits["ood"].pool == "network" and p.road_turns.splits["ood"].pool == "network"
     bad = [
         ({"algorithm": "dfs"}, "natural.algorithm"),
         ({"digit_grid": {"splits": {"extra": {"count": 3, "sizes": [4]}}}}, "natural.digit_grid.splits.extra.pool"),
@@ -65,6 +67,10 @@ def test_params_defaults_and_errors():
         (
             {"road": {"splits": {"val": {"count": 3, "sizes": [12]}}, "regions": {"train": 1.0}}},
             "natural.road.splits.val",
+        ),
+        (
+            {"digit_grid": {"splits": {"ood": {"count": 3, "sizes": [16], "pool": "network"}}}},
+            "natural.digit_grid.splits.ood.pool",
         ),
         ({"seed": -1}, "natural.seed"),
         ({"colour": 1}, "natural.colour"),

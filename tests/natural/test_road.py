@@ -265,3 +265,24 @@ def test_sizes_a_region_cannot_hold_are_refused_before_writing(tmp_path):
     with pytest.raises(RoadDataError, match="val region"):
         build_natural("road", params, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "road").exists()
+
+
+def test_whole_network_pool_draws_across_every_band(tmp_path, task):
+    """issue 16 item 6: ``pool: network`` draws subgraphs from the whole network, every band together, each
+    node reachable from the source, targets as networkx has them; a size no source reaches is refused."""
+    band = dict(zip(task.pools["train"].tolist(), ["train"] * len(task.pools["train"]), strict=True))
+    for r in ("val", "test"):
+        band.update({int(x): r for x in task.pools[r]})
+    assert len(task.pools["network"]) == task.net.num_nodes == len(band)
+    params = small_params(road={"splits": {"ood": {"count": 3, "sizes": [150], "pool": "network"}}})
+    out = build_natural("road", params, out_dir=tmp_path, progress=False)
+    ds = load_natural(tmp_path / "road" / "ood")
+    assert ds.manifest.params["split"]["pool"] == "network" and len(ds) == 3 and "ood" in out
+    index = {int(o): k for k, o in enumerate(task.net.node_osm.tolist())}
+    for ex in ds:
+        assert ex.num_nodes == 150
+        check_against_networkx(ex)
+        bands = {band[index[int(o)]] for o in ex.meta["osm_node"]}
+        assert bands == {"train", "val", "test"}, bands
+    with pytest.raises(RoadDataError, match="no node reaching"):
+        task.check("network", (task.net.num_nodes,))

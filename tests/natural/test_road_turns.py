@@ -378,7 +378,7 @@ def test_nar_natural_builds_road_turns_from_another_pbf(tmp_path, monkeypatch):
 
 def test_road_turns_params():
     p = parse_natural_params(None)
-    assert p.road_turns.splits["ood"].sizes == (40, 48) and p.task("road_turns") is p.road_turns
+    assert p.road_turns.splits["ood"].sizes == (150,) and p.task("road_turns") is p.road_turns
     from nar.config import ConfigError
 
     with pytest.raises(ConfigError) as exc:
@@ -389,7 +389,7 @@ def test_road_turns_params():
             }
         )
     assert exc.value.key == "natural.road_turns.splits.val"
-    assert "natural.road.regions ['train']" in str(exc.value)
+    assert "natural.road.regions or the whole network: ['train', 'network']" in str(exc.value)
 
 
 def test_every_openstreetmap_task_draws_from_one_network_section():
@@ -408,4 +408,5 @@ def test_every_openstreetmap_task_draws_from_one_network_section():
     only_turns = natural_params_class({"road_turns": NATURAL_TASKS["road_turns"]})
     with pytest.raises(ConfigError) as exc:
         build(only_turns, None, "natural")
-    assert exc.value.key.startswith("natural.road_turns.splits.") and "natural.road.regions []" in str(exc.value)
+    assert exc.value.key.startswith("natural.road_turns.splits.")
+    assert "natural.road.regions or the whole network: ['network']" in str(exc.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,26 @@ from nar.transfer.config import EvaluateParams
 from nar.transfer.evaluate.figures import COLORS
 from nar.transfer.evaluate.stats import OUTCOMES, RATIOS, sizes_of
 from nar.transfer.variants import TRAINED
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """How the verdict writes one metric's numbers: ``scale`` times the value with ``digits`` decimals, and
+    differences in ``unit`` (a fraction in points of %, a ratio as it is)."""
+
+    scale: float
+    digits: int
+    unit: str
+
+    @classmethod
+    def of(cls, metric: str) -> NumberFormat:
+        return cls(1.0, 3, "ratio") if metric in RATIOS else cls(100.0, 1, "points")
+
+    def num(self, x: float) -> str:
+        return f"{self.scale * x:.{self.digits}f}"
+
+    def signed(self, x: float) -> str:
+        return f"{self.scale * x:+.{self.digits}f}"
 
 
 def _fmt(cell: Mapping[str, Any] | None, metric: str, pct: bool = True) -> str:
@@ -37,17 +58,14 @@ def _table(agg: Mapping[str, Any], split: str, metric: str, pct: bool = True) ->
 def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
     h = v["headline"]
     lines = []
-    pct = h not in RATIOS
-    unit = "points" if pct else "ratio"
-    scale = 100.0 if pct else 1.0
-    digits = 1 if pct else 3
+    fmt = NumberFormat.of(h)
     others = v.get("other_processor_variants") or {}
     for subject, block in {"nar_frozen": v, **others}.items():
-        lines += _low_data_lines(task, block, subject, h, v["low_data"], scale, digits, unit)
+        lines += _low_data_lines(task, block, subject, h, v["low_data"], fmt)
     ah = v.get("against_heuristic")
     if ah and ah["comparisons"]:
         values = [x for x in ah["heuristic"].values() if x is not None]
-        level = f"{scale * values[0]:.{digits}f}" if values else "–"
+        level = fmt.num(values[0]) if values else "–"
         sizes = sorted({c["size"] for c in ah["comparisons"]})
         beats = "; ".join(
             f"{variant} at n = {', '.join(str(n) for n in ah['better_at'].get(variant, [])) or 'none'}"
@@ -60,19 +78,19 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
         )
     for turns in [v.get("turns"), *[b.get("turns") for b in others.values()]]:
         if turns:
-            lines.append(_turn_line(task, turns, scale, digits, unit))
+            lines.append(_turn_line(task, turns, fmt))
     ceiling = v.get("ceiling")
     if ceiling:
-        parts = [
-            f"{split} {scale * c['ceiling']:.{digits}f}"
-            + "".join(f"; {subject}'s best mean {scale * b:.{digits}f}" for subject, b in c.get("best", {}).items())
-            for split, c in ceiling.items()
-            if c["ceiling"] is not None
-        ]
+        parts = []
+        for split, c in ceiling.items():
+            if c["ceiling"] is None:
+                continue
+            bests = ", ".join(f"{subject} {fmt.num(b)}" for subject, b in c.get("best", {}).items())
+            parts.append(f"{split} {fmt.num(c['ceiling'])}" + (f" (best mean over sizes: {bests})" if bests else ""))
         lines.append(
             f"- **{task}** processor ceiling (the whole pretrained network on the hidden true costs, nothing "
-            f"learned: what nar_frozen and nar_costs could reach with a perfect encoder and decoder): {h} "
-            + " / ".join(parts)
+            f"learned: what nar_frozen and nar_costs could reach with a perfect encoder and decoder), {h}: "
+            + "; ".join(parts)
             + "."
         )
     if v["ood_drop"]:
@@ -87,7 +105,7 @@ def _verdict_lines(task: str, v: Mapping[str, Any]) -> list[str]:
 
 
 def _low_data_lines(
-    task: str, block: Mapping[str, Any], subject: str, h: str, low_data: int, scale: float, digits: int, unit: str
+    task: str, block: Mapping[str, Any], subject: str, h: str, low_data: int, fmt: NumberFormat
 ) -> list[str]:
     """One variant around the frozen processor against e2e and bottleneck with few examples."""
     if not block.get("low_data_comparisons"):
@@ -101,15 +119,15 @@ def _low_data_lines(
     ]
     for c in block["comparisons"]:
         rival = c["rival"]
-        lines.append(f"  - n={c['size']}, {subject} vs {rival}: " + _comparison_text(c, rival, scale, digits, unit))
+        lines.append(f"  - n={c['size']}, {subject} vs {rival}: " + _comparison_text(c, rival, fmt))
     return lines
 
 
-def _turn_line(task: str, turns: Mapping[str, Any], scale: float, digits: int, unit: str) -> str:
+def _turn_line(task: str, turns: Mapping[str, Any], fmt: NumberFormat) -> str:
     """Issue 16's road_turns targets for one variant around the frozen processor, in one line."""
     subject = turns.get("subject", "nar_frozen")
     parts = [
-        f"n={c['size']} {scale * c[subject]:.{digits}f} vs {scale * c['bottleneck']:.{digits}f}: **{c['outcome']}**"
+        f"n={c['size']} {fmt.num(c[subject])} vs {fmt.num(c['bottleneck'])}: **{c['outcome']}**"
         for c in turns["vs_bottleneck"]
     ]
     line = (
@@ -120,18 +138,18 @@ def _turn_line(task: str, turns: Mapping[str, Any], scale: float, digits: int, u
     g = turns.get("gap_to_bottleneck_turns")
     if g:
         line += (
-            f" {subject} at n={g['size']} is {scale * g['gap']:+.{digits}f} {unit} behind bottleneck_turns "
-            f"({scale * g[subject]:.{digits}f} vs {scale * g['bottleneck_turns']:.{digits}f}; within 5 "
+            f" {subject} at n={g['size']} is {fmt.signed(g['gap'])} {fmt.unit} behind bottleneck_turns "
+            f"({fmt.num(g[subject])} vs {fmt.num(g['bottleneck_turns'])}; within 5 "
             f"points: {'yes' if turns.get('within_5_points_of_bottleneck_turns') else 'no'})."
         )
     return line
 
 
-def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int, unit: str) -> str:
+def _comparison_text(c: Mapping[str, Any], rival: str, fmt: NumberFormat) -> str:
     """``77.6 ± 8.5 vs 87.9 ± 0.5: difference -10.3 ± 8.5 points: **not distinguishable** (within 2 s.e.)``."""
 
     def value(mean: float, se: float | None) -> str:
-        return f"{scale * mean:.{digits}f}" + ("" if se is None else f" ± {scale * se:.{digits}f}")
+        return fmt.num(mean) + ("" if se is None else f" ± {fmt.num(se)}")
 
     subject = c.get("subject", "nar_frozen")
     a, b = c[subject], c[rival]
@@ -143,10 +161,10 @@ def _comparison_text(c: Mapping[str, Any], rival: str, scale: float, digits: int
         "worse": "beyond 2 s.e.",
         "not distinguishable": "within 2 s.e." if se is not None else "one seed: no standard error",
     }[outcome]
-    spread = "" if se is None else f" ± {scale * se:.{digits}f}"
+    spread = "" if se is None else f" ± {fmt.num(se)}"
     return (
         f"{value(a, c.get(f'{subject}_stderr'))} vs {value(b, c.get(f'{rival}_stderr'))}: "
-        f"difference {scale * diff:+.{digits}f}{spread} {unit}: **{outcome}** ({why})"
+        f"difference {fmt.signed(diff)}{spread} {fmt.unit}: **{outcome}** ({why})"
     )
 
 

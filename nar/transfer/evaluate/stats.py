@@ -68,6 +68,17 @@ def mean_curves(curves: Mapping[str, Any]) -> dict[str, dict[str, list[tuple[int
     return out
 
 
+def advantage(a: float, b: float, metric: str) -> float:
+    """How far ``a`` is ahead of ``b`` in the metric's good direction: ``a - b``, or ``b - a`` for a metric in
+    LOWER_IS_BETTER; positive when ``a`` is the better one, whatever the spread over seeds."""
+    return b - a if metric in LOWER_IS_BETTER else a - b
+
+
+def best(values: Iterable[float], metric: str) -> float:
+    """The best of ``values`` in the metric's good direction (the lowest for a metric in LOWER_IS_BETTER)."""
+    return (min if metric in LOWER_IS_BETTER else max)(values)
+
+
 def compare(
     a: float,
     b: float,
@@ -88,6 +99,5 @@ def compare(
     if not beyond:
         outcome = "not distinguishable"
     else:
-        good = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
-        outcome = "better" if good else "worse"
+        outcome = "better" if advantage(a, b, metric) > 0 else "worse"
     return {"difference": diff, "difference_stderr": se, "beyond_2se": beyond, "outcome": outcome}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nar.transfer.evaluate.stats import LOWER_IS_BETTER, compare, size_of
+from nar.transfer.evaluate.stats import advantage, best, compare, size_of
 from nar.transfer.variants import FROZEN_TRAINED, TRAINED
 
 
@@ -33,7 +33,7 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
             a = cell.get(headline, {}).get("mean")
             b = ood[variant].get(size, {}).get(headline, {}).get("mean")
             if a is not None and b is not None:
-                diffs.append(a - b if headline not in LOWER_IS_BETTER else b - a)
+                diffs.append(advantage(a, b, headline))  # test ahead of ood: the drop
         if diffs:
             gaps[variant] = float(np.mean(diffs))
     out["ood_drop"] = gaps
@@ -62,8 +62,8 @@ def verdict(agg: Mapping[str, Any], headline: str, low_data: int) -> dict[str, A
 def low_data_comparisons(agg: Mapping[str, Any], headline: str, low_data: int, subject: str) -> dict[str, Any]:
     """``subject`` (a variant around the frozen processor) against e2e and bottleneck at every size <=
     ``low_data`` on the test split: per comparison the means, the difference, its standard error and the
-    outcome by the 2-s.e. rule (:func:`compare`), and the counts of wins, clear wins and clear losses."""
-    better = (lambda a, b: a < b) if headline in LOWER_IS_BETTER else (lambda a, b: a > b)
+    outcome by the 2-s.e. rule (:func:`compare`), and the counts of wins (the better mean, by :func:`advantage`,
+    however close), clear wins and clear losses."""
     test = agg.get("test", {})
     comparisons = []
     wins = clear_wins = 0
@@ -76,7 +76,7 @@ def low_data_comparisons(agg: Mapping[str, Any], headline: str, low_data: int, s
             a, b = mine.get("mean"), theirs.get("mean")
             if a is None or b is None:
                 continue
-            won = better(a, b)
+            won = advantage(a, b, headline) > 0
             wins += won
             c = compare(a, b, mine.get("stderr"), theirs.get("stderr"), mine.get("n", 0), theirs.get("n", 0), headline)
             clear_wins += c["outcome"] == "better"
@@ -114,13 +114,13 @@ def processor_ceiling(agg: Mapping[str, Any], headline: str) -> dict[str, Any] |
         if not cells:
             continue
         level = next(iter(cells.values())).get(headline, {}).get("mean")
-        best = {}
+        best_means = {}
         for subject in FROZEN_TRAINED:
             means = [c.get(headline, {}).get("mean") for c in agg[split].get(subject, {}).values()]
             means = [x for x in means if x is not None]
             if means:
-                best[subject] = (min if headline in LOWER_IS_BETTER else max)(means)
-        out[split] = {"ceiling": level, "best": best}
+                best_means[subject] = best(means, headline)
+        out[split] = {"ceiling": level, "best": best_means}
     return out or None
 
 
@@ -156,7 +156,7 @@ def turn_targets(
     a = frozen.get(f"n{at_size}", {}).get(headline, {}).get("mean")
     b = test["bottleneck_turns"].get(f"n{at_size}", {}).get(headline, {}).get("mean")
     if a is not None and b is not None:
-        gap = b - a if headline not in LOWER_IS_BETTER else a - b
+        gap = advantage(b, a, headline)  # how far bottleneck_turns is ahead
         out["gap_to_bottleneck_turns"] = {"size": at_size, subject: a, "bottleneck_turns": b, "gap": gap}
         out["within_5_points_of_bottleneck_turns"] = gap <= 0.05
     return out
