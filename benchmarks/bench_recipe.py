@@ -31,9 +31,12 @@ import torch
 import yaml
 
 from nar.algorithms import ALGORITHMS
+from nar.algorithms.base import Graphs
 from nar.config import load_params, read_params_file
 from nar.data.batching import collate
 from nar.data.samplers import GraphSamplerConfig, sample_graphs
+from nar.models.model import message_adjacency
+from nar.models.sparse import from_dense, pointer_predictions
 from nar.training.pretrain import TRAIN_DATA, fixed_batches, load_pretrain_data, write_network
 
 
@@ -55,16 +58,41 @@ def draw_val(algorithm: str, item: str, rng: np.random.Generator, count: int = 8
     """``count`` graphs of ``kind:n[:oneway]``, drawn as MixedBatches draws them (sparse ER above 16 nodes)."""
     kind, n, *rest = item.split(":")
     n = int(n)
+    if kind == "path":  # the deepest graph (n - 1 hops): settled pointers must hold for hundreds of steps
+        graphs = path_graphs(n, count, rng, ALGORITHMS[algorithm].spec.graph.weighted)
+        return collate(ALGORITHMS[algorithm].spec, ALGORITHMS[algorithm].run(graphs).trajectories())
     p = (0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2
     cfg = GraphSamplerConfig(kind=kind, p_range=p, oneway=float(rest[0]) if rest else 0.0)
     algo = ALGORITHMS[algorithm]
     return collate(algo.spec, algo.run(sample_graphs(algo.spec.graph, cfg, n, count, rng)).trajectories())
 
 
+def path_graphs(n: int, count: int, rng: np.random.Generator, weighted: bool) -> Graphs:
+    """``count`` paths of ``n`` nodes in a random node order, source at one end, weights U[0, 1)
+    (the same weight on both directions) or 1.0 when not ``weighted``."""
+    order = np.argsort(rng.random((count, n)), axis=1)  # (count, n): the path's k-th node
+    adj = np.zeros((count, n, n), dtype=bool)
+    rows = np.arange(count)[:, None]
+    adj[rows, order[:, :-1], order[:, 1:]] = True
+    adj |= adj.transpose(0, 2, 1)
+    w = rng.random((count, n, n), dtype=np.float32).astype(np.float64)
+    w = np.triu(w, 1) + np.triu(w, 1).transpose(0, 2, 1)
+    pos = np.sort(rng.random((count, n), dtype=np.float32), axis=1).astype(np.float64)
+    A = np.where(adj, w, 0.0) if weighted else adj.astype(np.float64)
+    return Graphs(A=A, adj=adj, pos=pos, source=order[:, 0].astype(np.int64))
+
+
 def pointer_accuracy(model, batch, algorithm: str) -> float:
+    """Output pointer accuracy over the real nodes. Sparse models run on the edge lists without keeping
+    hints: the dense form of pointer hints is (B, T, N, N), 34 GB for eight 1,024-node paths."""
     with torch.no_grad():
-        pred = model(batch).outputs["pi"].argmax(-1)
-    return float((pred == batch.outputs["pi"])[batch.node_mask].float().mean())
+        if model.config.messages != "sparse":
+            pred = model(batch).outputs["pi"].argmax(-1)
+            return float((pred == batch.outputs["pi"])[batch.node_mask].float().mean())
+        spec = ALGORITHMS[algorithm].spec
+        sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, batch.node_mask))
+        pred = pointer_predictions(model.forward_sparse(sb, keep_hints=False).outputs["pi"], sb.pairs)
+    return float((pred == sb.outputs["pi"]).float().mean())
 
 
 def save_network(model, run, out: Path, name: str) -> None:
@@ -79,7 +107,7 @@ def main() -> None:
     ap.add_argument("--run", default="bellman_ford", help="a key of pretrain.runs")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.steps=6000")
     ap.add_argument("--seed", type=int, default=0, help="train.seed (the validation draw uses its own seed)")
-    ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], 8 graphs each")
+    ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], kind: sampler or path")
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--save", type=Path, help="also write the trained network here, as the pretrain stage does")

@@ -7,6 +7,12 @@ directory on :func:`nar.scale.suite.suite` through :mod:`nar.execute` (sparse me
 user takes) and scores the pointers with :mod:`nar.scale.reference` (scipy, independent of
 ``nar.algorithms``).
 
+Every algorithm of the suite that a model knows runs (bfs, bellman_ford, dijkstra, mst_prim; mst_prim
+on undirected graphs only). A processor without a sparse step (``full_adjacency: true``, the dijkstra
+and mst_prim runs: all-pairs messages for a global argmin) runs densely, O(N²) a step for about N
+steps, so its cells above ``--dense-max-nodes`` (default 256) are not run: the JSON lists each under
+``skipped`` with its reason.
+
 Processor steps (``--steps``):
 
 * ``exact``: the algorithm's own trajectory length, read off the reference answer (CLRS's test
@@ -22,7 +28,7 @@ graphs) runs in a fresh subprocess, which reports its peak resident memory (``Vm
 ``ru_maxrss`` of its own image: see :func:`_maxrss_mb`) after importing torch and loading the model
 (the baseline) and again after the run: the difference is what running costs. Seconds
 are :class:`nar.execute.Execution`'s (the model's forward pass and the pointer read-out) and, as
-``wall_seconds``, the whole ``Executor.run`` (building the sparse batch included).
+``wall_seconds``, the whole ``Executor.run`` (building the sparse or dense batch included).
 
     python benchmarks/bench_scale.py                               # every models/pretrain/<run>
     python benchmarks/bench_scale.py --model models/pretrain/bellman_ford --sizes 64,256 \\
@@ -52,6 +58,7 @@ DEFAULT_OUT = "benchmarks/results/scale.json"
 DEFAULT_PNG = "plots/scale.png"
 MODELS_ROOT = Path("models/pretrain")
 STEPS_MODES = ("exact", "default")
+DENSE_MAX_NODES = 256  # dense runs cost O(N²) a step and about N steps: 1,024 nodes would take hours
 MEMORY_CHILD = "--memory-child"  # hidden first argument: this file runs as the memory subprocess
 
 
@@ -112,23 +119,41 @@ def machine(threads: int, device: str) -> dict[str, Any]:
 
 
 def build_cells(
-    name: str, algorithms: list[str], modes_for: dict[str, list[str]], graphs: list[Any]
-) -> tuple[list[Cell], list[str]]:
+    name: str,
+    algorithms: list[str],
+    modes_for: dict[str, list[str]],
+    graphs: list[Any],
+    dense_max_nodes: int | None = None,
+) -> tuple[list[Cell], list[str], list[dict[str, Any]]]:
     """Every (algorithm, mode, family, size) cell with its references and steps, computed up front (scipy,
-    milliseconds a graph) so that the ETA can weigh cells by their cost. Returns cells and skipped notes."""
+    milliseconds a graph) so that the ETA can weigh cells by their cost.
+
+    ``dense_max_nodes``: the model runs densely, and cells with more nodes are not run. Returns the cells,
+    the algorithm/family pairs that are not applicable, and the skipped cells (one dict each, with a reason).
+    """
     from nar.execute import as_user_graph, default_steps, reference_steps
     from nar.scale.reference import applicable, exact
 
     cells: list[Cell] = []
-    skipped: list[str] = []
+    not_applicable: list[str] = []
+    skipped: list[dict[str, Any]] = []
     for algorithm in algorithms:
         groups: dict[tuple[str, int], list[Any]] = {}
         for g in graphs:
             if applicable(algorithm, g):
                 groups.setdefault((g.family, g.num_nodes), []).append(g)
-            elif f"{algorithm}/{g.family}" not in skipped:
-                skipped.append(f"{algorithm}/{g.family}")
+            elif f"{algorithm}/{g.family}" not in not_applicable:
+                not_applicable.append(f"{algorithm}/{g.family}")
         for (family, n), members in groups.items():
+            if dense_max_nodes is not None and n > dense_max_nodes:
+                reason = (
+                    f"dense processor (full_adjacency: O(N²) a step, about N steps): n = {n} > "
+                    f"--dense-max-nodes {dense_max_nodes}"
+                )
+                for mode in modes_for[algorithm]:
+                    cell = {"algorithm": algorithm, "mode": mode, "family": family, "n": n, "graphs": len(members)}
+                    skipped.append({**cell, "reason": reason})
+                continue
             refs = [exact(algorithm, g) for g in members]
             for mode in modes_for[algorithm]:
                 if mode == "exact":
@@ -137,7 +162,7 @@ def build_cells(
                     steps = [default_steps(algorithm, as_user_graph(g), g.source) for g in members]
                 work = float(sum((g.num_nodes + g.num_edges) * s for g, s in zip(members, steps, strict=True)))
                 cells.append(Cell(name, algorithm, mode, family, n, members, refs, steps, work))
-    return cells, skipped
+    return cells, not_applicable, skipped
 
 
 def summarise(cell: Cell) -> dict[str, Any]:
@@ -337,6 +362,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i] when available")
     p.add_argument("--memory-size", type=int, default=1024, help="n of the peak-memory graphs (default: 1024)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument(
+        "--dense-max-nodes",
+        type=int,
+        default=DENSE_MAX_NODES,
+        help="largest n run by a model without a sparse step (full_adjacency; dense, O(N²) a step); larger "
+        f"cells are listed under 'skipped' (default: {DENSE_MAX_NODES})",
+    )
     return p.parse_args(argv)
 
 
@@ -358,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         return fail(f"--sizes {args.sizes!r}: expected comma-separated integers")
+    if args.dense_max_nodes < 1:
+        return fail(f"--dense-max-nodes must be >= 1, got {args.dense_max_nodes}")
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else list(FAMILIES)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
@@ -373,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
 
     graphs = suite(sizes, families, args.graphs_per_cell, args.seed)
     print(f"scale suite: {len(graphs)} graphs ({', '.join(families)}; n = {sizes})", file=sys.stderr)
-    executors, cells_of, skipped_of = {}, {}, {}
+    executors, cells_of, not_applicable_of, skipped_of = {}, {}, {}, {}
     for d in dirs:
         try:
             executor = load_pretrained(d, args.device)
@@ -383,8 +417,16 @@ def main(argv: list[str] | None = None) -> int:
         algorithms = [a for a in executor.algorithms if a in SUPPORTED]
         modes_for = {a: steps_modes(a, args.steps) for a in algorithms}
         executors[name] = (d, executor)
-        cells_of[name], skipped_of[name] = build_cells(name, algorithms, modes_for, graphs)
-        print(f"model {name} ({d}): {algorithms}, {len(cells_of[name])} cells", file=sys.stderr)
+        dense_max = None if executor.sparse else args.dense_max_nodes
+        cells_of[name], not_applicable_of[name], skipped_of[name] = build_cells(
+            name, algorithms, modes_for, graphs, dense_max
+        )
+        how = "sparse" if executor.sparse else f"dense, n <= {dense_max}"
+        print(
+            f"model {name} ({d}): {algorithms} ({how}), {len(cells_of[name])} cells"
+            + (f", {len(skipped_of[name])} skipped (n > --dense-max-nodes)" if skipped_of[name] else ""),
+            file=sys.stderr,
+        )
     total_work = sum(c.work for cells in cells_of.values() for c in cells)
 
     results: dict[str, Any] = {}
@@ -418,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {
             "dir": str(d),
             "algorithms": sorted(table),
-            "not_applicable": skipped_of[name],
+            "messages": "sparse" if executor.sparse else "dense",
+            "not_applicable": not_applicable_of[name],
+            "skipped": skipped_of[name],
             "results": table,
             "memory": memory,
         }
@@ -431,13 +475,14 @@ def main(argv: list[str] | None = None) -> int:
         "families": families,
         "graphs_per_cell": args.graphs_per_cell,
         "steps": args.steps or "both for bellman_ford, exact otherwise",
+        "dense_max_nodes": args.dense_max_nodes,
         "machine": machine(args.threads, args.device),
         "wall_seconds": time.perf_counter() - started,
         "units": {
             "accuracy": "percent of nodes with a correct pointer, mean over graphs",
             "stderr": "standard error of that mean over graphs, percent (null for one graph)",
             "seconds": "Execution.seconds (model forward + pointer read-out), mean per graph",
-            "wall_seconds": "Executor.run including the sparse batch, mean per graph",
+            "wall_seconds": "Executor.run including the sparse or dense batch, mean per graph",
             "memory": "MB of peak RSS (VmHWM) of a fresh subprocess: baseline (torch + model), peak, run = difference",
         },
         "models": results,

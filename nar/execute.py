@@ -2,9 +2,11 @@
 
 The model (encoders, processor, decoders of a pretraining run) executes the algorithm on the
 graph's edge list (sparse messages, ``nar.models.sparse``), so a 1,024-node road network costs
-O(edges) per step, not O(N²). Graphs come as a networkx ``Graph``/``DiGraph`` (``weight``
-attribute, default 1), a :class:`nar.scale.suite.SuiteGraph`, or ``(num_nodes, edges, weights)``
-with edges (E, 2) u -> v (an undirected graph lists both directions).
+O(edges) per step, not O(N²). A processor without a sparse step (``full_adjacency: true``: messages
+between all pairs, for the global argmin of dijkstra and mst_prim) runs densely instead, on (N, N)
+tensors: O(N²) per step, so graphs too big for memory are refused. Graphs come as a networkx
+``Graph``/``DiGraph`` (``weight`` attribute, default 1), a :class:`nar.scale.suite.SuiteGraph`, or
+``(num_nodes, edges, weights)`` with edges (E, 2) u -> v (an undirected graph lists both directions).
 
 Processor steps: the algorithm's own trajectory length when it follows from the visible
 structure (bfs: the BFS depth of the source; dijkstra and mst_prim: one step per reachable
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ import torch
 
 from nar.algorithms import ALGORITHMS
 from nar.algorithms.base import hop_depths
+from nar.algorithms.spec import AlgorithmSpec, Location, Type
+from nar.data.batching import Batch
 from nar.errors import UserError
 from nar.models import EncodeProcessDecode, ModelConfig
 from nar.models.layers import Pairs
@@ -68,6 +73,9 @@ def initial_hints(algorithm: str, is_source: torch.Tensor) -> dict[str, torch.Te
 #: bytes of memory a run may plan to use (pairs x hidden x steps kept for autograd are not kept:
 #: inference holds a few (P, H) tensors at a time)
 MEMORY_LIMIT = 8 << 30
+#: (N, N, H) float32 tensors a dense step may hold at once (edge features, messages, their MLP
+#: layers, the masked max): the same allowance as the sparse path's 16 (P, H) tensors
+DENSE_TENSORS = 16
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,8 @@ def default_steps(algorithm: str, g: UserGraph, source: int) -> int:
 
 
 class Executor:
-    """A pretrained encode-process-decode model, run on user graphs with sparse messages."""
+    """A pretrained encode-process-decode model, run on user graphs: with sparse messages when its
+    processor has a sparse step, densely (all pairs, O(N²) a step) when it has none."""
 
     def __init__(self, model: EncodeProcessDecode, name: str = "", device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -159,6 +168,11 @@ class Executor:
     @property
     def algorithms(self) -> list[str]:
         return sorted(self.model.specs)
+
+    @property
+    def sparse(self) -> bool:
+        """Whether runs pass sparse messages (O(edges) a step); False: dense, O(N²) a step."""
+        return self.model.processor.supports_sparse
 
     def run(
         self,
@@ -186,11 +200,18 @@ class Executor:
         steps = default_steps(algorithm, g, source) if steps is None else int(steps)
         if steps < 1:
             raise UserError(f"steps must be >= 1, got {steps}")
-        batch = self._batch(algorithm, g, source, steps)
-        started = time.perf_counter()
-        with torch.no_grad():
-            pred = self.model.forward_sparse(batch, keep_hints=False)
-        pi = pointer_predictions(pred.outputs["pi"], batch.pairs).cpu().numpy()
+        if self.sparse:
+            batch = self._batch(algorithm, g, source, steps)
+            started = time.perf_counter()
+            with torch.no_grad():
+                pred = self.model.forward_sparse(batch, keep_hints=False)
+            pi = pointer_predictions(pred.outputs["pi"], batch.pairs).cpu().numpy()
+        else:
+            dense = self._dense_batch(algorithm, g, source, steps)
+            started = time.perf_counter()
+            with torch.no_grad():
+                logits = self.model(dense).outputs["pi"][0]  # (N, N): node i's logits over its parent j
+            pi = logits.argmax(-1).cpu().numpy()  # one graph: every node is real, none padded
         seconds = time.perf_counter() - started
         result = Execution(algorithm, pi, steps, seconds)
         if compare:
@@ -210,22 +231,86 @@ class Executor:
                 f"the limit is {MEMORY_LIMIT / 2**30:.0f} GiB"
             )
         receivers, senders = key // n, key % n
-        edge_key = g.edges[:, 1] * n + g.edges[:, 0]
-        at = np.searchsorted(key, edge_key)  # the pair of each real edge
-        A = np.zeros(P)
-        A[at] = g.weights if spec.graph.weighted else 1.0
-        adj = (senders == receivers).astype(np.float64)
-        adj[at] = 1.0
+        at = np.searchsorted(key, g.edges[:, 1] * n + g.edges[:, 0])  # the pair of each real edge
+
+        def on_pairs(per_edge: np.ndarray, self_loop: float) -> np.ndarray:  # (E,) -> (P,)
+            out = np.where(senders == receivers, self_loop, 0.0)
+            out[at] = per_edge
+            return out
+
         dev = self.device
         t = lambda a, dtype=torch.float32: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
-        one_hot = np.zeros(n)
-        one_hot[source] = 1.0
-        values = {"pos": np.arange(n) / n, "s": one_hot, "A": A, "adj": adj}
+        values = _input_values(spec, g, source, on_pairs)
         inputs = {f.name: t(values[f.name]) for f in spec.inputs}
-        hints = initial_hints(algorithm, t(one_hot))  # {name: (n, 1)}
+        hints = initial_hints(algorithm, t(values["s"]))  # {name: (n, 1)}
         pairs = Pairs(t(senders, torch.long), t(receivers, torch.long), torch.zeros(n, dtype=torch.long, device=dev), 1)
         lengths = torch.tensor([steps + 1], device=dev)
         return SparseBatch(algorithm, inputs, hints, {}, pairs, lengths, torch.tensor([n], device=dev))
+
+    def _dense_batch(self, algorithm: str, g: UserGraph, source: int, steps: int) -> Batch:
+        """The graph as a one-graph dense :class:`Batch` (``collate``'s layout, B = 1, no padding): node
+        fields (1, N), edge fields (1, N, N) [sender, receiver], hints (1, T = 1, N) at step 0."""
+        n, H = g.num_nodes, self.model.config.hidden
+        spec = ALGORITHMS[algorithm].spec
+        need = _dense_bytes(self.model, spec, n, steps)
+        if need > MEMORY_LIMIT:
+            raise UserError(
+                f"graph: {n:,} nodes run densely (this processor passes messages between all pairs) need about "
+                f"{need / 2**30:.1f} GiB at hidden {H}; the limit is {MEMORY_LIMIT / 2**30:.0f} GiB"
+            )
+        u, v = g.edges[:, 0], g.edges[:, 1]
+
+        def on_matrix(per_edge: np.ndarray, self_loop: float) -> np.ndarray:  # (E,) -> (N, N)
+            out = np.zeros((n, n))
+            np.fill_diagonal(out, self_loop)
+            out[u, v] = per_edge  # no self-loops among the edges (as_user_graph drops them)
+            return out
+
+        dev = self.device
+        t = lambda a, dtype=torch.float32: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
+        values = _input_values(spec, g, source, on_matrix)
+        inputs = {f.name: t(values[f.name]).unsqueeze(0) for f in spec.inputs}  # (1, N) / (1, N, N)
+        # (N, 1, ...) flat form -> (1, 1, N, ...): one graph, one time step (only step 0 is read); pointers
+        # are global ids, which for one graph are its node indices
+        hints = {k: h.transpose(0, 1).unsqueeze(0) for k, h in initial_hints(algorithm, t(values["s"])).items()}
+        return Batch(
+            algorithm=algorithm,
+            inputs=inputs,
+            hints=hints,
+            outputs={},
+            node_mask=torch.ones(1, n, dtype=torch.bool, device=dev),
+            lengths=torch.tensor([steps + 1], device=dev),
+            num_nodes=torch.tensor([n], device=dev),
+        )
+
+
+def _input_values(
+    spec: AlgorithmSpec, g: UserGraph, source: int, on_edges: Callable[[np.ndarray, float], np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The input fields of ``g`` from ``source`` (what the algorithms' traces hold: ``pos`` i / n, ``s`` the
+    source one-hot, ``A`` the weights (1 unweighted), ``adj`` the edges plus self-loops), node fields (N,).
+    ``on_edges(per_edge (E,), self_loop value)`` lays an edge field out as the batch wants it: on message
+    pairs (P,) for the sparse batch, as an (N, N) [sender, receiver] matrix for the dense one."""
+    n = g.num_nodes
+    one_hot = np.zeros(n)
+    one_hot[source] = 1.0
+    weights = g.weights if spec.graph.weighted else np.ones(len(g.edges))
+    return {
+        "pos": np.arange(n) / n,
+        "s": one_hot,
+        "A": on_edges(weights, 0.0),
+        "adj": on_edges(np.ones(len(g.edges)), 1.0),
+    }
+
+
+def _dense_bytes(model: EncodeProcessDecode, spec: AlgorithmSpec, n: int, steps: int) -> int:
+    """Bytes a dense run of ``steps`` steps on ``n`` nodes plans for: :data:`DENSE_TENSORS` (N, N, H) float32
+    tensors at a time, plus the (N, N) logits of every decoded pointer or edge hint, kept for each step
+    (the dense forward returns all hint logits)."""
+    kept = 0
+    if model.config.decode_hints:
+        kept = sum(1 for f in spec.hints if f.type == Type.POINTER or f.location == Location.EDGE)
+    return n * n * 4 * (DENSE_TENSORS * model.config.hidden + kept * steps)
 
 
 def _check_undirected(g: UserGraph) -> None:
@@ -323,7 +408,9 @@ def suite_scores(
 ) -> dict[str, Any]:
     """Pointer accuracy (%) per algorithm, size and family of the scale suite (``nar.scale``).
 
-    Steps follow :func:`reference_steps`. Returns ``{algorithm: {size: {family: %}}}`` plus
+    Steps follow :func:`reference_steps`. A processor without a sparse step runs densely (O(N²) a step),
+    so keep ``sizes`` small for those (256 nodes: about N = 256 steps of (256, 256, H) tensors).
+    Returns ``{algorithm: {size: {family: %}}}`` plus
     ``score``: the mean over algorithms of the mean over families at each size (what the
     registry records and the champion gate compares as ``scale_score``).
     """

@@ -29,10 +29,12 @@ from nar.models import EncodeProcessDecode, ModelConfig, ProcessorConfig
 KNOWN = ["bfs", "bellman_ford", "mst_prim"]  # not dijkstra: "an algorithm the model doesn't know"
 
 
-def save_run(out: Path, algorithms: list[str], hidden: int = 16) -> Path:
-    """A pretraining run directory as nar.training.pretrain.run_pretrain writes it (model.json + safetensors)."""
+def save_run(out: Path, algorithms: list[str], hidden: int = 16, full_adjacency: bool = False) -> Path:
+    """A pretraining run directory as nar.training.pretrain.run_pretrain writes it (model.json + safetensors);
+    ``full_adjacency``: all-pairs messages, no sparse step (as the dijkstra and mst_prim runs of params.yaml)."""
     torch.manual_seed(0)
-    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=hidden, msg_mlp_layers=1), messages="sparse")
+    processor = ProcessorConfig(kind="mpnn", hidden=hidden, msg_mlp_layers=1, full_adjacency=full_adjacency)
+    config = ModelConfig(processor=processor, messages="dense" if full_adjacency else "sparse")
     model = EncodeProcessDecode([ALGORITHMS[a].spec for a in algorithms], config)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -49,6 +51,16 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def executor(run_dir) -> Executor:
     return load_pretrained(run_dir)
+
+
+@pytest.fixture(scope="module")
+def dense_run_dir(tmp_path_factory) -> Path:
+    return save_run(tmp_path_factory.mktemp("models") / "dense", ["dijkstra", "mst_prim"], full_adjacency=True)
+
+
+@pytest.fixture(scope="module")
+def dense_executor(dense_run_dir) -> Executor:
+    return load_pretrained(dense_run_dir)
 
 
 def weighted(g: nx.Graph, seed: int = 0) -> nx.Graph:
@@ -106,6 +118,60 @@ def test_mst_prim_on_undirected_graph(executor):
     nodes = list(g.nodes)
     for v, p in enumerate(result.exact_pi):  # every exact parent is a tree edge (the root points to itself)
         assert v == 3 if p == v else tree.has_edge(nodes[v], nodes[p])
+
+
+# --------------------------------------------------------------------------- processors without a sparse step
+
+
+def test_dense_run_equals_the_model_on_the_algorithms_own_batch(dense_executor):
+    """A full_adjacency processor runs densely: the executor's one-graph Batch gives the pointers that the
+    model gives on the collated trace of the same graph (nar.algorithms: its inputs and step-0 hints), on a
+    directed graph with one-way weights, so a transposed edge field would show."""
+    from nar.algorithms import execute as trace
+    from nar.data.batching import collate
+
+    assert not dense_executor.sparse
+    g = weighted(nx.gnp_random_graph(7, 0.4, seed=3, directed=True), seed=2)
+    n = g.number_of_nodes()
+    A = nx.to_numpy_array(g, nodelist=range(n), weight="weight")  # A[u, v]: the weight of u -> v
+    traj = trace("dijkstra", A, A > 0, source=0)
+    with torch.no_grad():
+        logits = dense_executor.model(collate(ALGORITHMS["dijkstra"].spec, [traj])).outputs["pi"]  # (1, n, n)
+    result = dense_executor.run("dijkstra", g, source=0, steps=traj.length - 1)
+    np.testing.assert_array_equal(result.pi, logits[0].argmax(-1).numpy())
+
+
+@pytest.mark.parametrize("algorithm", ["dijkstra", "mst_prim"])
+def test_dense_run_gives_node_pointers_and_accuracy(dense_executor, algorithm):
+    g = weighted(nx.cycle_graph(6), seed=4)
+    g.add_edge(0, 3, weight=0.7)
+    result = dense_executor.run(algorithm, g, source=0, compare=True)
+    assert result.pi.shape == (6,) and np.issubdtype(result.pi.dtype, np.integer)
+    assert result.pi.min() >= 0 and result.pi.max() < 6
+    assert result.steps == 6 and result.seconds >= 0  # one step per reachable node
+    assert 0.0 <= result.accuracy <= 1.0 and result.exact_pi.shape == (6,)
+
+
+@pytest.mark.fault(category="data", fault="graph too big for a dense run", expected="UserError, one line")
+def test_dense_run_refuses_a_graph_too_big_for_memory(dense_executor):
+    n = 4096  # 4096² pairs x hidden 16 x 4 bytes x 16 tensors = 16 GiB > 8 GiB, before hints
+    path = (n, np.stack([np.arange(n - 1), np.arange(1, n)], axis=1), np.ones(n - 1))
+    with pytest.raises(
+        UserError, match=r"4,096 nodes run densely .* need about [\d.]+ GiB at hidden 16; the limit is 8 GiB"
+    ) as err:
+        dense_executor.run("dijkstra", path, source=0)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_runs_a_dense_model(workspace, dense_run_dir):
+    argv = execute(
+        "--graph", "g.edgelist", "--source", "a", "--algorithm", "dijkstra", "--compare", model=dense_run_dir
+    )
+    assert main([*argv, "--out", "r.json"]) == 0
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["algorithm"] == "dijkstra" and set(report["predecessors"].values()) <= {"a", "b", "c", "d"}
+    assert report["exact_predecessors"] == {"a": "a", "b": "a", "c": "b", "d": "c"}
+    assert 0.0 <= report["accuracy"] <= 1.0
 
 
 def _nan_graph() -> nx.Graph:
@@ -285,6 +351,24 @@ def test_suite_scores_cover_every_family_with_the_algorithms_own_steps():
     assert scores["score"] == pytest.approx(sum(families.values()) / len(families))
     g = suite(sizes=(64,), families=["path"], graphs_per_cell=1)[0]
     assert reference_steps("bellman_ford", exact("bellman_ford", g)) == 63  # a path's depth from its end
+
+
+def test_suite_scores_run_dijkstra_densely():
+    """A dijkstra model without a sparse step (full_adjacency) is scored on the suite too, every family."""
+    from nar.execute import suite_scores
+    from nar.scale.suite import suite
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        processor=ProcessorConfig(kind="mpnn", hidden=8, full_adjacency=True), decode_hints=False, encode_hints=False
+    )
+    executor = Executor(EncodeProcessDecode([ALGORITHMS["dijkstra"].spec], config))
+    assert not executor.sparse
+    scores = suite_scores(executor, sizes=(64,), graphs_per_cell=1)
+    families = scores["dijkstra"]["64"]
+    assert set(families) == {g.family for g in suite(sizes=(64,), graphs_per_cell=1) if g.num_nodes == 64}
+    assert all(0.0 <= v <= 100.0 for v in families.values())
+    assert scores["score"] == pytest.approx(sum(families.values()) / len(families))
 
 
 def test_initial_hints_on_a_flat_batch_of_two_graphs():
