@@ -56,3 +56,53 @@ def test_a_saved_network_loads_as_a_pretraining_run(bench: ModuleType, tmp_path:
     assert executor.algorithms == ["bellman_ford"]
     assert weights_sha256(executor.model) == weights_sha256(model)
     assert load_registered(str(tmp_path / "net"), allow_unverified=True).sha256 == weights_sha256(model.processor)
+
+
+def test_path_validation_graphs_are_single_paths_from_one_end(bench: ModuleType) -> None:
+    import networkx as nx
+
+    for algorithm, weighted in (("bfs", False), ("bellman_ford", True)):
+        batch = bench.draw_val(algorithm, "path:30", np.random.default_rng(1), count=3)
+        for b in range(3):
+            A = batch.inputs["A" if weighted else "adj"][b].numpy() * (1 - np.eye(30))  # (n, n), no self-loops
+            g = nx.from_numpy_array(A > 0)
+            source = int(batch.inputs["s"][b].argmax())
+            assert nx.is_connected(g) and g.number_of_edges() == 29 and max(d for _, d in g.degree) == 2
+            assert g.degree[source] == 1  # the source is an end: 29 hops to the far end
+            assert max(nx.shortest_path_length(g, source).values()) == 29
+            assert (A == A.T).all() and (A[A > 0] == 1.0).all() != weighted
+
+
+def test_sparse_scoring_equals_the_dense_prediction(bench: ModuleType) -> None:
+    import torch
+
+    from nar.algorithms import ALGORITHMS
+    from nar.models import EncodeProcessDecode, ModelConfig
+    from nar.models.processors import ProcessorConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), messages="sparse")
+    model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config).eval()
+    batch = bench.draw_val("bellman_ford", "grid:20", np.random.default_rng(2), count=4)
+    with torch.no_grad():
+        dense = (model(batch).outputs["pi"].argmax(-1) == batch.outputs["pi"])[batch.node_mask].float().mean()
+    assert bench.pointer_accuracy(model, batch, "bellman_ford") == pytest.approx(float(dense))
+
+
+def test_bfs_parents_count_ties_right_and_children_wrong(bench: ModuleType) -> None:
+    batch = bench.draw_val("bfs", "grid:16", np.random.default_rng(3), count=1)  # a 4x4 lattice: many ties
+    truth = batch.outputs["pi"][0].numpy()
+    assert bench.bfs_parent_ok(batch, 0, truth).all()
+    adj = batch.inputs["adj"][0].numpy() > 0.5
+    np.fill_diagonal(adj, False)
+    source = int(batch.inputs["s"][0].argmax())
+    depth = bench.hop_depths(16, np.argwhere(adj), source)
+    tied = [i for i in range(16) if ((depth == depth[i] - 1) & adj[:, i]).sum() == 2]
+    assert tied  # a lattice node two hops off both axes has two parents
+    other = truth.copy()
+    i = tied[0]
+    other[i] = next(j for j in np.flatnonzero(adj[:, i] & (depth == depth[i] - 1)) if j != truth[i])
+    assert bench.bfs_parent_ok(batch, 0, other).all()
+    child = next(j for j in np.flatnonzero(adj[:, i]) if depth[j] == depth[i] + 1)
+    other[i] = child
+    assert not bench.bfs_parent_ok(batch, 0, other)[i] and bench.bfs_parent_ok(batch, 0, other).sum() == 15

@@ -67,6 +67,11 @@ class ModelConfig:
         edge weight), so distances stay O(1) on graphs of any size; scalar logits of those
         fields are then in these units (``Prediction.weight_scale`` holds c). Pointers do not
         change when all weights scale. Sparse messages only. "none": the raw weights.
+    carry_hidden: whether each step starts from the previous step's processor latent (CLRS).
+        False: from zeros, so everything a node remembers between steps lies in the hints fed
+        back; with hard feedback of discrete hints a step is then a fixed rule on discrete
+        states, which cannot drift over rollouts longer than the training graphs' (a settled
+        BFS pointer held in the latent flips after about 100 steps; README "Scale").
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -76,6 +81,7 @@ class ModelConfig:
     precision: Literal["float32", "bfloat16"] = "float32"
     messages: Literal["dense", "sparse"] = "dense"
     weight_scale: Literal["none", "eccentricity"] = "none"
+    carry_hidden: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -95,6 +101,10 @@ class ModelConfig:
             raise ValueError(f"model weight_scale {self.weight_scale!r}; allowed: 'none', 'eccentricity'")
         if self.weight_scale != "none" and self.messages != "sparse":
             raise ValueError("model weight_scale 'eccentricity' needs messages: sparse")
+        if not isinstance(self.carry_hidden, bool):
+            raise ValueError(f"model carry_hidden must be true or false, got {self.carry_hidden!r}")
+        if not self.carry_hidden and not self.encode_hints:
+            raise ValueError("model carry_hidden: false needs encode_hints: true (no other state between steps)")
         if self.encode_hints and not self.decode_hints:
             raise ValueError("model: encode_hints without decode_hints is not supported (nothing to feed back)")
 
@@ -241,7 +251,7 @@ class EncodeProcessDecode(nn.Module):
                     h_out = _keep(done[pairs.node_graph], h, h_out)
                     x_out = None if step.edge_x is None else _keep(done[pairs.graph], step.edge_x, x_out)
                     g_out = _keep(done, graph_fts, g_out)
-            hidden = nxt
+            hidden = nxt if self.config.carry_hidden else torch.zeros_like(nxt)
             if t + 1 < S and enc.hint_fields:
                 hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing)
         out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
@@ -319,7 +329,7 @@ class EncodeProcessDecode(nn.Module):
             if done < k:
                 sub = [p.rows(done, k) if isinstance(p, EdgeFeatures) else p[done:k] for p in parts]
                 finished.append(dec("outputs", h[done:k], sub, graph_fts[done:k], mask_k[done:k]))
-            hidden = nxt
+            hidden = nxt if self.config.carry_hidden else torch.zeros_like(nxt)
             if t + 1 < S and enc.hint_fields:
                 hints_t = self._next_hints(enc, preds, batch, t + 1, teacher_forcing, N, running[t + 1])
 

@@ -199,3 +199,27 @@ def test_bfloat16_precision_runs_and_returns_float32_logits():
     loss, _ = total_loss(SPEC, pred, batch)
     loss.backward()
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_carry_hidden_false_starts_every_step_from_zeros(carry):
+    """Without a carried latent the processor sees zeros at every step (all memory is in the hints fed back)."""
+    spec = ALGORITHMS["bfs"].spec
+    torch.manual_seed(0)
+    config = ModelConfig(ProcessorConfig(kind="mpnn", hidden=8), messages="sparse", carry_hidden=carry)
+    model = EncodeProcessDecode([spec], config).eval()
+    seen: list[torch.Tensor] = []
+    step = model.processor.forward_sparse
+
+    def spy(node_fts, edge_fts, graph_fts, pairs, hidden):  # records the latent each step starts from
+        seen.append(hidden.clone())
+        return step(node_fts, edge_fts, graph_fts, pairs, hidden)
+
+    model.processor.forward_sparse = spy
+    batch = random_batch(spec, sizes=[8, 6], lengths=[5, 4], seed=3)
+    with torch.no_grad():
+        model(batch)
+    assert len(seen) > 2 and not seen[0].any()
+    assert any(h.any() for h in seen[1:]) == carry
+    with pytest.raises(ValueError, match="carry_hidden: false needs encode_hints"):
+        ModelConfig(encode_hints=False, decode_hints=False, carry_hidden=False)
