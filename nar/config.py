@@ -170,6 +170,9 @@ class MixParams:
     sizes: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
     nodes_per_batch: int = 512  # graphs per batch = max(4, nodes_per_batch // n)
     oneway: float = 0.0  # half the batches turn this fraction of two-way edges into one-way streets
+    # extra steps with the hints held at their final values, as a fraction of each trajectory's steps:
+    # trains settled nodes to keep their state over rollouts longer than the training graphs' depth
+    hold: float = 0.0
 
     def check(self, key: str) -> None:
         allowed = ", ".join(SAMPLER_KINDS)
@@ -181,6 +184,7 @@ class MixParams:
             require(2 <= n <= 256, f"{key}.sizes[{i}]", n, "node counts from 2 to 256")
         require(self.nodes_per_batch >= 1, f"{key}.nodes_per_batch", self.nodes_per_batch, "an integer >= 1")
         require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
+        require(0 <= self.hold <= 4, f"{key}.hold", self.hold, "a number from 0 to 4 (extra steps per step)")
 
 
 @dataclass(frozen=True)

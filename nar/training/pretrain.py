@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from nar.algorithms import ALGORITHMS
+from nar.algorithms.spec import Trajectory
 from nar.data.batching import Batch, collate
 from nar.data.dataset import Dataset, load_dataset
 from nar.errors import NarError
@@ -169,15 +171,14 @@ class MixedBatches:
     up to n = 16 and use the sparse p = 3 ln(n) / n above (dense ER at n = 64 has ~2,000 edges a
     graph and long-path structure only in the other families). With ``mix.oneway`` > 0, half the
     batches have that fraction of their edges one-way (road-like; the graph's direction then matters).
-    A pure function of (algorithm, step).
+    With ``mix.hold`` > 0 each trajectory of T steps gets ceil(hold x (T - 1)) more steps with its
+    final hints repeated (``held``). A pure function of (algorithm, step).
     """
 
     def __init__(self, mix: Any, seed: int) -> None:
         self.mix, self.seed = mix, seed
 
     def __call__(self, algorithm: str, step: int) -> Batch:
-        import math
-
         from nar.data.samplers import GraphSamplerConfig, sample_graphs
 
         key = sum(ord(c) * 31**i for i, c in enumerate(algorithm)) % (2**31)
@@ -189,10 +190,24 @@ class MixedBatches:
         config = GraphSamplerConfig(kind=kind, p_range=p, oneway=oneway)
         algo = ALGORITHMS[algorithm]
         graphs = sample_graphs(algo.spec.graph, config, n, self.batch_for(n), rng)
-        return collate(algo.spec, algo.run(graphs).trajectories())
+        return collate(algo.spec, [held(t, self.mix.hold) for t in algo.run(graphs).trajectories()])
 
     def batch_for(self, n: int) -> int:
         return max(4, self.mix.nodes_per_batch // n)
+
+
+def held(traj: Trajectory, hold: float) -> Trajectory:
+    """``traj`` with ceil(hold x (T - 1)) extra steps repeating its final hints (T, ...) -> (T + k, ...).
+
+    Why: in a graph of depth D a node settled at step t must keep its state for D - t steps; trained on
+    depths up to ~60, a BFS processor set pointers right on 1,024-node paths and then lost them after
+    100-200 steps (README "Scale"). Held steps train that keeping directly.
+    """
+    extra = math.ceil(hold * (traj.length - 1))
+    if extra <= 0:
+        return traj
+    hints = {k: np.concatenate([h, np.repeat(h[-1:], extra, axis=0)]) for k, h in traj.hints.items()}
+    return dataclasses.replace(traj, hints=hints)
 
 
 #: ``train_data`` -> a builder of the training batches from (train datasets, batch size, seed, mix)

@@ -87,3 +87,20 @@ def test_mixed_batches_draw_every_family_and_size_within_a_node_budget():
     assert len(edge_counts) > 3  # several families (grids have degree < 4, ER at n = 8 is denser)
     again = MixedBatches(mix, seed=3)("bellman_ford", 7)
     assert torch.equal(again.inputs["A"], batches("bellman_ford", 7).inputs["A"])  # a pure function of the step
+
+
+def test_held_steps_repeat_the_final_hints_and_keep_the_trajectory():
+    from nar.config import MixParams
+    from nar.training.pretrain import MixedBatches
+
+    plain = MixedBatches(MixParams(kinds=("tree",), sizes=(12,)), seed=1)("bfs", 0)
+    held = MixedBatches(MixParams(kinds=("tree",), sizes=(12,), hold=0.5), seed=1)("bfs", 0)
+    assert torch.equal(held.inputs["adj"], plain.inputs["adj"])  # the same graphs
+    T = plain.lengths  # (B,) hint steps, initial state included
+    assert torch.equal(held.lengths, T + torch.ceil(0.5 * (T - 1)).long())
+    for b in range(len(T)):
+        t, h = int(T[b]), int(held.lengths[b])
+        for name in ("reach_h", "pi_h"):
+            assert torch.equal(held.hints[name][b, :t], plain.hints[name][b, :t])
+            assert (held.hints[name][b, t:h] == plain.hints[name][b, t - 1]).all()
+        assert torch.equal(held.outputs["pi"][b], plain.outputs["pi"][b])
