@@ -17,7 +17,10 @@ graph scalar/mask/categorical  (B, 1) / (B, C)             graph features (B, H)
 =============================  ==========================  =======================
 
 Pointers are encoded as edges (node i -> node Π_i), as CLRS does. Fed-back hints arrive as
-probabilities (softmax rows for pointers), which the same maps accept.
+probabilities (softmax rows for pointers), which the same maps accept. A message j -> i then
+tells i that j points to it, never whom i points to: i must remember its own pointer in its
+latent. ``pointer_both_ways`` adds a second map of node pointers on the reverse pair, so the
+message j -> i also carries "i points to j".
 
 Inputs are encoded once per trajectory; per step only the hints are. Edge hints are
 returned as channels + weights (see ``EdgeFeatures``) so that nothing (B, N, N, H)-sized
@@ -26,6 +29,7 @@ is built per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,17 +73,20 @@ class StepEncoding:
 class SpecEncoder(nn.Module):
     """The encoders of one algorithm: ``encode_inputs`` once, ``encode_hints`` every step."""
 
-    def __init__(self, spec: AlgorithmSpec, hidden: int, encode_hints: bool = True) -> None:
+    def __init__(
+        self, spec: AlgorithmSpec, hidden: int, encode_hints: bool = True, pointer_both_ways: bool = False
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.hidden = hidden
+        self.pointer_both_ways = pointer_both_ways
         self.input_fields = spec.inputs
         self.hint_fields = spec.hints if encode_hints else ()
         self.layers = nn.ModuleDict()
         for f in (*self.input_fields, *self.hint_fields):
             # CLRS's "xavier_on_scalars": scalar hints get std 1/sqrt(H), not 1 (fan-in 1)
             std = 1.0 / hidden**0.5 if (f.stage == Stage.HINT and f.type == Type.SCALAR) else None
-            n_maps = 2 if (f.location == Location.EDGE and f.type == Type.POINTER) else 1
+            n_maps = 2 if f.type == Type.POINTER and (f.location == Location.EDGE or pointer_both_ways) else 1
             maps = [linear(field_width(f), hidden, std=std) for _ in range(n_maps)]
             self.layers[f.name] = maps[0] if n_maps == 1 else nn.ModuleList(maps)
 
@@ -92,14 +99,15 @@ class SpecEncoder(nn.Module):
         """
         B, N = node_mask.shape
         feats = {f.name: to_features(f, inputs[f.name], N) for f in self.input_fields}
-        return self._sum_inputs(feats, (B, N), (B, N, N), (B,), node_mask)
+        return self._sum_inputs(feats, (B, N), (B, N, N), (B,), node_mask, transpose_pairs)
 
     def encode_inputs_sparse(self, inputs: dict[str, Tensor], pairs: Pairs) -> tuple[Tensor, Tensor, Tensor]:
         """The same on a flat batch (``nar.models.sparse``): node (V, H), edge (P, H), graph (G, H)."""
         from nar.models.sparse import sparse_features
 
         feats = {f.name: sparse_features(f, inputs[f.name], pairs) for f in self.input_fields}
-        return self._sum_inputs(feats, (pairs.num_nodes,), (pairs.num_pairs,), (pairs.num_graphs,), None)
+        shapes = (pairs.num_nodes,), (pairs.num_pairs,), (pairs.num_graphs,)
+        return self._sum_inputs(feats, *shapes, None, reverse_pairs(pairs))
 
     def _sum_inputs(
         self,
@@ -108,13 +116,14 @@ class SpecEncoder(nn.Module):
         edge_shape: tuple[int, ...],
         graph_shape: tuple[int, ...],
         node_mask: Tensor | None,
+        reverse: Reverse,
     ) -> tuple[Tensor, Tensor, Tensor]:
         dev = next(iter(feats.values())).device if feats else None
         node = torch.zeros(*node_shape, self.hidden, device=dev)
         edge = torch.zeros(*edge_shape, self.hidden, device=dev)
         graph = torch.zeros(*graph_shape, self.hidden, device=dev)
         for f in self.input_fields:
-            kind, value = self._encode(f, feats[f.name], node_mask)
+            kind, value = self._encode(f, feats[f.name], node_mask, reverse)
             if kind == "node":
                 node = node + value
             elif kind == "graph":
@@ -128,17 +137,21 @@ class SpecEncoder(nn.Module):
         return node, edge, graph
 
     # -------------------------------------------------------------------------- hints
-    def encode_hints(self, hints: dict[str, Tensor], node_mask: Tensor | None) -> StepEncoding:
+    def encode_hints(
+        self, hints: dict[str, Tensor], node_mask: Tensor | None, reverse: Reverse = None
+    ) -> StepEncoding:
         """One step's hints, in feature form (``to_features`` or fed-back probabilities).
 
         Dense (B, N, ...) with ``node_mask``, or flat (V / P / G, ...) with ``node_mask=None``
         (``nar.models.sparse``): every map is per entry, so one code path serves both.
+        ``reverse`` maps a pair feature to the reverse pairs' (``transpose_pairs`` dense,
+        ``reverse_pairs`` flat); needed with ``pointer_both_ways``.
         """
         node = graph = None
         xs: list[Tensor] = []
         ws: list[Tensor] = []
         for f in self.hint_fields:
-            kind, value = self._encode(f, hints[f.name], node_mask)
+            kind, value = self._encode(f, hints[f.name], node_mask, reverse)
             if kind == "node":
                 node = value if node is None else node + value
             elif kind == "graph":
@@ -160,7 +173,7 @@ class SpecEncoder(nn.Module):
                     biases.append(m.bias)
         return torch.stack(biases).sum(0) if biases else None
 
-    def _encode(self, f: Field, x: Tensor, node_mask: Tensor | None):
+    def _encode(self, f: Field, x: Tensor, node_mask: Tensor | None, reverse: Reverse = None):
         """-> ("node", (B,N,H)) | ("graph", (B,H)) | ("edge", (channels, weights, bias)); flat alike."""
         layer = self.layers[f.name]
         if f.location == Location.GRAPH:
@@ -178,9 +191,29 @@ class SpecEncoder(nn.Module):
             over_j = (x * m[:, None, :, None]).sum(2, keepdim=False).unsqueeze(-1) / n  # (B, N_i, N_k, 1)
             w = torch.cat([layer[0].weight, layer[1].weight], dim=1)  # (H, 2)
             return "edge", (torch.cat([over_i, over_j], dim=-1), w, layer[0].bias + layer[1].bias)
+        if isinstance(layer, nn.ModuleList):  # a node pointer both ways: x[i, j] = "i points to j" (B, N, N)
+            if reverse is None:
+                raise ValueError(f"pointer {f.name!r} is encoded both ways: the reverse pairs are needed")
+            chan = torch.stack([x, reverse(x)], dim=-1)  # (B, N, N, 2): pair j -> i also gets "i points to j"
+            w = torch.cat([layer[0].weight, layer[1].weight], dim=1)  # (H, 2)
+            return "edge", (chan, w, layer[0].bias + layer[1].bias)
         # node pointers (one-hot rows (B, N, N)) and edge scalar/mask/categorical
         chan = x if f.type == Type.CATEGORICAL else x.unsqueeze(-1)  # (B, N, N, c)
         return "edge", (chan, layer.weight, layer.bias)
+
+
+#: a pair feature -> the same feature of each pair's reverse pair, or None where not needed
+Reverse = Callable[[Tensor], Tensor] | None
+
+
+def transpose_pairs(x: Tensor) -> Tensor:
+    """Dense pair features (B, N, N[, ...]) [sender, receiver] -> those of the reverse pairs."""
+    return x.transpose(1, 2)
+
+
+def reverse_pairs(pairs: Pairs) -> Callable[[Tensor], Tensor]:
+    """Flat pair features (P[, ...]) -> those of the reverse pairs (every message pair has one)."""
+    return lambda x: x[pairs.reverse]
 
 
 def _is_edge_encoded(f: Field) -> bool:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from nar.algorithms.spec import AlgorithmSpec, Location, Type
 from nar.data.batching import Batch
 from nar.models.decoders import SpecDecoder, postprocess
-from nar.models.encoders import SpecEncoder, to_features
+from nar.models.encoders import SpecEncoder, reverse_pairs, to_features, transpose_pairs
 from nar.models.layers import EdgeFeatures, autocast
 from nar.models.processors import Processor, ProcessorConfig, build_processor
 from nar.models.sparse import (
@@ -72,6 +72,8 @@ class ModelConfig:
         back; with hard feedback of discrete hints a step is then a fixed rule on discrete
         states, which cannot drift over rollouts longer than the training graphs' (a settled
         BFS pointer held in the latent flips after about 100 steps; README "Scale").
+    pointer_both_ways: node pointer hints are also encoded on the reverse pair, so the message
+        j -> i tells i whom it points to (``encoders``); what carry_hidden: false needs.
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -82,6 +84,7 @@ class ModelConfig:
     messages: Literal["dense", "sparse"] = "dense"
     weight_scale: Literal["none", "eccentricity"] = "none"
     carry_hidden: bool = True
+    pointer_both_ways: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -101,6 +104,8 @@ class ModelConfig:
             raise ValueError(f"model weight_scale {self.weight_scale!r}; allowed: 'none', 'eccentricity'")
         if self.weight_scale != "none" and self.messages != "sparse":
             raise ValueError("model weight_scale 'eccentricity' needs messages: sparse")
+        if not isinstance(self.pointer_both_ways, bool):
+            raise ValueError(f"model pointer_both_ways must be true or false, got {self.pointer_both_ways!r}")
         if not isinstance(self.carry_hidden, bool):
             raise ValueError(f"model carry_hidden must be true or false, got {self.carry_hidden!r}")
         if not self.carry_hidden and not self.encode_hints:
@@ -170,7 +175,8 @@ class EncodeProcessDecode(nn.Module):
         self.processor: Processor = build_processor(config.processor)
         H = config.hidden
         edge_dims = (self.processor.edge_out_dim,) if self.processor.edge_out_dim else ()
-        self.encoders = nn.ModuleDict({s.name: SpecEncoder(s, H, config.encode_hints) for s in specs})
+        both_ways = config.pointer_both_ways
+        self.encoders = nn.ModuleDict({s.name: SpecEncoder(s, H, config.encode_hints, both_ways) for s in specs})
         self.decoders = nn.ModuleDict({s.name: SpecDecoder(s, H, config.decode_hints, edge_dims) for s in specs})
 
     def forward(self, batch: Batch, teacher_forcing: float = 0.0) -> Prediction:
@@ -232,7 +238,7 @@ class EncodeProcessDecode(nn.Module):
         hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
         h_out = x_out = g_out = None  # each graph's decoder inputs at its own last step
         for t in range(S):
-            step = enc.encode_hints(hints_t, None)
+            step = enc.encode_hints(hints_t, None, reverse_pairs(pairs))
             node_fts = node_in if step.node is None else node_in + step.node  # (V, H)
             graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (G, H)
             step_edges = edges.with_step(step.edge_x, step.edge_w)  # (P, H), lazily
@@ -313,7 +319,7 @@ class EncodeProcessDecode(nn.Module):
             k = running[t]
             mask_k = _rows(node_mask, k)
             hidden_k = _rows(hidden, k)
-            step = enc.encode_hints({n: _rows(v, k) for n, v in hints_t.items()}, mask_k)
+            step = enc.encode_hints({n: _rows(v, k) for n, v in hints_t.items()}, mask_k, transpose_pairs)
             node_k, graph_k = _rows(node_in, k), _rows(graph_in, k)
             node_fts = node_k if step.node is None else node_k + step.node  # (k, N, H)
             graph_fts = graph_k if step.graph is None else graph_k + step.graph  # (k, H)

@@ -68,9 +68,10 @@ def test_pairs_reverse_and_segment_ops():
 @pytest.mark.parametrize("algorithm", ["bellman_ford", "bfs", "dijkstra", "mst_prim"])
 @pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
 @pytest.mark.parametrize("teacher_forcing", [0.0, 1.0])
-def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_forcing):
+@pytest.mark.parametrize("options", [{}, {"pointer_both_ways": True, "carry_hidden": False}])
+def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_forcing, options):
     """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree
-    (fed back as decoded, or forced to the truth at every step)."""
+    (fed back as decoded, or forced to the truth at every step), pointers encoded both ways too."""
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(0)
     trajs = []
@@ -79,8 +80,8 @@ def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_f
     batch = collate(algo.spec, trajs)
     torch.manual_seed(1)
     cfg = ProcessorConfig(kind=kind, hidden=16)
-    dense = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg))
-    sparse = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg, messages="sparse"))
+    dense = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg, **options))
+    sparse = EncodeProcessDecode([algo.spec], ModelConfig(processor=cfg, messages="sparse", **options))
     sparse.load_state_dict(dense.state_dict())
     pd, ps = dense(batch, teacher_forcing), sparse(batch, teacher_forcing)
     for b in range(batch.batch_size):
@@ -166,3 +167,21 @@ def test_eccentricity_scale_is_hops_times_mean_weight():
 def test_weight_scale_needs_sparse_messages():
     with pytest.raises(ValueError, match="sparse"):
         ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), weight_scale="eccentricity")
+
+
+def test_pointers_both_ways_tell_the_receiver_whom_it_points_to():
+    """Pair (j -> i) carries "j points to i" and, both ways, also "i points to j"."""
+    from nar.models.encoders import SpecEncoder, transpose_pairs
+
+    spec = ALGORITHMS["bfs"].spec
+    pointer = torch.tensor([[2, 2, 2]])  # (B, N): nodes 0 and 1 point to 2, 2 to itself
+    x = torch.nn.functional.one_hot(pointer, 3).float()  # (B, N, N) [i, j]: i points to j
+    one_way = SpecEncoder(spec, 4)._encode(spec.field("pi_h"), x, torch.ones(1, 3, dtype=torch.bool))[1][0]
+    both = SpecEncoder(spec, 4, pointer_both_ways=True)._encode(
+        spec.field("pi_h"), x, torch.ones(1, 3, dtype=torch.bool), transpose_pairs
+    )[1][0]
+    assert one_way.shape == (1, 3, 3, 1) and both.shape == (1, 3, 3, 2)
+    assert one_way[0, 0, 2, 0] == 1 and one_way[0, 2, 0, 0] == 0  # pair 0 -> 2: "0 points to 2"
+    assert both[0, 2, 0, 1] == 1 and both[0, 0, 2, 1] == 0  # pair 2 -> 0 now also says "0 points to 2"
+    with pytest.raises(ValueError, match="reverse pairs are needed"):
+        SpecEncoder(spec, 4, pointer_both_ways=True)._encode(spec.field("pi_h"), x, None)
