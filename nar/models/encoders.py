@@ -212,8 +212,16 @@ def transpose_pairs(x: Tensor) -> Tensor:
 
 
 def reverse_pairs(pairs: Pairs) -> Callable[[Tensor], Tensor]:
-    """Flat pair features (P[, ...]) -> those of the reverse pairs (every message pair has one)."""
-    return lambda x: x[pairs.reverse]
+    """Flat pair features (P[, ...]) -> those of the reverse pairs. Refuses pairs without a reverse
+    (``pairs.reverse`` -1, e.g. a one-way edge in a hand-built flat batch) when used, rather than read
+    the last pair's feature in their place."""
+
+    def reverse(x: Tensor) -> Tensor:
+        if bool((pairs.reverse < 0).any()):
+            raise ValueError("pointers encoded both ways need every message pair's reverse pair; some have none")
+        return x[pairs.reverse]
+
+    return reverse
 
 
 def _is_edge_encoded(f: Field) -> bool:

@@ -234,11 +234,12 @@ class EncodeProcessDecode(nn.Module):
         node_in, edge_in, graph_in = enc.encode_inputs_sparse(batch.inputs, pairs)  # (V, H), (P, H), (G, H)
         edges = EdgeFeatures(edge_in)
         hidden = torch.zeros(V, H, device=node_in.device)
+        reverse = reverse_pairs(pairs)
         hints_t = {f.name: sparse_features(f, batch.hints[f.name][:, 0], pairs) for f in enc.hint_fields}
         hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
         h_out = x_out = g_out = None  # each graph's decoder inputs at its own last step
         for t in range(S):
-            step = enc.encode_hints(hints_t, None, reverse_pairs(pairs))
+            step = enc.encode_hints(hints_t, None, reverse)
             node_fts = node_in if step.node is None else node_in + step.node  # (V, H)
             graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (G, H)
             step_edges = edges.with_step(step.edge_x, step.edge_w)  # (P, H), lazily

@@ -185,3 +185,14 @@ def test_pointers_both_ways_tell_the_receiver_whom_it_points_to():
     assert both[0, 2, 0, 1] == 1 and both[0, 0, 2, 1] == 0  # pair 2 -> 0 now also says "0 points to 2"
     with pytest.raises(ValueError, match="reverse pairs are needed"):
         SpecEncoder(spec, 4, pointer_both_ways=True)._encode(spec.field("pi_h"), x, None)
+
+
+def test_pointers_both_ways_refuse_pairs_without_a_reverse():
+    from nar.models.encoders import reverse_pairs
+
+    snd, rcv = torch.tensor([0, 1, 0]), torch.tensor([0, 1, 1])  # 0 -> 1 has no 1 -> 0
+    pairs = Pairs(snd, rcv, torch.zeros(2, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="reverse pair"):
+        reverse_pairs(pairs)(torch.ones(3))
+    both = Pairs(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 0, 1, 1]), torch.zeros(2, dtype=torch.long), 1)
+    assert reverse_pairs(both)(torch.tensor([1.0, 2.0, 3.0, 4.0])).tolist() == [1.0, 4.0, 3.0, 2.0]
