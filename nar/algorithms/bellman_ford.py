@@ -22,7 +22,7 @@ SPEC = AlgorithmSpec(
         Field("A", Stage.INPUT, Location.EDGE, Type.SCALAR, weight_unit=True),
         Field("adj", Stage.INPUT, Location.EDGE, Type.MASK),
         Field("pi_h", Stage.HINT, Location.NODE, Type.POINTER),
-        Field("d", Stage.HINT, Location.NODE, Type.SCALAR, weight_unit=True),
+        Field("d", Stage.HINT, Location.NODE, Type.SCALAR, weight_unit=True, along=("pi_h", "path")),
         Field("msk", Stage.HINT, Location.NODE, Type.MASK),
         Field("pi", Stage.OUTPUT, Location.NODE, Type.POINTER),
     ),

@@ -20,7 +20,7 @@ SPEC = AlgorithmSpec(
         Field("A", Stage.INPUT, Location.EDGE, Type.SCALAR, weight_unit=True),
         Field("adj", Stage.INPUT, Location.EDGE, Type.MASK),
         Field("pi_h", Stage.HINT, Location.NODE, Type.POINTER),
-        Field("key", Stage.HINT, Location.NODE, Type.SCALAR, weight_unit=True),
+        Field("key", Stage.HINT, Location.NODE, Type.SCALAR, weight_unit=True, along=("pi_h", "edge")),
         Field("mark", Stage.HINT, Location.NODE, Type.MASK),
         Field("in_queue", Stage.HINT, Location.NODE, Type.MASK),
         Field("u", Stage.HINT, Location.NODE, Type.MASK_ONE),

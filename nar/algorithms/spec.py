@@ -59,6 +59,10 @@ DTYPES: dict[Type, np.dtype] = {
 }
 
 
+#: how a scalar hint follows a pointer (``Field.along``)
+ALONG_KINDS = ("path", "edge")
+
+
 @dataclass(frozen=True)
 class Field:
     """One named quantity of an algorithm, e.g. ``Field("pi", OUTPUT, NODE, POINTER)``."""
@@ -72,6 +76,11 @@ class Field:
     # of a graph by c scales it by c and leaves every pointer unchanged (models may normalise it).
     # A property of the model's view, not of the traces: not compared (dataset manifests omit it).
     weight_unit: bool = field(default=False, compare=False)
+    # a scalar hint that a node pointer hint determines, so a model may compute it from the pointer
+    # it feeds back instead of decoding it (``ModelConfig.scalars_along_pointers``): ("pi_h", "path")
+    # = the pointed-to node's value at the previous step + the weight of the edge from it to this node
+    # (shortest-path distances), ("pi_h", "edge") = that edge's weight alone (Prim's keys). Not compared.
+    along: tuple[str, str] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.type == Type.CATEGORICAL) != (self.num_categories is not None):
@@ -82,6 +91,12 @@ class Field:
             raise ValueError(f"field {self.name!r}: only scalars can be in weight units")
         if self.type == Type.MASK_ONE and self.location != Location.NODE:
             raise ValueError(f"field {self.name!r}: mask_one is defined over nodes only")
+        if self.along is not None and (
+            self.stage != Stage.HINT or self.location != Location.NODE or not self.weight_unit
+        ):
+            raise ValueError(f"field {self.name!r}: only node scalar hints in weight units can follow a pointer")
+        if self.along is not None and self.along[1] not in ALONG_KINDS:
+            raise ValueError(f"field {self.name!r}: along kind {self.along[1]!r}; allowed: {ALONG_KINDS}")
 
     def shape(self, n: int) -> tuple[int, ...]:
         """Shape of this field for one graph of ``n`` nodes, without the hint time axis."""
@@ -118,6 +133,14 @@ class AlgorithmSpec:
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError(f"spec {self.name!r}: duplicate field names {names}")
+        pointers = {
+            f.name
+            for f in self.fields
+            if f.stage == Stage.HINT and f.location == Location.NODE and f.type == Type.POINTER
+        }
+        for f in self.fields:
+            if f.along is not None and f.along[0] not in pointers:
+                raise ValueError(f"spec {self.name!r}: {f.name} follows {f.along[0]!r}, not a node pointer hint of it")
 
     def by_stage(self, stage: Stage) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.stage == stage)

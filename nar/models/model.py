@@ -23,18 +23,18 @@ input and every node-pointer input, symmetrised; with neither, all real nodes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from nar.algorithms.spec import AlgorithmSpec, Location, Type
+from nar.algorithms.spec import AlgorithmSpec, Field, Location, Type
 from nar.data.batching import Batch
 from nar.models.decoders import SpecDecoder, postprocess
 from nar.models.encoders import SpecEncoder, reverse_pairs, to_features, transpose_pairs
-from nar.models.layers import EdgeFeatures, autocast
+from nar.models.layers import EdgeFeatures, Pairs, autocast
 from nar.models.processors import Processor, ProcessorConfig, build_processor
 from nar.models.sparse import (
     SparseBatch,
@@ -74,6 +74,12 @@ class ModelConfig:
         BFS pointer held in the latent flips after about 100 steps; README "Scale").
     pointer_both_ways: node pointer hints are also encoded on the reverse pair, so the message
         j -> i tells i whom it points to (``encoders``); what carry_hidden: false needs.
+    scalars_along_pointers: a scalar hint that follows a pointer hint (``Field.along``: distances,
+        Prim's keys) is fed back as the pointer says, not as decoded: d_i = d_j(previous step) +
+        w(j -> i) for the j that i points to (its expectation under soft feedback). With hard
+        feedback the state between steps is then exact: the network decides the pointers, and no
+        regression error of a decoded distance accumulates over steps (decoded distances are
+        still trained and returned). What a discrete-state Bellman-Ford needs (README "Scale").
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -85,6 +91,7 @@ class ModelConfig:
     weight_scale: Literal["none", "eccentricity"] = "none"
     carry_hidden: bool = True
     pointer_both_ways: bool = False
+    scalars_along_pointers: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -108,6 +115,12 @@ class ModelConfig:
             raise ValueError(f"model pointer_both_ways must be true or false, got {self.pointer_both_ways!r}")
         if not isinstance(self.carry_hidden, bool):
             raise ValueError(f"model carry_hidden must be true or false, got {self.carry_hidden!r}")
+        if not isinstance(self.scalars_along_pointers, bool):
+            raise ValueError(f"model scalars_along_pointers must be true or false, got {self.scalars_along_pointers!r}")
+        if self.scalars_along_pointers and not self.encode_hints:
+            raise ValueError(
+                "model scalars_along_pointers: true needs encode_hints: true (it changes the hints fed back)"
+            )
         if not self.carry_hidden and not self.encode_hints:
             raise ValueError("model carry_hidden: false needs encode_hints: true (no other state between steps)")
         if self.encode_hints and not self.decode_hints:
@@ -260,7 +273,7 @@ class EncodeProcessDecode(nn.Module):
                     g_out = _keep(done, graph_fts, g_out)
             hidden = nxt if self.config.carry_hidden else torch.zeros_like(nxt)
             if t + 1 < S and enc.hint_fields:
-                hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing)
+                hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing, hints_t, reverse)
         out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
         outputs = dec.forward_sparse("outputs", h_out, [out_edges], g_out, pairs)
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items() if v}  # (V / P / G, S, ...)
@@ -273,16 +286,28 @@ class EncodeProcessDecode(nn.Module):
         )
 
     def _next_hints_sparse(
-        self, enc: SpecEncoder, preds: dict[str, Tensor], batch: SparseBatch, t: int, teacher_forcing: float
+        self,
+        enc: SpecEncoder,
+        preds: dict[str, Tensor],
+        batch: SparseBatch,
+        t: int,
+        teacher_forcing: float,
+        prev: dict[str, Tensor],
+        reverse: Callable[[Tensor], Tensor],
     ) -> dict[str, Tensor]:
-        """Hints fed to step t on a flat batch (``_next_hints`` for ``SparseBatch``)."""
+        """Hints fed to step t on a flat batch (``_next_hints`` for ``SparseBatch``); ``prev`` those fed to
+        step t - 1, ``reverse`` maps pair features to their reverse pairs'."""
         pairs = batch.pairs
         force = None
         if teacher_forcing > 0.0:
             force = torch.rand(pairs.num_graphs, device=batch.lengths.device) < teacher_forcing  # (G,)
-        nxt = {}
-        for f in enc.hint_fields:
-            fed = sparse_postprocess(f, preds[f.name], self._hard_feedback, pairs)
+        nxt: dict[str, Tensor] = {}
+        for f in sorted(enc.hint_fields, key=self._follows):  # pointers before the scalars that follow them
+            if self._follows(f):
+                weights = reverse(batch.inputs[_weight_input(enc.spec)].to(prev[f.name].dtype))  # (P,) w(r -> s)
+                fed = along_pointer_sparse(f, nxt[f.along[0]], prev[f.name], weights, pairs)
+            else:
+                fed = sparse_postprocess(f, preds[f.name], self._hard_feedback, pairs)
             if force is not None:
                 truth = sparse_features(f, batch.hints[f.name][:, t], pairs)
                 rows = feature_graph(f, pairs)  # the graph of each row of the feature form
@@ -338,7 +363,7 @@ class EncodeProcessDecode(nn.Module):
                 finished.append(dec("outputs", h[done:k], sub, graph_fts[done:k], mask_k[done:k]))
             hidden = nxt if self.config.carry_hidden else torch.zeros_like(nxt)
             if t + 1 < S and enc.hint_fields:
-                hints_t = self._next_hints(enc, preds, batch, t + 1, teacher_forcing, N, running[t + 1])
+                hints_t = self._next_hints(enc, preds, batch, t + 1, teacher_forcing, N, running[t + 1], hints_t)
 
         outputs = {name: torch.cat([f[name] for f in reversed(finished)]) for name in finished[0]}
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items()}
@@ -363,20 +388,56 @@ class EncodeProcessDecode(nn.Module):
         teacher_forcing: float,
         N: int,
         k: int,
+        prev: dict[str, Tensor],
     ) -> dict[str, Tensor]:
-        """Hints fed to step t, for the k graphs still running."""
+        """Hints fed to step t, for the k graphs still running; ``prev`` those fed to step t - 1."""
         hard = self._hard_feedback
         force = None
         if teacher_forcing > 0.0:
             force = torch.rand(k, device=batch.node_mask.device) < teacher_forcing
-        nxt = {}
-        for f in enc.hint_fields:
-            fed = postprocess(f, _rows(preds[f.name], k), hard)
+        nxt: dict[str, Tensor] = {}
+        for f in sorted(enc.hint_fields, key=self._follows):  # pointers before the scalars that follow them
+            if self._follows(f):
+                weights = _rows(batch.inputs[_weight_input(enc.spec)], k)  # (k, N, N) [sender, receiver]
+                fed = along_pointer_dense(f, nxt[f.along[0]], _rows(prev[f.name], k), weights.to(nxt[f.along[0]].dtype))
+            else:
+                fed = postprocess(f, _rows(preds[f.name], k), hard)
             if force is not None:
                 truth = to_features(f, batch.hints[f.name][:k, t], N)
                 fed = torch.where(_expand(force, fed), truth.to(fed.dtype), fed)
             nxt[f.name] = fed
         return nxt
+
+    def _follows(self, f: Field) -> bool:
+        """Whether ``f`` is fed back along its pointer (``scalars_along_pointers`` and ``Field.along``)."""
+        return self.config.scalars_along_pointers and f.along is not None
+
+
+def _weight_input(spec: AlgorithmSpec) -> str:
+    """The edge input in weight units (the weights a scalar along a pointer adds up)."""
+    names = [f.name for f in spec.inputs if f.weight_unit and f.location == Location.EDGE]
+    if len(names) != 1:
+        raise ValueError(f"{spec.name}: scalars along pointers need one edge weight input, found {names}")
+    return names[0]
+
+
+def along_pointer_dense(f: Field, pointer: Tensor, prev: Tensor, weights: Tensor) -> Tensor:
+    """``f``'s value as its pointer says (``Field.along``), dense: ``pointer`` (k, N_i, N_j) the fed
+    pointer hint (one-hot or probabilities: i points to j), ``prev`` (k, N) the value fed to the previous
+    step, ``weights`` (k, N_j, N_i) edge weights [sender, receiver]. Returns (k, N)."""
+    value = (pointer * weights.transpose(1, 2)).sum(-1)  # sum_j p_ij w(j -> i)
+    if f.along[1] == "path":
+        value = value + torch.einsum("kij,kj->ki", pointer, prev)  # + sum_j p_ij prev_j
+    return value
+
+
+def along_pointer_sparse(f: Field, pointer: Tensor, prev: Tensor, weights: Tensor, pairs: Pairs) -> Tensor:
+    """``along_pointer_dense`` on a flat batch: ``pointer`` (P,) the fed pointer feature (on pair s -> r:
+    s points to r), ``prev`` (V,), ``weights`` (P,) the weight of the reverse edge r -> s. Returns (V,)."""
+    term = pointer * weights  # (P,)
+    if f.along[1] == "path":
+        term = term + pointer * prev[pairs.receivers]
+    return torch.zeros_like(prev).index_add_(0, pairs.senders, term)
 
 
 def _keep(new_rows: Tensor, new: Tensor, old: Tensor | None) -> Tensor:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 from random_batches import all_types_spec, make_batch, random_batch, random_trajectory
@@ -223,3 +226,97 @@ def test_carry_hidden_false_starts_every_step_from_zeros(carry):
     assert any(h.any() for h in seen[1:]) == carry
     with pytest.raises(ValueError, match="carry_hidden: false needs encode_hints"):
         ModelConfig(encode_hints=False, decode_hints=False, carry_hidden=False)
+
+
+@pytest.mark.parametrize("algorithm", ["bellman_ford", "dijkstra", "mst_prim"])
+def test_scalars_along_pointers_reproduce_the_traces(algorithm):
+    """Fed the true pointer of step t and the true value of step t - 1, the rule of ``Field.along`` gives
+    the true distance (key) of step t on every real node, densely and on a flat batch."""
+    from random_batches import er_graphs
+
+    from nar.models.model import along_pointer_dense, along_pointer_sparse
+    from nar.models.sparse import from_dense, sparse_features
+
+    algo = ALGORITHMS[algorithm]
+    rng = np.random.default_rng(2)
+    trajs = []
+    for n in (7, 11):
+        trajs += algo.run(er_graphs(rng, 3, n, algo.spec.graph, p_range=(0.2, 0.6))).trajectories()
+    batch = collate(algo.spec, trajs)
+    (f,) = [f for f in algo.spec.hints if f.along is not None]
+    B, N = batch.node_mask.shape
+    checked = 0
+    for t in range(1, int(batch.lengths.max())):
+        real = batch.node_mask & (batch.lengths > t)[:, None]  # (B, N): real nodes of graphs still running
+        pointer = torch.nn.functional.one_hot(batch.hints["pi_h"][:, t], N).float()  # (B, N, N)
+        got = along_pointer_dense(f, pointer, batch.hints[f.name][:, t - 1].float(), batch.inputs["A"].float())
+        want = batch.hints[f.name][:, t].float()
+        torch.testing.assert_close(got[real], want[real])
+        checked += int(real.sum())
+    sb = from_dense(algo.spec, batch, message_adjacency(algo.spec, batch.inputs, batch.node_mask))
+    pairs = sb.pairs
+    for t in range(1, int(sb.lengths.max())):
+        real = (sb.lengths > t)[pairs.node_graph]  # (V,)
+        pointer = sparse_features(algo.spec.field("pi_h"), sb.hints["pi_h"][:, t], pairs)  # (P,)
+        weights = sb.inputs["A"].float()[pairs.reverse]
+        got = along_pointer_sparse(f, pointer, sb.hints[f.name][:, t - 1].float(), weights, pairs)
+        torch.testing.assert_close(got[real], sb.hints[f.name][:, t].float()[real])
+        checked += int(real.sum())
+    assert checked >= 100
+    # the wrong rule fails: a path sum read as an edge weight (or the reverse) changes the values
+    other = dataclasses.replace(f, along=("pi_h", "edge" if f.along[1] == "path" else "path"))
+    pointer = torch.nn.functional.one_hot(batch.hints["pi_h"][:, 2], N).float()
+    wrong = along_pointer_dense(other, pointer, batch.hints[f.name][:, 1].float(), batch.inputs["A"].float())
+    assert not torch.allclose(wrong[batch.node_mask], batch.hints[f.name][:, 2].float()[batch.node_mask])
+
+
+@pytest.mark.parametrize("messages", ["dense", "sparse"])
+@pytest.mark.parametrize("feedback", ["hard", "soft"])
+def test_scalars_along_pointers_are_what_the_model_feeds_back(messages, feedback):
+    """With ``scalars_along_pointers`` the distance fed to each step is the one its fed pointer implies
+    (not the decoded one); without it the decoded one. Dense batches and flat ones alike."""
+    from nar.models.model import along_pointer_dense, along_pointer_sparse
+    from nar.models.sparse import from_dense
+
+    spec = ALGORITHMS["bellman_ford"].spec
+    f = spec.field("d")
+    batch = random_batch(spec, sizes=[6, 6], lengths=[5, 5], seed=4)
+    sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, batch.node_mask))
+    for along in (True, False):
+        torch.manual_seed(0)
+        proc = ProcessorConfig(kind="mpnn", hidden=8)
+        config = ModelConfig(proc, messages=messages, hint_feedback=feedback, scalars_along_pointers=along)
+        model = EncodeProcessDecode([spec], config).eval()
+        enc = model.encoders["bellman_ford"]
+        fed: list[dict[str, torch.Tensor]] = []
+        encode = enc.encode_hints
+
+        def spy(hints, node_mask, reverse=None, fed=fed, encode=encode):  # records the hints each step is fed
+            fed.append({k: v.detach().clone() for k, v in hints.items()})
+            return encode(hints, node_mask, reverse)
+
+        enc.encode_hints = spy
+        with torch.no_grad():
+            pred = model(batch) if messages == "dense" else model.forward_sparse(sb)
+        assert len(fed) == 4
+        for t in range(1, 4):
+            if messages == "dense":
+                implied = along_pointer_dense(f, fed[t]["pi_h"], fed[t - 1]["d"], batch.inputs["A"].float())
+            else:
+                weights = sb.inputs["A"].float()[sb.pairs.reverse]  # (P,) weight of r -> s on pair s -> r
+                implied = along_pointer_sparse(f, fed[t]["pi_h"], fed[t - 1]["d"], weights, sb.pairs)
+            decoded = pred.hints["d"][:, t - 1]  # (B, N) or (V,)
+            if along:
+                torch.testing.assert_close(fed[t]["d"], implied)
+                assert not torch.allclose(fed[t]["d"], decoded)
+            else:
+                torch.testing.assert_close(fed[t]["d"], decoded)
+        if feedback == "hard":  # one pointer a node: the implied distance is exact, not an expectation
+            rows = (
+                fed[3]["pi_h"].sum(-1)
+                if messages == "dense"
+                else torch.zeros(sb.pairs.num_nodes).index_add_(0, sb.pairs.senders, fed[3]["pi_h"])
+            )
+            assert torch.all(rows == 1)
+    with pytest.raises(ValueError, match="scalars_along_pointers: true needs encode_hints"):
+        ModelConfig(encode_hints=False, decode_hints=False, scalars_along_pointers=True)

@@ -68,10 +68,19 @@ def test_pairs_reverse_and_segment_ops():
 @pytest.mark.parametrize("algorithm", ["bellman_ford", "bfs", "dijkstra", "mst_prim"])
 @pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
 @pytest.mark.parametrize("teacher_forcing", [0.0, 1.0])
-@pytest.mark.parametrize("options", [{}, {"pointer_both_ways": True, "carry_hidden": False}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"pointer_both_ways": True, "carry_hidden": False},
+        {"scalars_along_pointers": True},
+        {"scalars_along_pointers": True, "hint_feedback": "hard", "carry_hidden": False, "pointer_both_ways": True},
+    ],
+)
 def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_forcing, options):
     """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree
-    (fed back as decoded, or forced to the truth at every step), pointers encoded both ways too."""
+    (fed back as decoded, or forced to the truth at every step), pointers encoded both ways too, and
+    with distances (keys) fed back along the pointers."""
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(0)
     trajs = []
