@@ -133,12 +133,19 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--save", type=Path, help="also write the trained network here, as the pretrain stage does")
+    ap.add_argument(
+        "--model", type=Path, help="score this saved network (a pretrain run directory) instead of training one"
+    )
     args = ap.parse_args()
 
     raw = read_params_file(args.params)
     runs = raw.get("pretrain", {}).get("runs", {})
     if args.run not in runs:
         raise SystemExit(f"--run {args.run!r}: not a pretrain run of {args.params} (runs: {sorted(runs)})")
+    if args.model is not None:
+        scored = score_saved(args.model, args.val, args.seed)
+        write_result(args, scored, {"model": str(args.model)})
+        return
     run_raw = override(dict(runs[args.run]), [*args.set, f"train.seed={args.seed}"])
     with tempfile.TemporaryDirectory() as tmp:  # validated as the stage validates it
         path = Path(tmp) / "params.yaml"
@@ -156,27 +163,36 @@ def main() -> None:
     model = result.model.eval()
     if args.save:
         save_network(model, run, args.save, f"{args.run}-recipe")
+    scores = score(model, algorithm, args.val, args.seed)
+    write_result(args, scores, {"best_step": result.best_step, "train_seconds": round(train_s, 1)})
+
+
+def score(model, algorithm: str, items: str, seed: int) -> dict[str, float]:
+    """Pointer accuracy (%) on each validation item; the draw depends on ``seed`` only, so runs of one
+    seed are scored on the same graphs."""
     scores = {}
-    vrng = np.random.default_rng([args.seed, 99])
-    for item in args.val.split(","):
+    vrng = np.random.default_rng([seed, 99])
+    for item in items.split(","):
         scores[item] = round(100 * pointer_accuracy(model, draw_val(algorithm, item, vrng), algorithm), 2)
         print(item, f"{scores[item]:.2f} %", flush=True)
+    return scores
+
+
+def score_saved(directory: Path, items: str, seed: int) -> dict[str, float]:
+    """``score`` for a saved network (``nar pretrain``'s or ``--save``'s directory); its first algorithm."""
+    from nar.execute import load_pretrained
+
+    model = load_pretrained(str(directory)).model.eval()
+    return score(model, sorted(model.specs)[0], items, seed)
+
+
+def write_result(args: argparse.Namespace, scores: dict[str, float], extra: dict[str, Any]) -> None:
+    source = f"--model {args.model}" if args.model is not None else f"--run {args.run}"
+    command = " ".join([source, *(f"--set {s}" for s in args.set), f"--seed {args.seed}", f"--val {args.val}"])
+    result = {"command": f"python benchmarks/bench_recipe.py {command}", "seed": args.seed}
+    result |= {"val_pointer_acc_percent": scores, **extra}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": "python benchmarks/bench_recipe.py "
-                + " ".join(
-                    [f"--run {args.run}", *(f"--set {s}" for s in args.set), f"--seed {args.seed}", f"--val {args.val}"]
-                ),
-                "seed": args.seed,
-                "val_pointer_acc_percent": scores,
-                "best_step": result.best_step,
-                "train_seconds": round(train_s, 1),
-            },
-            indent=1,
-        )
-    )
+    args.out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,31 @@ def test_a_saved_network_loads_as_a_pretraining_run(bench: ModuleType, tmp_path:
     assert load_registered(str(tmp_path / "net"), allow_unverified=True).sha256 == weights_sha256(model.processor)
 
 
+def test_a_saved_network_scores_as_the_model_that_was_saved(bench: ModuleType, tmp_path: Path) -> None:
+    """``--model DIR`` scores a saved network on the same validation draw as a training run of that seed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from nar.algorithms import ALGORITHMS
+    from nar.models import EncodeProcessDecode, ModelConfig
+    from nar.models.processors import ProcessorConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        processor=ProcessorConfig(kind="mpnn", hidden=8), messages="sparse", scalars_along_pointers=True
+    )
+    model = EncodeProcessDecode([ALGORITHMS["bellman_ford"].spec], config).eval()
+    run = SimpleNamespace(model=config, train=SimpleNamespace(algorithms=["bellman_ford"]))
+    bench.save_network(model, run, tmp_path / "net", "bellman_ford-recipe")
+    items = "grid:16,path:12"
+    assert bench.score_saved(tmp_path / "net", items, seed=3) == bench.score(model, "bellman_ford", items, seed=3)
+    out = tmp_path / "r.json"
+    args = SimpleNamespace(model=tmp_path / "net", run="bellman_ford", set=[], seed=3, val=items, out=out)
+    bench.write_result(args, {"grid:16": 50.0}, {"model": "net"})
+    assert "--model" in out.read_text()
+
+
 def test_path_validation_graphs_are_single_paths_from_one_end(bench: ModuleType) -> None:
     import networkx as nx
 
