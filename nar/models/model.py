@@ -23,7 +23,7 @@ input and every node-pointer input, symmetrised; with neither, all real nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from nar.models.sparse import (
     eccentricity_scale,
     feature_graph,
     from_dense,
+    pointer_choice,
     scale_weights,
     sparse_features,
     sparse_postprocess,
@@ -273,7 +274,7 @@ class EncodeProcessDecode(nn.Module):
                     g_out = _keep(done, graph_fts, g_out)
             hidden = nxt if self.config.carry_hidden else torch.zeros_like(nxt)
             if t + 1 < S and enc.hint_fields:
-                hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing, hints_t, reverse)
+                hints_t = self._next_hints_sparse(enc, preds, batch, t + 1, teacher_forcing, hints_t)
         out_edges = edges.with_step(x_out, None if x_out is None else step.edge_w)
         outputs = dec.forward_sparse("outputs", h_out, [out_edges], g_out, pairs)
         hints = {k: torch.stack(v, dim=1) for k, v in hint_logits.items() if v}  # (V / P / G, S, ...)
@@ -293,19 +294,19 @@ class EncodeProcessDecode(nn.Module):
         t: int,
         teacher_forcing: float,
         prev: dict[str, Tensor],
-        reverse: Callable[[Tensor], Tensor],
     ) -> dict[str, Tensor]:
         """Hints fed to step t on a flat batch (``_next_hints`` for ``SparseBatch``); ``prev`` those fed to
-        step t - 1, ``reverse`` maps pair features to their reverse pairs'."""
+        step t - 1."""
         pairs = batch.pairs
         force = None
         if teacher_forcing > 0.0:
             force = torch.rand(pairs.num_graphs, device=batch.lengths.device) < teacher_forcing  # (G,)
         nxt: dict[str, Tensor] = {}
-        for f in sorted(enc.hint_fields, key=self._follows):  # pointers before the scalars that follow them
-            if self._follows(f):
-                weights = reverse(batch.inputs[_weight_input(enc.spec)].to(prev[f.name].dtype))  # (P,) w(r -> s)
-                fed = along_pointer_sparse(f, nxt[f.along[0]], prev[f.name], weights, pairs)
+        for f in enc.hint_fields:
+            if self._follows(f):  # from the decoded pointer: forcing below replaces forced graphs' value
+                choice = pointer_choice(preds[f.along[0]], self._hard_feedback, pairs)  # (P,) on j -> i: P(i -> j)
+                weights = batch.inputs[_weight_input(enc.spec)].to(choice.dtype)  # (P,) w(j -> i)
+                fed = along_pointer_sparse(f, choice, prev[f.name].to(choice.dtype), weights, pairs)
             else:
                 fed = sparse_postprocess(f, preds[f.name], self._hard_feedback, pairs)
             if force is not None:
@@ -396,10 +397,11 @@ class EncodeProcessDecode(nn.Module):
         if teacher_forcing > 0.0:
             force = torch.rand(k, device=batch.node_mask.device) < teacher_forcing
         nxt: dict[str, Tensor] = {}
-        for f in sorted(enc.hint_fields, key=self._follows):  # pointers before the scalars that follow them
-            if self._follows(f):
-                weights = _rows(batch.inputs[_weight_input(enc.spec)], k)  # (k, N, N) [sender, receiver]
-                fed = along_pointer_dense(f, nxt[f.along[0]], _rows(prev[f.name], k), weights.to(nxt[f.along[0]].dtype))
+        for f in enc.hint_fields:
+            if self._follows(f):  # from the decoded pointer: forcing below replaces forced graphs' value
+                pointer = postprocess(enc.spec.field(f.along[0]), _rows(preds[f.along[0]], k), hard)  # (k, N, N)
+                weights = _rows(batch.inputs[_weight_input(enc.spec)], k).to(pointer.dtype)  # [sender, receiver]
+                fed = along_pointer_dense(f, pointer, _rows(prev[f.name], k).to(pointer.dtype), weights)
             else:
                 fed = postprocess(f, _rows(preds[f.name], k), hard)
             if force is not None:
@@ -431,13 +433,14 @@ def along_pointer_dense(f: Field, pointer: Tensor, prev: Tensor, weights: Tensor
     return value
 
 
-def along_pointer_sparse(f: Field, pointer: Tensor, prev: Tensor, weights: Tensor, pairs: Pairs) -> Tensor:
-    """``along_pointer_dense`` on a flat batch: ``pointer`` (P,) the fed pointer feature (on pair s -> r:
-    s points to r), ``prev`` (V,), ``weights`` (P,) the weight of the reverse edge r -> s. Returns (V,)."""
-    term = pointer * weights  # (P,)
+def along_pointer_sparse(f: Field, choice: Tensor, prev: Tensor, weights: Tensor, pairs: Pairs) -> Tensor:
+    """``along_pointer_dense`` on a flat batch: ``choice`` (P,) on pair j -> i the probability that i points
+    to j (``pointer_choice``), ``prev`` (V,), ``weights`` (P,) the weight of j -> i. Returns (V,). Needs no
+    reverse pairs: a one-way edge's pointer is read on the edge itself."""
+    term = choice * weights  # (P,)
     if f.along[1] == "path":
-        term = term + pointer * prev[pairs.receivers]
-    return torch.zeros_like(prev).index_add_(0, pairs.senders, term)
+        term = term + choice * prev[pairs.senders]
+    return torch.zeros_like(prev).index_add_(0, pairs.receivers, term)
 
 
 def _keep(new_rows: Tensor, new: Tensor, old: Tensor | None) -> Tensor:

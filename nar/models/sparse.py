@@ -196,14 +196,24 @@ def sparse_postprocess(f: Field, logits: Tensor, hard: bool, pairs: Pairs) -> Te
         if hard:
             return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
         return torch.softmax(logits, dim=-1)
-    index, size = (pairs.receivers, pairs.num_nodes) if f.type == Type.POINTER else (pairs.node_graph, pairs.num_graphs)
+    if f.type != Type.POINTER:  # mask_one: a distribution over each graph's nodes
+        if hard:
+            best = segment_argmax(logits.detach(), pairs.node_graph, pairs.num_graphs)
+            return torch.zeros_like(logits).index_fill_(0, best, 1.0)
+        return segment_softmax(logits, pairs.node_graph, pairs.num_graphs)
+    # a pointer: choice[p] on pair p = (j -> i) is P(i points to j), a feature of pair (i -> j). A pair whose
+    # reverse is no message pair (a one-way edge j -> i of a flat batch that lists edges only) gets 0: i
+    # cannot point to j there, as j -> i would have to be a pair
+    choice = pointer_choice(logits, hard, pairs)
+    return torch.where(pairs.reverse >= 0, choice[pairs.reverse.clamp(min=0)], torch.zeros_like(choice))
+
+
+def pointer_choice(logits: Tensor, hard: bool, pairs: Pairs) -> Tensor:
+    """(P,) pointer logits -> (P,) on pair j -> i the probability that i points to j (one-hot when ``hard``)."""
     if hard:
-        best = segment_argmax(logits.detach(), index, size)
-        probs = torch.zeros_like(logits).index_fill_(0, best, 1.0)
-    else:
-        probs = segment_softmax(logits, index, size)
-    # a pointer: probs[p] on pair p = (j -> i) is P(i points to j), a feature of pair (i -> j)
-    return probs[pairs.reverse] if f.type == Type.POINTER else probs
+        best = segment_argmax(logits.detach(), pairs.receivers, pairs.num_nodes)
+        return torch.zeros_like(logits).index_fill_(0, best, 1.0)
+    return segment_softmax(logits, pairs.receivers, pairs.num_nodes)
 
 
 def pointer_predictions(logits: Tensor, pairs: Pairs) -> Tensor:

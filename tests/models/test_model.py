@@ -235,7 +235,7 @@ def test_scalars_along_pointers_reproduce_the_traces(algorithm):
     from random_batches import er_graphs
 
     from nar.models.model import along_pointer_dense, along_pointer_sparse
-    from nar.models.sparse import from_dense, sparse_features
+    from nar.models.sparse import from_dense
 
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(2)
@@ -257,9 +257,8 @@ def test_scalars_along_pointers_reproduce_the_traces(algorithm):
     pairs = sb.pairs
     for t in range(1, int(sb.lengths.max())):
         real = (sb.lengths > t)[pairs.node_graph]  # (V,)
-        pointer = sparse_features(algo.spec.field("pi_h"), sb.hints["pi_h"][:, t], pairs)  # (P,)
-        weights = sb.inputs["A"].float()[pairs.reverse]
-        got = along_pointer_sparse(f, pointer, sb.hints[f.name][:, t - 1].float(), weights, pairs)
+        choice = (sb.hints["pi_h"][:, t][pairs.receivers] == pairs.senders).float()  # (P,) on j -> i: i -> j
+        got = along_pointer_sparse(f, choice, sb.hints[f.name][:, t - 1].float(), sb.inputs["A"].float(), pairs)
         torch.testing.assert_close(got[real], sb.hints[f.name][:, t].float()[real])
         checked += int(real.sum())
     assert checked >= 100
@@ -303,8 +302,8 @@ def test_scalars_along_pointers_are_what_the_model_feeds_back(messages, feedback
             if messages == "dense":
                 implied = along_pointer_dense(f, fed[t]["pi_h"], fed[t - 1]["d"], batch.inputs["A"].float())
             else:
-                weights = sb.inputs["A"].float()[sb.pairs.reverse]  # (P,) weight of r -> s on pair s -> r
-                implied = along_pointer_sparse(f, fed[t]["pi_h"], fed[t - 1]["d"], weights, sb.pairs)
+                choice = fed[t]["pi_h"][sb.pairs.reverse]  # the fed feature of i -> j, read on j -> i
+                implied = along_pointer_sparse(f, choice, fed[t - 1]["d"], sb.inputs["A"].float(), sb.pairs)
             decoded = pred.hints["d"][:, t - 1]  # (B, N) or (V,)
             if along:
                 torch.testing.assert_close(fed[t]["d"], implied)
@@ -320,3 +319,23 @@ def test_scalars_along_pointers_are_what_the_model_feeds_back(messages, feedback
             assert torch.all(rows == 1)
     with pytest.raises(ValueError, match="scalars_along_pointers: true needs encode_hints"):
         ModelConfig(encode_hints=False, decode_hints=False, scalars_along_pointers=True)
+
+
+def test_pointers_fed_back_on_one_way_edges_and_distances_along_them():
+    """A flat batch that lists edges only (as transfer's): 0 <-> 1, 1 -> 2 one way, self-loops, node 3 alone. A
+    pointer is fed back on the pair that names it, 0 where that pair is no message pair (not the last pair's
+    value), and the distance along a pointer over a one-way edge needs no reverse pair."""
+    from nar.models.model import along_pointer_sparse
+    from nar.models.sparse import Pairs, pointer_choice, sparse_features, sparse_postprocess
+
+    spec = ALGORITHMS["bellman_ford"].spec
+    senders, receivers = torch.tensor([0, 1, 0, 1, 1, 2, 3]), torch.tensor([0, 0, 1, 1, 2, 2, 3])
+    pairs = Pairs(senders, receivers, torch.zeros(4, dtype=torch.long), 1)
+    logits = torch.tensor([5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 5.0])  # 0 -> 0, 1 -> 0, 2 -> 1 (the one-way edge), 3 -> 3
+    fed = sparse_postprocess(spec.field("pi_h"), logits, True, pairs)
+    assert fed.tolist() == sparse_features(spec.field("pi_h"), torch.tensor([0, 0, 1, 3]), pairs).tolist()
+    assert fed.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # pair 1 -> 2 has no reverse: 0, not pair -1's 1
+    weights = torch.tensor([0.0, 2.0, 2.0, 0.0, 3.0, 0.0, 0.0])  # w(0 -> 1) = w(1 -> 0) = 2, w(1 -> 2) = 3
+    choice = pointer_choice(logits, True, pairs)
+    d = along_pointer_sparse(spec.field("d"), choice, torch.tensor([0.0, 2.0, 9.0, 0.0]), weights, pairs)
+    assert d.tolist() == [0.0, 2.0, 5.0, 0.0]
