@@ -81,6 +81,9 @@ class ModelConfig:
         feedback the state between steps is then exact: the network decides the pointers, and no
         regression error of a decoded distance accumulates over steps (decoded distances are
         still trained and returned). What a discrete-state Bellman-Ford needs (README "Scale").
+    weight_scale_jitter: while training only, each graph's scale c (``weight_scale``) is multiplied by
+        U[1 - jitter, 1], so distances in c's units reach 1 / (1 - jitter) times their natural range: exact
+        distances fed along pointers on a big or one-way graph exceed what small training graphs show.
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -93,6 +96,7 @@ class ModelConfig:
     carry_hidden: bool = True
     pointer_both_ways: bool = False
     scalars_along_pointers: bool = False
+    weight_scale_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -122,6 +126,12 @@ class ModelConfig:
             raise ValueError(
                 "model scalars_along_pointers: true needs encode_hints: true (it changes the hints fed back)"
             )
+        if isinstance(self.weight_scale_jitter, bool) or not isinstance(self.weight_scale_jitter, int | float):
+            raise ValueError(f"model weight_scale_jitter must be a number in [0, 1), got {self.weight_scale_jitter!r}")
+        if not 0.0 <= self.weight_scale_jitter < 1.0:
+            raise ValueError(f"model weight_scale_jitter must lie in [0, 1), got {self.weight_scale_jitter!r}")
+        if self.weight_scale_jitter and self.weight_scale == "none":
+            raise ValueError("model weight_scale_jitter needs a weight_scale (eccentricity)")
         if not self.carry_hidden and not self.encode_hints:
             raise ValueError("model carry_hidden: false needs encode_hints: true (no other state between steps)")
         if self.encode_hints and not self.decode_hints:
@@ -233,7 +243,11 @@ class EncodeProcessDecode(nn.Module):
             raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
         if self.config.weight_scale == "eccentricity":
             spec = self.specs[batch.algorithm]
-            batch = scale_weights(spec, batch, eccentricity_scale(spec, batch))
+            scale = eccentricity_scale(spec, batch)  # (G,)
+            if self.training and self.config.weight_scale_jitter:
+                jitter = self.config.weight_scale_jitter
+                scale = scale * ((1.0 - jitter) + jitter * torch.rand_like(scale))
+            batch = scale_weights(spec, batch, scale)
         with autocast(self.config.precision, batch.lengths.device.type):
             return self._run_sparse(enc, dec, batch, teacher_forcing, keep_hints)
 

@@ -339,3 +339,32 @@ def test_pointers_fed_back_on_one_way_edges_and_distances_along_them():
     choice = pointer_choice(logits, True, pairs)
     d = along_pointer_sparse(spec.field("d"), choice, torch.tensor([0.0, 2.0, 9.0, 0.0]), weights, pairs)
     assert d.tolist() == [0.0, 2.0, 5.0, 0.0]
+
+
+def test_weight_scale_jitter_shrinks_each_graphs_scale_while_training_only():
+    """Training: c in [(1 - jitter) c, c], drawn per graph; eval: exactly the eccentricity scale."""
+    from nar.models.sparse import eccentricity_scale, from_dense
+
+    spec = ALGORITHMS["bellman_ford"].spec
+    rng = np.random.default_rng(5)
+    from random_batches import er_graphs
+
+    batch = collate(spec, ALGORITHMS["bellman_ford"].run(er_graphs(rng, 6, 10, spec.graph)).trajectories())
+    sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, batch.node_mask))
+    exact = eccentricity_scale(spec, sb)  # (G,)
+    config = ModelConfig(ProcessorConfig(kind="mpnn", hidden=8), messages="sparse", weight_scale="eccentricity")
+    jittered = dataclasses.replace(config, weight_scale_jitter=0.5)
+    model = EncodeProcessDecode([spec], jittered)
+    torch.manual_seed(0)
+    scale = model.train().forward_sparse(sb).weight_scale
+    assert torch.all(scale <= exact) and torch.all(scale >= 0.5 * exact) and not torch.allclose(scale, exact)
+    assert len(set((scale / exact).tolist())) == len(exact)  # one draw a graph
+    torch.testing.assert_close(model.eval().forward_sparse(sb).weight_scale, exact)
+    torch.manual_seed(0)
+    plain = EncodeProcessDecode([spec], config).train().forward_sparse(sb).weight_scale
+    torch.testing.assert_close(plain, exact)
+    for bad in (1.0, -0.1, "a lot", True):
+        with pytest.raises(ValueError, match="weight_scale_jitter"):
+            dataclasses.replace(config, weight_scale_jitter=bad)
+    with pytest.raises(ValueError, match="weight_scale_jitter needs a weight_scale"):
+        dataclasses.replace(config, weight_scale="none", weight_scale_jitter=0.5)
