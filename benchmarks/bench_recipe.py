@@ -143,6 +143,8 @@ def main() -> None:
     if args.run not in runs:
         raise SystemExit(f"--run {args.run!r}: not a pretrain run of {args.params} (runs: {sorted(runs)})")
     if args.model is not None:
+        if args.set:
+            raise SystemExit("--set changes a training run; with --model nothing is trained (drop one of them)")
         scored = score_saved(args.model, args.val, args.seed)
         write_result(args, scored, {"model": str(args.model)})
         return

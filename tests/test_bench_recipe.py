@@ -81,6 +81,14 @@ def test_a_saved_network_scores_as_the_model_that_was_saved(bench: ModuleType, t
     args = SimpleNamespace(model=tmp_path / "net", run="bellman_ford", set=[], seed=3, val=items, out=out)
     bench.write_result(args, {"grid:16": 50.0}, {"model": "net"})
     assert "--model" in out.read_text()
+    # a training override means nothing without training: refused in one line, nothing written
+    refused = tmp_path / "refused.json"
+    argv = ["--model", str(tmp_path / "net"), "--set", "train.steps=9", "--out", str(refused)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["bench_recipe.py", *argv])
+        with pytest.raises(SystemExit, match="with --model nothing is trained"):
+            bench.main()
+    assert not refused.exists()
 
 
 def test_path_validation_graphs_are_single_paths_from_one_end(bench: ModuleType) -> None:

@@ -47,6 +47,7 @@ from nar.models.sparse import (
     sparse_features,
     sparse_postprocess,
     to_dense,
+    weight_input,
 )
 
 
@@ -319,7 +320,8 @@ class EncodeProcessDecode(nn.Module):
         for f in enc.hint_fields:
             if self._follows(f):  # from the decoded pointer: forcing below replaces forced graphs' value
                 choice = pointer_choice(preds[f.along[0]], self._hard_feedback, pairs)  # (P,) on j -> i: P(i -> j)
-                weights = batch.inputs[_weight_input(enc.spec)].to(choice.dtype)  # (P,) w(j -> i)
+                weight = weight_input(enc.spec, "scalars_along_pointers")
+                weights = batch.inputs[weight].to(choice.dtype)  # (P,) w(j -> i)
                 fed = along_pointer_sparse(f, choice, prev[f.name].to(choice.dtype), weights, pairs)
             else:
                 fed = sparse_postprocess(f, preds[f.name], self._hard_feedback, pairs)
@@ -414,7 +416,8 @@ class EncodeProcessDecode(nn.Module):
         for f in enc.hint_fields:
             if self._follows(f):  # from the decoded pointer: forcing below replaces forced graphs' value
                 pointer = postprocess(enc.spec.field(f.along[0]), _rows(preds[f.along[0]], k), hard)  # (k, N, N)
-                weights = _rows(batch.inputs[_weight_input(enc.spec)], k).to(pointer.dtype)  # [sender, receiver]
+                weight = weight_input(enc.spec, "scalars_along_pointers")
+                weights = _rows(batch.inputs[weight], k).to(pointer.dtype)  # (k, N, N) [sender, receiver]
                 fed = along_pointer_dense(f, pointer, _rows(prev[f.name], k).to(pointer.dtype), weights)
             else:
                 fed = postprocess(f, _rows(preds[f.name], k), hard)
@@ -427,14 +430,6 @@ class EncodeProcessDecode(nn.Module):
     def _follows(self, f: Field) -> bool:
         """Whether ``f`` is fed back along its pointer (``scalars_along_pointers`` and ``Field.along``)."""
         return self.config.scalars_along_pointers and f.along is not None
-
-
-def _weight_input(spec: AlgorithmSpec) -> str:
-    """The edge input in weight units (the weights a scalar along a pointer adds up)."""
-    names = [f.name for f in spec.inputs if f.weight_unit and f.location == Location.EDGE]
-    if len(names) != 1:
-        raise ValueError(f"{spec.name}: scalars along pointers need one edge weight input, found {names}")
-    return names[0]
 
 
 def along_pointer_dense(f: Field, pointer: Tensor, prev: Tensor, weights: Tensor) -> Tensor:

@@ -112,6 +112,14 @@ def from_dense(spec: AlgorithmSpec, batch: Batch, adj: Tensor) -> SparseBatch:
     )
 
 
+def weight_input(spec: AlgorithmSpec, needed_by: str) -> str:
+    """The name of ``spec``'s one edge input in weight units (``Field.weight_unit``: the edge weights)."""
+    names = [f.name for f in spec.inputs if f.weight_unit and f.location == Location.EDGE]
+    if len(names) != 1:
+        raise ValueError(f"{spec.name}: {needed_by} needs one edge input in weight units, found {names}")
+    return names[0]
+
+
 def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
     """(G,) c = max(1, hop eccentricity of the source) x mean edge weight, per graph.
 
@@ -122,9 +130,9 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
     pairs = batch.pairs
     G, V = pairs.num_graphs, pairs.num_nodes
     sources = [f.name for f in spec.inputs if f.type == Type.MASK_ONE and f.location == Location.NODE]
-    weights = [f.name for f in spec.inputs if f.weight_unit and f.location == Location.EDGE]
-    if len(sources) != 1 or len(weights) != 1:
-        raise ValueError(f"{spec.name}: weight_scale needs one source (mask_one) input and one edge weight input")
+    if len(sources) != 1:
+        raise ValueError(f"{spec.name}: weight_scale needs one source (mask_one) input, found {sources}")
+    weight = weight_input(spec, "weight_scale")
     reach = batch.inputs[sources[0]] > 0.5  # (V,)
     ecc = torch.zeros(G, dtype=torch.float32, device=reach.device)
     while True:
@@ -135,7 +143,7 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
             break
         ecc += torch.zeros(G, device=reach.device).index_add_(0, pairs.node_graph, new.float()).clamp(max=1)
         reach |= new
-    w = batch.inputs[weights[0]].float()  # (P,)
+    w = batch.inputs[weight].float()  # (P,)
     edge = (w > 0) & (pairs.senders != pairs.receivers)  # (P,)
     total = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, torch.where(edge, w, 0.0))
     count = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, edge.float())
@@ -197,10 +205,7 @@ def sparse_postprocess(f: Field, logits: Tensor, hard: bool, pairs: Pairs) -> Te
             return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
         return torch.softmax(logits, dim=-1)
     if f.type != Type.POINTER:  # mask_one: a distribution over each graph's nodes
-        if hard:
-            best = segment_argmax(logits.detach(), pairs.node_graph, pairs.num_graphs)
-            return torch.zeros_like(logits).index_fill_(0, best, 1.0)
-        return segment_softmax(logits, pairs.node_graph, pairs.num_graphs)
+        return _segment_choice(logits, hard, pairs.node_graph, pairs.num_graphs)
     # a pointer: choice[p] on pair p = (j -> i) is P(i points to j), a feature of pair (i -> j). A pair whose
     # reverse is no message pair (a one-way edge j -> i of a flat batch that lists edges only) gets 0: i
     # cannot point to j there, as j -> i would have to be a pair
@@ -210,10 +215,15 @@ def sparse_postprocess(f: Field, logits: Tensor, hard: bool, pairs: Pairs) -> Te
 
 def pointer_choice(logits: Tensor, hard: bool, pairs: Pairs) -> Tensor:
     """(P,) pointer logits -> (P,) on pair j -> i the probability that i points to j (one-hot when ``hard``)."""
+    return _segment_choice(logits, hard, pairs.receivers, pairs.num_nodes)
+
+
+def _segment_choice(logits: Tensor, hard: bool, index: Tensor, size: int) -> Tensor:
+    """A distribution over the rows of each segment of ``index``: softmax, or one-hot at the argmax when ``hard``."""
     if hard:
-        best = segment_argmax(logits.detach(), pairs.receivers, pairs.num_nodes)
+        best = segment_argmax(logits.detach(), index, size)
         return torch.zeros_like(logits).index_fill_(0, best, 1.0)
-    return segment_softmax(logits, pairs.receivers, pairs.num_nodes)
+    return segment_softmax(logits, index, size)
 
 
 def pointer_predictions(logits: Tensor, pairs: Pairs) -> Tensor:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from random_batches import all_types_spec, make_batch, random_batch, random_trajectory
+from random_batches import all_types_spec, er_graphs, make_batch, random_batch, random_trajectory
 
 from nar.algorithms import ALGORITHMS, Location, Type
 from nar.data.batching import collate
@@ -110,7 +110,6 @@ def test_padding_never_leaks_bellman_ford(kind):
 def test_padding_never_leaks_without_hints_and_all_pairs_messages(algorithm):
     """The Dijkstra and MST-Prim profiles: no hints, all-pairs messages, one message layer."""
     import numpy as np
-    from random_batches import er_graphs
 
     algo = ALGORITHMS[algorithm]
     rng = np.random.default_rng(1)
@@ -128,8 +127,6 @@ def test_padding_never_leaks_without_hints_and_all_pairs_messages(algorithm):
 
 
 def make_batch_trajs(rng, n):
-    from random_batches import er_graphs
-
     algo = ALGORITHMS["bellman_ford"]
     return algo.run(er_graphs(rng, 2, n, algo.spec.graph)).trajectories()
 
@@ -232,8 +229,6 @@ def test_carry_hidden_false_starts_every_step_from_zeros(carry):
 def test_scalars_along_pointers_reproduce_the_traces(algorithm):
     """Fed the true pointer of step t and the true value of step t - 1, the rule of ``Field.along`` gives
     the true distance (key) of step t on every real node, densely and on a flat batch."""
-    from random_batches import er_graphs
-
     from nar.models.model import along_pointer_dense, along_pointer_sparse
     from nar.models.sparse import from_dense
 
@@ -347,8 +342,6 @@ def test_weight_scale_jitter_shrinks_each_graphs_scale_while_training_only():
 
     spec = ALGORITHMS["bellman_ford"].spec
     rng = np.random.default_rng(5)
-    from random_batches import er_graphs
-
     batch = collate(spec, ALGORITHMS["bellman_ford"].run(er_graphs(rng, 6, 10, spec.graph)).trajectories())
     sb = from_dense(spec, batch, message_adjacency(spec, batch.inputs, batch.node_mask))
     exact = eccentricity_scale(spec, sb)  # (G,)
