@@ -20,7 +20,9 @@ Pointers are encoded as edges (node i -> node Π_i), as CLRS does. Fed-back hint
 probabilities (softmax rows for pointers), which the same maps accept. A message j -> i then
 tells i that j points to it, never whom i points to: i must remember its own pointer in its
 latent. ``pointer_both_ways`` adds a second map of node pointers on the reverse pair, so the
-message j -> i also carries "i points to j".
+message j -> i also carries "i points to j". ``along_slack`` adds, for each scalar hint that
+follows a pointer (``Field.along``), one more pair channel per step: its relaxation slack
+(``model.along_slack``), computed by the model from the fed value and the edge weights.
 
 Inputs are encoded once per trajectory; per step only the hints are. Edge hints are
 returned as channels + weights (see ``EdgeFeatures``) so that nothing (B, N, N, H)-sized
@@ -74,7 +76,12 @@ class SpecEncoder(nn.Module):
     """The encoders of one algorithm: ``encode_inputs`` once, ``encode_hints`` every step."""
 
     def __init__(
-        self, spec: AlgorithmSpec, hidden: int, encode_hints: bool = True, pointer_both_ways: bool = False
+        self,
+        spec: AlgorithmSpec,
+        hidden: int,
+        encode_hints: bool = True,
+        pointer_both_ways: bool = False,
+        along_slack: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -82,6 +89,8 @@ class SpecEncoder(nn.Module):
         self.pointer_both_ways = pointer_both_ways
         self.input_fields = spec.inputs
         self.hint_fields = spec.hints if encode_hints else ()
+        # the hints whose slack is a pair channel (``model.along_slack``); their maps are "<name>_slack"
+        self.slack_fields = tuple(f for f in self.hint_fields if f.along is not None) if along_slack else ()
         self.layers = nn.ModuleDict()
         for f in (*self.input_fields, *self.hint_fields):
             # CLRS's "xavier_on_scalars": scalar hints get std 1/sqrt(H), not 1 (fan-in 1)
@@ -89,6 +98,8 @@ class SpecEncoder(nn.Module):
             n_maps = 2 if f.type == Type.POINTER and (f.location == Location.EDGE or pointer_both_ways) else 1
             maps = [linear(field_width(f), hidden, std=std) for _ in range(n_maps)]
             self.layers[f.name] = maps[0] if n_maps == 1 else nn.ModuleList(maps)
+        for f in self.slack_fields:
+            self.layers[slack_layer(f)] = linear(1, hidden, std=1.0 / hidden**0.5)
 
     # ------------------------------------------------------------------------- inputs
     def encode_inputs(self, inputs: dict[str, Tensor], node_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -138,14 +149,19 @@ class SpecEncoder(nn.Module):
 
     # -------------------------------------------------------------------------- hints
     def encode_hints(
-        self, hints: dict[str, Tensor], node_mask: Tensor | None, reverse: Reverse = None
+        self,
+        hints: dict[str, Tensor],
+        node_mask: Tensor | None,
+        reverse: Reverse = None,
+        slack: dict[str, Tensor] | None = None,
     ) -> StepEncoding:
         """One step's hints, in feature form (``to_features`` or fed-back probabilities).
 
         Dense (B, N, ...) with ``node_mask``, or flat (V / P / G, ...) with ``node_mask=None``
         (``nar.models.sparse``): every map is per entry, so one code path serves both.
         ``reverse`` maps a pair feature to the reverse pairs' (``transpose_pairs`` dense,
-        ``reverse_pairs`` flat); needed with ``pointer_both_ways``.
+        ``reverse_pairs`` flat); needed with ``pointer_both_ways``. ``slack``: each of
+        ``slack_fields``' pair channel, (B, N, N) [sender, receiver] or flat (P,).
         """
         node = graph = None
         xs: list[Tensor] = []
@@ -160,12 +176,17 @@ class SpecEncoder(nn.Module):
                 x, w, _ = value
                 xs.append(x)
                 ws.append(w)
+        if self.slack_fields and slack is None:
+            raise ValueError(f"{self.spec.name}: along_slack is on, the step's slack channels are needed")
+        for f in self.slack_fields:
+            xs.append(slack[f.name].unsqueeze(-1))  # type: ignore[index]  # (B, N, N, 1) / (P, 1)
+            ws.append(self.layers[slack_layer(f)].weight)  # (H, 1)
         if not xs:
             return StepEncoding(node, graph, None, None)
         return StepEncoding(node, graph, torch.cat(xs, dim=-1), torch.cat(ws, dim=1))
 
     def _edge_hint_bias(self) -> Tensor | None:
-        biases = []
+        biases = [self.layers[slack_layer(f)].bias for f in self.slack_fields]
         for f in self.hint_fields:
             if _is_edge_encoded(f):
                 layer = self.layers[f.name]
@@ -222,6 +243,11 @@ def reverse_pairs(pairs: Pairs) -> Callable[[Tensor], Tensor]:
         return x[pairs.reverse]
 
     return reverse
+
+
+def slack_layer(f: Field) -> str:
+    """The name of the map of ``f``'s slack channel (``along_slack``)."""
+    return f"{f.name}_slack"
 
 
 def _is_edge_encoded(f: Field) -> bool:

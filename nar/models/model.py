@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nar.algorithms.spec import AlgorithmSpec, Field, Location, Type
@@ -40,6 +41,7 @@ from nar.models.sparse import (
     SparseBatch,
     SparsePrediction,
     eccentricity_scale,
+    edge_mask_input,
     feature_graph,
     from_dense,
     pointer_choice,
@@ -85,6 +87,12 @@ class ModelConfig:
     weight_scale_jitter: while training only, each graph's scale c (``weight_scale``) is multiplied by
         U[1 - jitter, 1], so distances in c's units reach 1 / (1 - jitter) times their natural range: exact
         distances fed along pointers on a big or one-way graph exceed what small training graphs show.
+    along_slack: each step, every pair j -> i also gets, for each scalar hint v that follows a pointer
+        (``Field.along``), the slack softsign((v via j - v_i) / mean edge weight), with v via j = v_j + w(j -> i)
+        for a path (distances) and w(j -> i) for an edge (Prim's keys); 1 on pairs that are no edge, 0 on
+        the self pair. Why: with distances in units of the graph's depth (``weight_scale``) the choices
+        that go wrong at n = 256 are near-ties 0.02-0.07 mean edge weights apart, finer than the latent
+        resolves; in mean-weight units, relative to i's own value, they are O(1) apart at any size.
     """
 
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
@@ -98,6 +106,7 @@ class ModelConfig:
     pointer_both_ways: bool = False
     scalars_along_pointers: bool = False
     weight_scale_jitter: float = 0.0
+    along_slack: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.processor, Mapping):
@@ -127,6 +136,10 @@ class ModelConfig:
             raise ValueError(
                 "model scalars_along_pointers: true needs encode_hints: true (it changes the hints fed back)"
             )
+        if not isinstance(self.along_slack, bool):
+            raise ValueError(f"model along_slack must be true or false, got {self.along_slack!r}")
+        if self.along_slack and not self.encode_hints:
+            raise ValueError("model along_slack: true needs encode_hints: true (the slack is a hint channel)")
         if isinstance(self.weight_scale_jitter, bool) or not isinstance(self.weight_scale_jitter, int | float):
             raise ValueError(f"model weight_scale_jitter must be a number in [0, 1), got {self.weight_scale_jitter!r}")
         if not 0.0 <= self.weight_scale_jitter < 1.0:
@@ -201,7 +214,13 @@ class EncodeProcessDecode(nn.Module):
         H = config.hidden
         edge_dims = (self.processor.edge_out_dim,) if self.processor.edge_out_dim else ()
         both_ways = config.pointer_both_ways
-        self.encoders = nn.ModuleDict({s.name: SpecEncoder(s, H, config.encode_hints, both_ways) for s in specs})
+        if config.along_slack and not any(f.along for s in specs for f in s.hints):
+            raise ValueError(
+                f"model along_slack: none of {[s.name for s in specs]} has a scalar hint that follows a pointer"
+            )
+        self.encoders = nn.ModuleDict(
+            {s.name: SpecEncoder(s, H, config.encode_hints, both_ways, config.along_slack) for s in specs}
+        )
         self.decoders = nn.ModuleDict({s.name: SpecDecoder(s, H, config.decode_hints, edge_dims) for s in specs})
 
     def forward(self, batch: Batch, teacher_forcing: float = 0.0) -> Prediction:
@@ -264,11 +283,12 @@ class EncodeProcessDecode(nn.Module):
         edges = EdgeFeatures(edge_in)
         hidden = torch.zeros(V, H, device=node_in.device)
         reverse = reverse_pairs(pairs)
+        slack = SlackSparse(enc, batch) if enc.slack_fields else None
         hints_t = {f.name: sparse_features(f, batch.hints[f.name][:, 0], pairs) for f in enc.hint_fields}
         hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
         h_out = x_out = g_out = None  # each graph's decoder inputs at its own last step
         for t in range(S):
-            step = enc.encode_hints(hints_t, None, reverse)
+            step = enc.encode_hints(hints_t, None, reverse, None if slack is None else slack(hints_t))
             node_fts = node_in if step.node is None else node_in + step.node  # (V, H)
             graph_fts = graph_in if step.graph is None else graph_in + step.graph  # (G, H)
             step_edges = edges.with_step(step.edge_x, step.edge_w)  # (P, H), lazily
@@ -355,6 +375,7 @@ class EncodeProcessDecode(nn.Module):
         edges = EdgeFeatures(edge_in)
         hidden = torch.zeros(B, N, H, device=node_mask.device)
 
+        slack = SlackDense(enc, batch, adj) if enc.slack_fields else None
         hints_t = {f.name: to_features(f, batch.hints[f.name][:, 0], N) for f in enc.hint_fields}
         hint_logits: dict[str, list[Tensor]] = {f.name: [] for f in dec.hint_fields}
         finished: list[dict[str, Tensor]] = []  # outputs of graphs [k_{t+1}:k_t], t descending
@@ -362,7 +383,8 @@ class EncodeProcessDecode(nn.Module):
             k = running[t]
             mask_k = _rows(node_mask, k)
             hidden_k = _rows(hidden, k)
-            step = enc.encode_hints({n: _rows(v, k) for n, v in hints_t.items()}, mask_k, transpose_pairs)
+            hints_k = {n: _rows(v, k) for n, v in hints_t.items()}
+            step = enc.encode_hints(hints_k, mask_k, transpose_pairs, None if slack is None else slack(hints_k, k))
             node_k, graph_k = _rows(node_in, k), _rows(graph_in, k)
             node_fts = node_k if step.node is None else node_k + step.node  # (k, N, H)
             graph_fts = graph_k if step.graph is None else graph_k + step.graph  # (k, H)
@@ -450,6 +472,61 @@ def along_pointer_sparse(f: Field, choice: Tensor, prev: Tensor, weights: Tensor
     if f.along[1] == "path":
         term = term + choice * prev[pairs.senders]
     return torch.zeros_like(prev).index_add_(0, pairs.receivers, term)
+
+
+class SlackDense:
+    """``along_slack``'s pair channels on a dense batch: ``self(hints, k)`` -> {field: (k, N_j, N_i)} for the
+    first k graphs, [sender j, receiver i] as every dense pair feature."""
+
+    def __init__(self, enc: SpecEncoder, batch: Batch, adj: Tensor) -> None:
+        spec = enc.spec
+        self.fields = enc.slack_fields
+        self.weights = batch.inputs[weight_input(spec, "along_slack")].float()  # (B, N, N) w(j -> i)
+        edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & adj  # (B, N, N)
+        edge = edge & ~torch.eye(edge.shape[-1], dtype=torch.bool, device=edge.device)
+        count = edge.sum((1, 2))  # (B,)
+        mean = torch.where(edge, self.weights, 0.0).sum((1, 2)) / count.clamp(min=1)
+        self.unit = torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))  # (B,)
+        self.edge = edge
+        self.self_pair = torch.eye(edge.shape[-1], dtype=torch.bool, device=edge.device)  # (N, N)
+
+    def __call__(self, hints: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+        w, unit, edge = _rows(self.weights, k), _rows(self.unit, k), _rows(self.edge, k)
+        out = {}
+        for f in self.fields:
+            value = hints[f.name].float()  # (k, N)
+            via = w + value[:, :, None] if f.along[1] == "path" else w  # (k, N_j, N_i): i's value through j
+            slack = F.softsign((via - value[:, None, :]) / unit[:, None, None])
+            out[f.name] = torch.where(edge, slack, torch.where(self.self_pair, 0.0, 1.0))
+        return out
+
+
+class SlackSparse:
+    """``along_slack``'s pair channels on a flat batch: ``self(hints)`` -> {field: (P,)} on pairs j -> i."""
+
+    def __init__(self, enc: SpecEncoder, batch: SparseBatch) -> None:
+        spec, pairs = enc.spec, batch.pairs
+        self.fields, self.pairs = enc.slack_fields, pairs
+        self.weights = batch.inputs[weight_input(spec, "along_slack")].float()  # (P,) w(j -> i)
+        self.self_pair = pairs.senders == pairs.receivers  # (P,)
+        self.edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & ~self.self_pair  # (P,)
+        G = pairs.num_graphs
+        count = torch.zeros(G, device=self.weights.device).index_add_(0, pairs.graph, self.edge.float())
+        total = torch.zeros(G, device=self.weights.device).index_add_(
+            0, pairs.graph, torch.where(self.edge, self.weights, 0.0)
+        )
+        mean = total / count.clamp(min=1)
+        unit = torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))  # (G,)
+        self.pair_unit = unit[pairs.graph]  # (P,)
+
+    def __call__(self, hints: dict[str, Tensor]) -> dict[str, Tensor]:
+        pairs, out = self.pairs, {}
+        for f in self.fields:
+            value = hints[f.name].float()  # (V,)
+            via = self.weights + value[pairs.senders] if f.along[1] == "path" else self.weights  # (P,)
+            slack = F.softsign((via - value[pairs.receivers]) / self.pair_unit)
+            out[f.name] = torch.where(self.edge, slack, torch.where(self.self_pair, 0.0, 1.0))
+        return out
 
 
 def _keep(new_rows: Tensor, new: Tensor, old: Tensor | None) -> Tensor:

@@ -120,6 +120,14 @@ def weight_input(spec: AlgorithmSpec, needed_by: str) -> str:
     return names[0]
 
 
+def edge_mask_input(spec: AlgorithmSpec) -> str:
+    """The name of ``spec``'s one edge mask input (which pairs are edges of the graph)."""
+    names = [f.name for f in spec.inputs if f.type == Type.MASK and f.location == Location.EDGE]
+    if len(names) != 1:
+        raise ValueError(f"{spec.name}: along_slack needs one edge mask input, found {names}")
+    return names[0]
+
+
 def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
     """(G,) c = max(1, hop eccentricity of the source) x mean edge weight, per graph.
 

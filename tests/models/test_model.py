@@ -285,9 +285,9 @@ def test_scalars_along_pointers_are_what_the_model_feeds_back(messages, feedback
         fed: list[dict[str, torch.Tensor]] = []
         encode = enc.encode_hints
 
-        def spy(hints, node_mask, reverse=None, fed=fed, encode=encode):  # records the hints each step is fed
+        def spy(hints, node_mask, reverse=None, slack=None, fed=fed, encode=encode):  # the hints each step is fed
             fed.append({k: v.detach().clone() for k, v in hints.items()})
-            return encode(hints, node_mask, reverse)
+            return encode(hints, node_mask, reverse, slack)
 
         enc.encode_hints = spy
         with torch.no_grad():
@@ -361,3 +361,84 @@ def test_weight_scale_jitter_shrinks_each_graphs_scale_while_training_only():
             dataclasses.replace(config, weight_scale_jitter=bad)
     with pytest.raises(ValueError, match="weight_scale_jitter needs a weight_scale"):
         dataclasses.replace(config, weight_scale="none", weight_scale_jitter=0.5)
+
+
+def test_along_slack_is_the_relaxation_slack_in_mean_edge_weights():
+    """By hand on a flat batch: 0 <-> 1 (w 2), 1 -> 2 one way (w 4), self pairs; mean edge weight (2 + 2 + 4) / 3.
+    Pair j -> i: softsign((d_j + w(j -> i) - d_i) / mean) (Prim's key: w(j -> i) - key_i), 0 on self pairs,
+    1 on the pair 2 -> 1 that is no edge (the reverse of a one-way edge)."""
+    from nar.models.model import SlackSparse
+    from nar.models.sparse import Pairs, SparseBatch
+
+    senders, receivers = torch.tensor([0, 1, 0, 1, 2, 1, 2]), torch.tensor([0, 0, 1, 1, 1, 2, 2])
+    pairs = Pairs(senders, receivers, torch.zeros(3, dtype=torch.long), 1)
+    weights = torch.tensor([0.0, 2.0, 2.0, 0.0, 0.0, 4.0, 0.0])
+    is_edge = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])  # the adj input: self-loops, no 2 -> 1
+    mean = 8.0 / 3.0
+    value = torch.tensor([0.0, 3.0, 5.0])
+
+    def expected(via_0_1, via_1_0, via_1_2, value):
+        s = lambda x: x / (1 + abs(x))  # noqa: E731  softsign
+        return [0.0, s((via_1_0 - value[0]) / mean), s((via_0_1 - value[1]) / mean), 0.0, 1.0,
+                s((via_1_2 - value[2]) / mean), 0.0]  # fmt: skip
+
+    for algorithm, field, vias in (("bellman_ford", "d", (0.0 + 2, 3.0 + 2, 3.0 + 4)), ("mst_prim", "key", (2, 2, 4))):
+        spec = ALGORITHMS[algorithm].spec
+        inputs = {"A": weights, "adj": is_edge}
+        sb = SparseBatch(algorithm, inputs, {}, {}, pairs, torch.tensor([3]), torch.tensor([3]))
+        model = EncodeProcessDecode([spec], ModelConfig(ProcessorConfig(hidden=8), along_slack=True))
+        got = SlackSparse(model.encoders[algorithm], sb)({field: value})[field]
+        torch.testing.assert_close(got, torch.tensor(expected(*vias, value.tolist())))
+
+
+@pytest.mark.parametrize("messages", ["dense", "sparse"])
+def test_along_slack_dense_equals_sparse_and_is_fed_to_the_encoder(messages):
+    """On random directed graphs (one-way edges, non-edges) the dense channel equals the flat one on every
+    message pair; each step's encoder gets the slack of the very distances fed to that step."""
+    from nar.data.samplers import GraphSamplerConfig, sample_graphs
+    from nar.models.model import SlackDense, SlackSparse
+    from nar.models.sparse import from_dense
+
+    algo = ALGORITHMS["bellman_ford"]
+    rng = np.random.default_rng(3)
+    graphs = sample_graphs(algo.spec.graph, GraphSamplerConfig(kind="geometric", oneway=0.4), 9, 3, rng)
+    batch = collate(algo.spec, algo.run(graphs).trajectories())
+    adj = message_adjacency(algo.spec, batch.inputs, batch.node_mask)
+    sb = from_dense(algo.spec, batch, adj)
+    options = {"messages": messages, "scalars_along_pointers": True, "along_slack": True}
+    model = EncodeProcessDecode([algo.spec], ModelConfig(ProcessorConfig(kind="mpnn", hidden=8), **options))
+    enc = model.encoders["bellman_ford"]
+    d = batch.hints["d"][:, 3]  # (B, N) some step's distances
+    dense = SlackDense(enc, batch, adj)({"d": d}, 3)["d"]  # (B, N_j, N_i)
+    flat = SlackSparse(enc, sb)({"d": d[batch.node_mask]})["d"]  # (P,)
+    local = torch.arange(sb.pairs.num_nodes) - sb.node_offset[sb.pairs.node_graph]
+    torch.testing.assert_close(dense[sb.pairs.graph, local[sb.pairs.senders], local[sb.pairs.receivers]], flat)
+    assert (flat == 1.0).any() and (flat.abs() < 1.0).any()  # non-edges and edges both present
+
+    seen = []
+    original = enc.encode_hints
+
+    def spy(hints, node_mask, reverse=None, slack=None):
+        seen.append((hints["d"].clone(), slack["d"].clone()))
+        return original(hints, node_mask, reverse, slack)
+
+    enc.encode_hints = spy
+    with torch.no_grad():
+        model.eval()(batch)
+    assert len(seen) > 2
+    for fed, slack in seen:
+        if messages == "sparse":
+            own = SlackSparse(enc, sb)  # unscaled weights: weight_scale is off
+            torch.testing.assert_close(slack, own({"d": fed})["d"])
+        else:
+            k = fed.shape[0]
+            torch.testing.assert_close(slack, SlackDense(enc, batch, adj)({"d": fed}, k)["d"])
+
+
+def test_along_slack_needs_a_field_that_follows_a_pointer_and_hints():
+    with pytest.raises(ValueError, match="along_slack: none of"):
+        EncodeProcessDecode([ALGORITHMS["bfs"].spec], ModelConfig(ProcessorConfig(hidden=8), along_slack=True))
+    with pytest.raises(ValueError, match="along_slack: true needs encode_hints"):
+        ModelConfig(encode_hints=False, decode_hints=False, along_slack=True)
+    with pytest.raises(ValueError, match="along_slack must be true or false"):
+        ModelConfig(along_slack="yes")

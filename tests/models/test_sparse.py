@@ -75,13 +75,16 @@ def test_pairs_reverse_and_segment_ops():
         {"pointer_both_ways": True, "carry_hidden": False},
         {"scalars_along_pointers": True},
         {"scalars_along_pointers": True, "hint_feedback": "hard", "carry_hidden": False, "pointer_both_ways": True},
+        {"scalars_along_pointers": True, "along_slack": True},
     ],
 )
 def test_sparse_model_equals_dense_on_complete_graphs(algorithm, kind, teacher_forcing, options):
     """On complete graphs every node is a pointer candidate in both layouts: logits and hints agree
     (fed back as decoded, or forced to the truth at every step), pointers encoded both ways too, and
-    with distances (keys) fed back along the pointers."""
+    with distances (keys) fed back along the pointers, their slack channels included."""
     algo = ALGORITHMS[algorithm]
+    if options.get("along_slack") and not any(f.along for f in algo.spec.hints):
+        pytest.skip(f"{algorithm} has no scalar hint that follows a pointer")
     rng = np.random.default_rng(0)
     trajs = []
     for n in (5, 8, 3):
