@@ -44,6 +44,7 @@ from nar.models.sparse import (
     edge_mask_input,
     feature_graph,
     from_dense,
+    mean_edge_weight,
     pointer_choice,
     scale_weights,
     sparse_features,
@@ -510,14 +511,7 @@ class SlackSparse:
         self.weights = batch.inputs[weight_input(spec, "along_slack")].float()  # (P,) w(j -> i)
         self.self_pair = pairs.senders == pairs.receivers  # (P,)
         self.edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & ~self.self_pair  # (P,)
-        G = pairs.num_graphs
-        count = torch.zeros(G, device=self.weights.device).index_add_(0, pairs.graph, self.edge.float())
-        total = torch.zeros(G, device=self.weights.device).index_add_(
-            0, pairs.graph, torch.where(self.edge, self.weights, 0.0)
-        )
-        mean = total / count.clamp(min=1)
-        unit = torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))  # (G,)
-        self.pair_unit = unit[pairs.graph]  # (P,)
+        self.pair_unit = mean_edge_weight(self.weights, self.edge, pairs)[pairs.graph]  # (P,)
 
     def __call__(self, hints: dict[str, Tensor]) -> dict[str, Tensor]:
         pairs, out = self.pairs, {}

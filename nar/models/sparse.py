@@ -153,10 +153,17 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
         reach |= new
     w = batch.inputs[weight].float()  # (P,)
     edge = (w > 0) & (pairs.senders != pairs.receivers)  # (P,)
+    return ecc.clamp(min=1) * mean_edge_weight(w, edge, pairs)
+
+
+def mean_edge_weight(w: Tensor, edge: Tensor, pairs: Pairs) -> Tensor:
+    """(G,) each graph's mean of ``w`` (P,) over the pairs where ``edge`` (P,); 1 where that is not positive
+    (no edges, or zero weights), so dividing by it is always safe."""
+    G = pairs.num_graphs
     total = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, torch.where(edge, w, 0.0))
     count = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, edge.float())
-    mean = torch.where(count > 0, total / count.clamp(min=1), torch.ones_like(total))
-    return ecc.clamp(min=1) * mean
+    mean = total / count.clamp(min=1)
+    return torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))
 
 
 def scale_weights(spec: AlgorithmSpec, batch: SparseBatch, scale: Tensor) -> SparseBatch:
