@@ -4,6 +4,7 @@ Both write through :class:`nar.tracked_run.TrackedRun`, like pretraining and reg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,25 @@ def _result_rows(result: Any) -> Iterator[tuple[str, float, int]]:
         yield "curve_val_pointer_acc", row["val_pointer_acc"], int(row["step"])
         yield "curve_train_loss", row["train_loss"], int(row["step"])
     yield "train_seconds", result.train_seconds, 0
+
+
+def _log_child(child: Any, params: Mapping[str, Any], rows: list[tuple[str, float, int]]) -> None:
+    """A child run's params and metric rows in one ``log_batch`` when they fit MLflow's per-call limits (a
+    sweep logs a few hundred children: each store call costs a SQLite transaction), else as TrackedRun does."""
+    from mlflow.entities import Metric, Param
+
+    from nar.tracked_run import METRICS_PER_BATCH, PARAMS_PER_BATCH
+
+    if len(params) > PARAMS_PER_BATCH or len(rows) > METRICS_PER_BATCH:
+        child.log_params(params)
+        child.log_metric_rows(rows)
+        return
+    now = int(time.time() * 1000)
+    child.client.log_batch(
+        child.run_id,
+        metrics=[Metric(key, float(value), now, int(step)) for key, value, step in rows],
+        params=[Param(k, str(v)) for k, v in params.items()],
+    )
 
 
 def log_sweep(
@@ -50,16 +70,12 @@ def log_sweep(
         summary = {}
         for r in results:
             s = r.spec
-            child = parent.child(f"{task}/{s.variant}/n{s.size}/s{s.seed}", {**tags, "variant": s.variant})
-            child.log_params({"variant": s.variant, "size": s.size, "seed": s.seed})
-            child.log_metric_rows(_result_rows(r))
-            if r.processor_sha256_before:
-                child.set_tags(
-                    {
-                        "processor_sha256_before": r.processor_sha256_before,
-                        "processor_sha256_after": str(r.processor_sha256_after),
-                    }
-                )
+            child_tags = {**tags, "variant": s.variant}
+            if r.processor_sha256_before:  # with the run's creation: one store call, not one per tag
+                child_tags["processor_sha256_before"] = r.processor_sha256_before
+                child_tags["processor_sha256_after"] = str(r.processor_sha256_after)
+            child = parent.child(f"{task}/{s.variant}/n{s.size}/s{s.seed}", child_tags)
+            _log_child(child, {"variant": s.variant, "size": s.size, "seed": s.seed}, list(_result_rows(r)))
             child.end()
             if s.seed == run_params["seeds"][0] and "test" in r.metrics:
                 summary[f"{s.variant}_n{s.size}_test_pointer_acc"] = r.metrics["test"]["pointer_acc"]

@@ -38,6 +38,7 @@ def _init_worker(
         data=data,
         params=params,
         task_params=tp,
+        record=record,
         processor=processor_from_record(record) if record is not None else None,
         network=network_from_record(record) if record is not None and _trains_on_network(params) else None,
         eval_batches={name: s.batches(params.eval_batch_size, params.device) for name, s in data.splits.items()},
@@ -45,9 +46,15 @@ def _init_worker(
 
 
 def _run_job(spec, keep_state: bool, pictures: int):
-    from nar.transfer.train import train_run
+    """Train and score ``spec``; a variant that needs no training (heuristic, oracle, ceiling) is scored once on
+    every split (its size and seed are placeholders), here rather than in the parent after the pool, so that it
+    runs beside the last training runs instead of after them."""
+    from nar.transfer.train import run_untrained, train_run
+    from nar.transfer.variants import TRAINED
 
     w = _WORKER
+    if spec.variant not in TRAINED:
+        return run_untrained(spec, w["data"], w["record"])
     params: TransferParams = w["params"]
     return train_run(
         spec,

@@ -11,8 +11,8 @@
    two-threaded run). A run's result depends only on its (variant, size, seed), never on
    which worker ran it or in which order.
 3. Scores the variants that need no training (``heuristic``: the exact algorithm on the visible
-   proxy cost; ``oracle``: on the hidden true costs) once per split, and reports them in every
-   size x seed cell.
+   proxy cost; ``oracle``: on the hidden true costs) once per split, as the pool's last jobs (beside
+   the last training runs, one thread, as they are), and reports them in every size x seed cell.
 4. Writes ``metrics/transfer/<task>.json`` (per variant, size, seed and split: every metric
    of :mod:`nar.transfer.metrics`; learning curves; the processor's sha256 before and
    after each nar_frozen run) and ``models/transfer/<task>/`` (``index.json``, the trained
@@ -136,6 +136,9 @@ def run_transfer(
     )
 
     def on_done(r: RunResult) -> None:
+        if r.spec.variant in untrained:  # scored in a minute: not kept for a resume
+            progress_out.untrained_done(r.spec.variant, run_summary(r.metrics))
+            return
         with signals_deferred():  # a finished run is kept whole or not at all
             resume.save(r)
         progress_out.run_done(r.spec.name, run_summary(r.metrics, r.steps, r.train_seconds + r.eval_seconds))
@@ -148,12 +151,18 @@ def run_transfer(
             at_once = params.workers if len(todo) > 1 else 1
             plan = plan_line(task, trained, params.sizes, params.seeds, at_once, untrained)
             progress_out.start(plan, resumed_from=str(resume.path))
-            fresh = run_jobs(todo, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
+            # the untrained variants are scored once each, as the pool's last jobs: beside the last training runs
+            # (in a worker, one thread, as the training runs), not after them
+            scored = [RunSpec(task, v, 0, 0) for v in untrained]
+            queue = todo + scored
+            fresh = run_jobs(queue, str(data_root), task, params, record, keep, pictures, on_done) if todo else []
             by_spec = {**finished, **{r.spec: r for r in fresh}}
             results = [by_spec[spec] for spec in jobs]
-            for variant in untrained:  # scored once, reported in every size x seed cell
-                once = run_untrained(RunSpec(task, variant, 0, 0), data, record)
-                progress_out.untrained_done(variant, run_summary(once.metrics))
+            for variant, spec in zip(untrained, scored, strict=True):  # reported in every size x seed cell
+                once = by_spec.get(spec)
+                if once is None:  # every training run was resumed: no pool ran
+                    once = run_untrained(spec, data, record)
+                    progress_out.untrained_done(variant, run_summary(once.metrics))
                 for n in params.sizes:
                     for s in params.seeds:
                         results.append(RunResult(RunSpec(task, variant, n, s), once.metrics, eval_seconds=0.0))

@@ -309,3 +309,35 @@ def test_evaluate_reports_every_swept_variant_nar_costs_included(swept, natural_
     scores = (tmp_path / "plots" / "scores" / "road.csv").read_text()
     assert "nar_costs" in scores
     assert (tmp_path / "plots" / "png" / "road_scores.png").is_file()
+
+
+def test_untrained_variants_are_scored_in_the_pool_as_in_the_parent(natural_root, processor_dir, tmp_path, monkeypatch):
+    """heuristic, oracle and ceiling run as the pool's last jobs (beside the last training runs): the same
+    numbers as scoring them in this process, in every size x seed cell, and never kept for a resume."""
+    from nar.transfer import pool
+    from nar.transfer.record import load_processor_record
+    from nar.transfer.train import RunSpec, TaskData, run_untrained
+
+    untrained = ["heuristic", "oracle", "ceiling"]
+    params = tiny_params(natural_root, processor_dir, variants=["e2e", *untrained], sizes=[8], seeds=[0, 1])
+    calls = []
+    original = pool._run_job
+    monkeypatch.setattr(pool, "_run_job", lambda *a: calls.append(a[0].variant) or original(*a))
+    m = run_transfer(
+        "road",
+        params,
+        models_root=tmp_path / "m",
+        metrics_root=tmp_path / "x",
+        checkpoints_root=tmp_path / "c",
+        track=False,
+    )
+    assert calls == ["e2e", "e2e", *untrained]  # after the training runs, once each
+    data = TaskData.load(str(natural_root), "road", params.task("road"))
+    record = load_processor_record(params.processor, params.allow_unverified)
+    for variant in untrained:
+        here = run_untrained(RunSpec("road", variant, 0, 0), data, record).metrics
+        assert (
+            m["results"][variant]["n8"]["s0"]
+            == m["results"][variant]["n8"]["s1"]
+            == json.loads(json.dumps(here, default=int))
+        )
