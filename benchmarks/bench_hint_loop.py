@@ -101,6 +101,14 @@ class _GivenInputs(nn.Module):
     def hint_fields(self):
         return self.inner.hint_fields
 
+    @property
+    def slack_fields(self):  # the step's slack channels (``model.along_slack``) come from the inner encoder
+        return self.inner.slack_fields
+
+    @property
+    def spec(self):
+        return self.inner.spec
+
     def encode_hints(self, *args, **kwargs):
         return self.inner.encode_hints(*args, **kwargs)
 
