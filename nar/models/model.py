@@ -475,6 +475,23 @@ def along_pointer_sparse(f: Field, choice: Tensor, prev: Tensor, weights: Tensor
     return torch.zeros_like(prev).index_add_(0, pairs.receivers, term)
 
 
+def relaxation_slack(
+    f: Field,
+    value_sender: Tensor,
+    value_receiver: Tensor,
+    weights: Tensor,
+    unit: Tensor,
+    edge: Tensor,
+    self_pair: Tensor,
+) -> Tensor:
+    """``along_slack``'s channel of ``f`` on pairs j -> i, any layout (dense (k, N_j, N_i) or flat (P,), the
+    arguments broadcast to it): softsign((value via j - value_i) / unit), value via j = value_j + w(j -> i) for a
+    path and w(j -> i) for an edge (``Field.along``); 1 on pairs that are no edge, 0 on the self pair."""
+    via = weights + value_sender if f.along[1] == "path" else weights
+    slack = F.softsign((via - value_receiver) / unit)
+    return torch.where(edge, slack, torch.where(self_pair, 0.0, 1.0))
+
+
 class SlackDense:
     """``along_slack``'s pair channels on a dense batch: ``self(hints, k)`` -> {field: (k, N_j, N_i)} for the
     first k graphs, [sender j, receiver i] as every dense pair feature."""
@@ -483,22 +500,18 @@ class SlackDense:
         spec = enc.spec
         self.fields = enc.slack_fields
         self.weights = batch.inputs[weight_input(spec, "along_slack")].float()  # (B, N, N) w(j -> i)
-        edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & adj  # (B, N, N)
-        edge = edge & ~torch.eye(edge.shape[-1], dtype=torch.bool, device=edge.device)
-        count = edge.sum((1, 2))  # (B,)
-        mean = torch.where(edge, self.weights, 0.0).sum((1, 2)) / count.clamp(min=1)
-        self.unit = torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))  # (B,)
-        self.edge = edge
-        self.self_pair = torch.eye(edge.shape[-1], dtype=torch.bool, device=edge.device)  # (N, N)
+        B, N, _ = self.weights.shape
+        self.self_pair = torch.eye(N, dtype=torch.bool, device=adj.device)  # (N, N)
+        self.edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & adj & ~self.self_pair  # (B, N, N)
+        graph = torch.arange(B, device=adj.device).view(B, 1, 1).expand(B, N, N)
+        self.unit = mean_edge_weight(self.weights, self.edge, graph, B)  # (B,)
 
     def __call__(self, hints: dict[str, Tensor], k: int) -> dict[str, Tensor]:
-        w, unit, edge = _rows(self.weights, k), _rows(self.unit, k), _rows(self.edge, k)
+        w, unit, edge = _rows(self.weights, k), _rows(self.unit, k)[:, None, None], _rows(self.edge, k)
         out = {}
         for f in self.fields:
             value = hints[f.name].float()  # (k, N)
-            via = w + value[:, :, None] if f.along[1] == "path" else w  # (k, N_j, N_i): i's value through j
-            slack = F.softsign((via - value[:, None, :]) / unit[:, None, None])
-            out[f.name] = torch.where(edge, slack, torch.where(self.self_pair, 0.0, 1.0))
+            out[f.name] = relaxation_slack(f, value[:, :, None], value[:, None, :], w, unit, edge, self.self_pair)
         return out
 
 
@@ -511,15 +524,14 @@ class SlackSparse:
         self.weights = batch.inputs[weight_input(spec, "along_slack")].float()  # (P,) w(j -> i)
         self.self_pair = pairs.senders == pairs.receivers  # (P,)
         self.edge = (batch.inputs[edge_mask_input(spec)] > 0.5) & ~self.self_pair  # (P,)
-        self.pair_unit = mean_edge_weight(self.weights, self.edge, pairs)[pairs.graph]  # (P,)
+        self.pair_unit = mean_edge_weight(self.weights, self.edge, pairs.graph, pairs.num_graphs)[pairs.graph]
 
     def __call__(self, hints: dict[str, Tensor]) -> dict[str, Tensor]:
         pairs, out = self.pairs, {}
         for f in self.fields:
             value = hints[f.name].float()  # (V,)
-            via = self.weights + value[pairs.senders] if f.along[1] == "path" else self.weights  # (P,)
-            slack = F.softsign((via - value[pairs.receivers]) / self.pair_unit)
-            out[f.name] = torch.where(self.edge, slack, torch.where(self.self_pair, 0.0, 1.0))
+            sender, receiver = value[pairs.senders], value[pairs.receivers]  # (P,)
+            out[f.name] = relaxation_slack(f, sender, receiver, self.weights, self.pair_unit, self.edge, self.self_pair)
         return out
 
 

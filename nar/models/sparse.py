@@ -153,15 +153,16 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch) -> Tensor:
         reach |= new
     w = batch.inputs[weight].float()  # (P,)
     edge = (w > 0) & (pairs.senders != pairs.receivers)  # (P,)
-    return ecc.clamp(min=1) * mean_edge_weight(w, edge, pairs)
+    return ecc.clamp(min=1) * mean_edge_weight(w, edge, pairs.graph, pairs.num_graphs)
 
 
-def mean_edge_weight(w: Tensor, edge: Tensor, pairs: Pairs) -> Tensor:
-    """(G,) each graph's mean of ``w`` (P,) over the pairs where ``edge`` (P,); 1 where that is not positive
-    (no edges, or zero weights), so dividing by it is always safe."""
-    G = pairs.num_graphs
-    total = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, torch.where(edge, w, 0.0))
-    count = torch.zeros(G, device=w.device).index_add_(0, pairs.graph, edge.float())
+def mean_edge_weight(w: Tensor, edge: Tensor, graph: Tensor, num_graphs: int) -> Tensor:
+    """(G,) each graph's mean of ``w`` over the entries where ``edge``; ``w``, ``edge`` and ``graph`` (the
+    graph of each entry) alike shaped, flat (P,) or dense (B, N, N). 1 where that mean is not positive (no
+    edges, or zero weights), so dividing by it is always safe."""
+    graph, edge = graph.reshape(-1), edge.reshape(-1)
+    total = torch.zeros(num_graphs, device=w.device).index_add_(0, graph, torch.where(edge, w.reshape(-1), 0.0))
+    count = torch.zeros(num_graphs, device=w.device).index_add_(0, graph, edge.float())
     mean = total / count.clamp(min=1)
     return torch.where((count > 0) & (mean > 0), mean, torch.ones_like(mean))
 
