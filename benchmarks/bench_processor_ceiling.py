@@ -55,32 +55,29 @@ def score_split(model: torch.nn.Module, algorithm: str, split_dir: Path, limit: 
 
     spec = ALGORITHMS[algorithm].spec
     data = load_natural(split_dir)
-    by_size: dict[int, list] = defaultdict(list)  # equal sizes batch without padding
-    examples: dict[int, list] = defaultdict(list)
+    by_size: dict[int, list] = defaultdict(list)  # (trajectory, example) pairs; equal sizes batch without padding
     oracle_right = oracle_total = 0
     for i in range(min(limit, len(data))):
         ex = data[i]
-        examples[ex.num_nodes].append(ex)
         w = ex.hidden_weights()
         w = w / (w.max() * 1.0001)  # (n, n) in [0, 1): the pretraining range
         traj = execute(algorithm, w, ex.adjacency(), source=ex.source)
         oracle_right += int((traj.outputs["pi"] == ex.pi).sum())
         oracle_total += ex.num_nodes
-        # score against the task's target, not our re-execution
-        traj.outputs["pi"] = ex.pi.astype(traj.outputs["pi"].dtype)
-        by_size[ex.num_nodes].append(traj)
+        by_size[ex.num_nodes].append((traj, ex))
     right = right_tie = total = 0
     steps = []
-    for size, trajs in by_size.items():
-        for start in range(0, len(trajs), 32):
-            part = trajs[start : start + 32]
+    for pairs in by_size.values():
+        for start in range(0, len(pairs), 32):
+            trajs, exs = zip(*pairs[start : start + 32], strict=True)
             with torch.no_grad():
-                pred = model(collate(spec, part)).outputs["pi"].argmax(-1).numpy()  # (b, n): equal sizes
-            for row, ex in zip(pred, examples[size][start : start + 32], strict=True):
-                # right up to ties: the predecessor lies on *some* shortest path (the hidden edge_optimal)
+                pred = model(collate(spec, list(trajs))).outputs["pi"].argmax(-1).numpy()  # (b, n): equal sizes
+            for row, ex in zip(pred, exs, strict=True):
+                # scored against the task's target, not our re-execution; up to ties: the predecessor lies on
+                # *some* shortest path (the hidden edge_optimal)
                 exact, tie = node_scores(row, ex.pi, ex.source, ex.edge_index, ex.hidden["edge_optimal"])
                 right, right_tie, total = right + exact, right_tie + tie, total + ex.num_nodes
-            steps += [t.length for t in part]
+            steps += [t.length for t in trajs]
     return {
         "examples": int(sum(len(v) for v in by_size.values())),
         "pointer_acc": 100.0 * right / total,
