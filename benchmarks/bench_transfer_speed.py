@@ -106,24 +106,20 @@ class ValidationClock:
         self.train.quick_accuracy = self.original
 
 
-def timed_run(spec: Any, tp: Any, worker: dict[str, Any], params: Any) -> dict[str, Any]:
-    """One run (``tp`` may cut its steps) with its parts timed."""
-    from nar.transfer.train import train_run
+def timed_run(spec: Any, tp: Any) -> dict[str, Any]:
+    """One run with its parts timed, as a sweep worker runs it (``nar.transfer.pool._run_job`` in this process,
+    after ``pool._init_worker``), with the task's transfer params ``tp`` in place of the worker's (to cut steps)."""
+    from nar.transfer import pool
 
-    with ValidationClock() as clock:
-        start = time.perf_counter()
-        r = train_run(
-            spec,
-            tp,
-            worker["data"],
-            worker["processor"],
-            eval_batch_size=params.eval_batch_size,
-            device=params.device,
-            mode=params.processor_mode,
-            eval_batches=worker["eval_batches"],
-            network=worker["network"],
-        )
-        total = time.perf_counter() - start
+    own = pool._WORKER["task_params"]
+    pool._WORKER["task_params"] = tp
+    try:
+        with ValidationClock() as clock:
+            start = time.perf_counter()
+            r = pool._run_job(spec, False, 0)  # no state kept, no pictures: the train_run defaults
+            total = time.perf_counter() - start
+    finally:
+        pool._WORKER["task_params"] = own
     steps_s = r.train_seconds - clock.seconds
     return {
         "steps": r.steps,
@@ -264,9 +260,9 @@ def bench_task(task: str, params: Any, record: Any, args: argparse.Namespace) ->
     cut = dataclasses.replace(tp, max_steps=args.probe_steps)
     for v in variants:
         spec = RunSpec(task, v, args.probe_size, args.seed)
-        row: dict[str, Any] = {"probe": timed_run(spec, cut, worker, params)}
+        row: dict[str, Any] = {"probe": timed_run(spec, cut)}
         if tp.precision == "bfloat16" and not args.no_float32:
-            row["float32"] = timed_run(spec, dataclasses.replace(cut, precision="float32"), worker, params)
+            row["float32"] = timed_run(spec, dataclasses.replace(cut, precision="float32"))
         steps = {n: committed.get(v, {}).get(n, float(tp.max_steps)) for n in params.sizes}
         row["sweep_mean_steps"] = {str(n): round(s, 1) for n, s in steps.items()}
         row["run_seconds"] = {str(n): round(modeled(row["probe"], s, tp.eval_every), 1) for n, s in steps.items()}
@@ -275,7 +271,7 @@ def bench_task(task: str, params: Any, record: Any, args: argparse.Namespace) ->
                 str(n): round(modeled(row["float32"], s, tp.eval_every), 1) for n, s in steps.items()
             }
         for n in args.full_runs:
-            row.setdefault("full_runs", {})[str(n)] = timed_run(RunSpec(task, v, n, args.seed), tp, worker, params)
+            row.setdefault("full_runs", {})[str(n)] = timed_run(RunSpec(task, v, n, args.seed), tp)
         out["variants"][v] = row
         print(f"{task} {v}: {json.dumps(row)}", file=sys.stderr, flush=True)
 
