@@ -38,8 +38,10 @@ class TaskTransferParams:
     eval_every, patience: validate every eval_every steps on ``val_examples`` validation
         examples; stop after ``patience`` validations without a better pointer accuracy and
         keep the best weights (early stopping).
-    precision: ``bfloat16`` runs the pointer models' matrix products under autocast (1.5x
-        faster on CPUs with AVX512-BF16; the frozen weights stay float32); ``float32`` is exact.
+    precision: ``float32`` (the default) is exact; ``bfloat16`` runs the pointer models' matrix
+        products under autocast (1.5x faster on CPUs with AVX512-BF16, but 8x slower on CPUs without it,
+        benchmarks/results/transfer_speed.json, and 6 of 100 digit_grid runs stalled under it:
+        reports/transfer_notes.md §3; the frozen weights stay float32).
     bottleneck_lambda: λ of the blackbox differentiation (in units of the graph's mean predicted cost).
     bottleneck_learning_rate: the bottleneck's learning rate.
     """
@@ -59,7 +61,7 @@ class TaskTransferParams:
     eval_every: int = 25
     patience: int | None = None
     val_examples: int | None = None
-    precision: Literal["float32", "bfloat16"] = "bfloat16"
+    precision: Literal["float32", "bfloat16"] = "float32"
     bottleneck_lambda: float = 1.0
     bottleneck_learning_rate: float = 0.01
 
