@@ -10,7 +10,7 @@ from nar.data.samplers import GraphSamplerConfig, geometric_radius, grid_shapes,
 UNDIRECTED = GraphKind(weighted=True, directed=False)
 DIRECTED = GraphKind(weighted=True, directed=True)
 DAG = GraphKind(weighted=True, directed=True, acyclic=True)
-KINDS = ("er", "grid", "geometric", "tree")
+KINDS = ("er", "grid", "geometric", "tree", "delaunay")
 
 
 def draw(graph=UNDIRECTED, n=12, batch=64, seed=0, **config):
@@ -198,3 +198,60 @@ def test_tree_graphs_are_euclidean_minimum_spanning_trees_weighted_by_distance()
         return np.mean([max(d.values()) for d in hops])
 
     assert depth(g) > depth(grid)
+
+
+def _cross(o, a, b) -> float:
+    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
+
+
+def _same_side(u, v, w, q) -> bool:
+    """q lies on w's side of the line through u and v."""
+    return bool(np.sign(_cross(u, v, q)) == np.sign(_cross(u, v, w)))
+
+
+def _hull_size(pts: np.ndarray) -> int:
+    """Vertices of the convex hull (Andrew's monotone chain), written here so the test does not ask scipy."""
+    order = sorted(map(tuple, pts))
+    half = []
+    for seq in (order, order[::-1]):
+        chain = []
+        for p in seq:
+            while len(chain) >= 2 and _cross(chain[-2], chain[-1], p) <= 0:
+                chain.pop()
+            chain.append(p)
+        half.append(chain[:-1])
+    return len(half[0]) + len(half[1])
+
+
+def test_delaunay_graphs_are_delaunay_triangulations_weighted_by_distance():
+    n, batch, seed = 20, 4, 5
+    g = draw(n=n, batch=batch, kind="delaunay", seed=seed)
+    pts = np.random.default_rng(seed).random((batch, n, 2), dtype=np.float32).astype(np.float64)  # the first draw
+    for b in range(batch):
+        p = pts[b]
+        edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(g.adj[b])), strict=True)]
+        # a triangulation: 3n - 3 - h straight edges, no two crossing
+        assert len(edges) == 3 * n - 3 - _hull_size(p)
+        for a, (i, j) in enumerate(edges):
+            for k, m in edges[a + 1 :]:
+                if len({i, j, k, m}) == 4:
+                    assert not (
+                        _cross(p[i], p[j], p[k]) * _cross(p[i], p[j], p[m]) < 0
+                        and _cross(p[k], p[m], p[i]) * _cross(p[k], p[m], p[j]) < 0
+                    )
+        # Delaunay: no point inside the circumcircle of any face (a 3-clique with no point inside it)
+        graph = nx.Graph(edges)
+        for tri in (c for c in nx.enumerate_all_cliques(graph) if len(c) == 3):
+            a, c, d = (p[x] for x in tri)
+            others = np.delete(p, tri, axis=0)
+            inside = [_same_side(a, c, d, q) and _same_side(c, d, a, q) and _same_side(d, a, c, q) for q in others]
+            if any(inside):
+                continue  # not a face
+            # incircle determinant, oriented counter-clockwise: > 0 means q lies inside the circle through a, c, d
+            if _cross(a, c, d) < 0:
+                c, d = d, c
+            for q in others:
+                m = np.array([[x[0] - q[0], x[1] - q[1], (x[0] - q[0]) ** 2 + (x[1] - q[1]) ** 2] for x in (a, c, d)])
+                assert np.linalg.det(m) <= 1e-12
+        ratio = g.A[b][g.adj[b]] / np.linalg.norm(p[:, None] - p[None], axis=-1)[g.adj[b]]
+        assert ratio.min() >= 0.8 - 1e-6 and ratio.max() < 1.2 + 1e-6  # lengths times noise in [0.8, 1.2)
