@@ -53,6 +53,9 @@ from nar.models.sparse import (
     weight_input,
 )
 
+# weight_scale -> the typical edge weight its scale multiplies the hop eccentricity by (eccentricity_scale)
+WEIGHT_SCALES = {"none": None, "eccentricity": "mean", "eccentricity_rms": "rms"}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -71,7 +74,9 @@ class ModelConfig:
         weights, distances, keys) of a graph by c = (hop eccentricity of the source) x (mean
         edge weight), so distances stay O(1) on graphs of any size; scalar logits of those
         fields are then in these units (``Prediction.weight_scale`` holds c). Pointers do not
-        change when all weights scale. Sparse messages only. "none": the raw weights.
+        change when all weights scale. Sparse messages only. "eccentricity_rms": the same with the
+        root-mean-square edge weight (long edges weigh more: distances stay O(1) on graphs with a heavy
+        tail of long edges too, ``eccentricity_scale``). "none": the raw weights.
     carry_hidden: whether each step starts from the previous step's processor latent (CLRS).
         False: from zeros, so everything a node remembers between steps lies in the hints fed
         back; with hard feedback of discrete hints a step is then a fixed rule on discrete
@@ -102,7 +107,7 @@ class ModelConfig:
     hint_feedback: Literal["soft", "hard", "hard_on_eval"] = "soft"
     precision: Literal["float32", "bfloat16"] = "float32"
     messages: Literal["dense", "sparse"] = "dense"
-    weight_scale: Literal["none", "eccentricity"] = "none"
+    weight_scale: Literal["none", "eccentricity", "eccentricity_rms"] = "none"
     carry_hidden: bool = True
     pointer_both_ways: bool = False
     scalars_along_pointers: bool = False
@@ -123,10 +128,11 @@ class ModelConfig:
                 "model messages 'sparse' needs a processor of kind mpnn or gmpnn with full_adjacency: false "
                 f"(got kind {self.processor.kind!r}, full_adjacency {self.processor.full_adjacency})"
             )
-        if self.weight_scale not in ("none", "eccentricity"):
-            raise ValueError(f"model weight_scale {self.weight_scale!r}; allowed: 'none', 'eccentricity'")
+        if self.weight_scale not in WEIGHT_SCALES:
+            allowed = ", ".join(map(repr, WEIGHT_SCALES))
+            raise ValueError(f"model weight_scale {self.weight_scale!r}; allowed: {allowed}")
         if self.weight_scale != "none" and self.messages != "sparse":
-            raise ValueError("model weight_scale 'eccentricity' needs messages: sparse")
+            raise ValueError(f"model weight_scale {self.weight_scale!r} needs messages: sparse")
         if not isinstance(self.pointer_both_ways, bool):
             raise ValueError(f"model pointer_both_ways must be true or false, got {self.pointer_both_ways!r}")
         if not isinstance(self.carry_hidden, bool):
@@ -146,7 +152,7 @@ class ModelConfig:
         if not 0.0 <= self.weight_scale_jitter < 1.0:
             raise ValueError(f"model weight_scale_jitter must lie in [0, 1), got {self.weight_scale_jitter!r}")
         if self.weight_scale_jitter and self.weight_scale == "none":
-            raise ValueError("model weight_scale_jitter needs a weight_scale (eccentricity)")
+            raise ValueError("model weight_scale_jitter needs a weight_scale (eccentricity or eccentricity_rms)")
         if not self.carry_hidden and not self.encode_hints:
             raise ValueError("model carry_hidden: false needs encode_hints: true (no other state between steps)")
         if self.encode_hints and not self.decode_hints:
@@ -262,9 +268,9 @@ class EncodeProcessDecode(nn.Module):
             dec: SpecDecoder = self.decoders[batch.algorithm]
         except KeyError:
             raise KeyError(f"model has no encoders for {batch.algorithm!r}; it knows {sorted(self.specs)}") from None
-        if self.config.weight_scale == "eccentricity":
+        if self.config.weight_scale != "none":
             spec = self.specs[batch.algorithm]
-            scale = eccentricity_scale(spec, batch)  # (G,)
+            scale = eccentricity_scale(spec, batch, WEIGHT_SCALES[self.config.weight_scale])  # (G,)
             if self.training and self.config.weight_scale_jitter:
                 jitter = self.config.weight_scale_jitter
                 scale = scale * ((1.0 - jitter) + jitter * torch.rand_like(scale))

@@ -139,11 +139,12 @@ def _batch(algorithm: str, seed: int = 0, n: int = 10, B: int = 3, scale: float 
 
 
 @pytest.mark.parametrize("algorithm", ["bellman_ford", "dijkstra", "mst_prim"])
-def test_weight_scale_makes_pointers_invariant_to_the_units_of_the_weights(algorithm):
+@pytest.mark.parametrize("weight_scale", ["eccentricity", "eccentricity_rms"])
+def test_weight_scale_makes_pointers_invariant_to_the_units_of_the_weights(algorithm, weight_scale):
     """Scaling every weight by 7 changes no pointer of the algorithm; with weight_scale the model agrees."""
     algo = ALGORITHMS[algorithm]
     torch.manual_seed(0)
-    cfg = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse", weight_scale="eccentricity")
+    cfg = ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=16), messages="sparse", weight_scale=weight_scale)
     model = EncodeProcessDecode([algo.spec], cfg)
     small, big = _batch(algorithm), _batch(algorithm, scale=7.0)
     assert torch.equal(small.outputs["pi"], big.outputs["pi"])
@@ -158,7 +159,7 @@ def test_weight_scale_makes_pointers_invariant_to_the_units_of_the_weights(algor
     torch.testing.assert_close(total_loss(algo.spec, ps, small)[0], total_loss(algo.spec, pb, big)[0])
 
 
-def test_eccentricity_scale_is_hops_times_mean_weight():
+def test_eccentricity_scale_is_hops_times_mean_or_rms_weight():
     algo = ALGORITHMS["bellman_ford"]
     batch = _batch("bellman_ford", seed=4, n=12, B=4)
     from nar.models import message_adjacency
@@ -166,19 +167,27 @@ def test_eccentricity_scale_is_hops_times_mean_weight():
 
     sb = from_dense(algo.spec, batch, message_adjacency(algo.spec, batch.inputs, batch.node_mask))
     got = eccentricity_scale(algo.spec, sb)
+    rms = eccentricity_scale(algo.spec, sb, "rms")
     import networkx as nx
 
     for b in range(4):
         A = batch.inputs["A"][b].numpy()
         g = nx.from_numpy_array((A > 0).astype(int))
         source = int(batch.inputs["s"][b].argmax())
-        hops = max(nx.single_source_shortest_path_length(g, source).values())
-        assert got[b].item() == pytest.approx(max(hops, 1) * A[A > 0].mean(), rel=1e-5)
+        hops = max(max(nx.single_source_shortest_path_length(g, source).values()), 1)
+        assert got[b].item() == pytest.approx(hops * A[A > 0].mean(), rel=1e-5)
+        assert rms[b].item() == pytest.approx(hops * np.sqrt((A[A > 0] ** 2).mean()), rel=1e-5)
+        assert rms[b] > got[b]  # unequal weights: the root mean square exceeds the mean
+    with pytest.raises(ValueError, match="edge_weight 'max'; allowed: 'mean', 'rms'"):
+        eccentricity_scale(algo.spec, sb, "max")
 
 
-def test_weight_scale_needs_sparse_messages():
-    with pytest.raises(ValueError, match="sparse"):
-        ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), weight_scale="eccentricity")
+@pytest.mark.parametrize("weight_scale", ["eccentricity", "eccentricity_rms"])
+def test_weight_scale_needs_sparse_messages(weight_scale):
+    with pytest.raises(ValueError, match=f"weight_scale '{weight_scale}' needs messages: sparse"):
+        ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), weight_scale=weight_scale)
+    with pytest.raises(ValueError, match="weight_scale 'hops'; allowed: 'none', 'eccentricity', 'eccentricity_rms'"):
+        ModelConfig(processor=ProcessorConfig(kind="mpnn", hidden=8), messages="sparse", weight_scale="hops")
 
 
 def test_pointers_both_ways_tell_the_receiver_whom_it_points_to():
