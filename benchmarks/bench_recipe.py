@@ -55,14 +55,20 @@ def override(run: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
 
 
 def draw_val(algorithm: str, item: str, rng: np.random.Generator, count: int = 8):
-    """``count`` graphs of ``kind:n[:oneway]``, drawn as MixedBatches draws them (sparse ER above 16 nodes)."""
+    """``count`` graphs of ``kind:n[:oneway][:field=value ...]``, drawn as MixedBatches draws them (sparse ER
+    above 16 nodes); fields are GraphSamplerConfig's, e.g. ``delaunay:1024:0.3:oneway_chain=4:weight_noise=0``."""
     kind, n, *rest = item.split(":")
     n = int(n)
     if kind == "path":  # the deepest graph (n - 1 hops): settled pointers must hold for hundreds of steps
         graphs = path_graphs(n, count, rng, ALGORITHMS[algorithm].spec.graph.weighted)
         return collate(ALGORITHMS[algorithm].spec, ALGORITHMS[algorithm].run(graphs).trajectories())
     p = (0.1, 0.9) if n <= 16 else (min(1.0, 3 * math.log(n) / n),) * 2
-    cfg = GraphSamplerConfig(kind=kind, p_range=p, oneway=float(rest[0]) if rest else 0.0)
+    fields = {k: yaml.safe_load(v) for k, v in (f.split("=", 1) for f in rest if "=" in f)}
+    oneway = [float(f) for f in rest if "=" not in f]
+    try:
+        cfg = GraphSamplerConfig(kind=kind, p_range=p, oneway=oneway[0] if oneway else 0.0, **fields)
+    except TypeError as e:
+        raise SystemExit(f"--val item {item!r}: {e}") from None
     algo = ALGORITHMS[algorithm]
     return collate(algo.spec, algo.run(sample_graphs(algo.spec.graph, cfg, n, count, rng)).trajectories())
 
@@ -129,7 +135,11 @@ def main() -> None:
     ap.add_argument("--run", default="bellman_ford", help="a key of pretrain.runs")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.steps=6000")
     ap.add_argument("--seed", type=int, default=0, help="train.seed (the validation draw uses its own seed)")
-    ap.add_argument("--val", default="grid:256,geometric:256,tree:256", help="kind:n[:oneway], kind: sampler or path")
+    ap.add_argument(
+        "--val",
+        default="grid:256,geometric:256,tree:256",
+        help="kind:n[:oneway][:field=value...]; kind: a sampler kind or path; fields: GraphSamplerConfig's",
+    )
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--save", type=Path, help="also write the trained network here, as the pretrain stage does")

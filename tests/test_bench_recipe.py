@@ -37,6 +37,14 @@ def test_validation_graphs_follow_the_item(bench: ModuleType) -> None:
     adj = lambda b: b.inputs["A"][0].numpy() > 0  # noqa: E731  the first graph's weights (n, n)
     assert (adj(two_way) == adj(two_way).T).all()
     assert not (adj(one_way) == adj(one_way).T).all()
+    # sampler fields by name: exact lengths (no weight noise), one-way chains
+    exact = bench.draw_val("bellman_ford", "delaunay:30:0.3:oneway_chain=4:weight_noise=0", np.random.default_rng(0), 2)
+    w = exact.inputs["A"][0].numpy()
+    assert not (adj(exact) == adj(exact).T).all()
+    both = (w > 0) & (w.T > 0)
+    assert np.allclose(w[both], w.T[both])  # the two directions of a two-way street: the same exact length
+    with pytest.raises(SystemExit, match="'delaunay:30:colour=red'.*colour"):
+        bench.draw_val("bellman_ford", "delaunay:30:colour=red", np.random.default_rng(0), 2)
 
 
 def test_a_saved_network_loads_as_a_pretraining_run(bench: ModuleType, tmp_path: Path) -> None:

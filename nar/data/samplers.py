@@ -66,6 +66,7 @@ from nar.algorithms.base import Graphs
 from nar.algorithms.spec import GraphKind
 
 KINDS = ("er", "grid", "geometric", "tree", "delaunay")
+POINT_KINDS = ("geometric", "tree", "delaunay")  # drawn from points in the unit square
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class GraphSamplerConfig:
     connect: bool = True  # geometric: add the Euclidean minimum spanning tree (always connected)
     weight_noise: float = 0.2  # geometric: weight = distance * U[1 - noise, 1 + noise)
     oneway: float = 0.0  # fraction of two-way edges made one-way (a random direction kept): road-like one-way streets
+    # > 1: one-way streets in chains of up to this many edges going on roughly straight, the Euclidean minimum
+    # spanning tree kept two-way (every node reachable from every other, as in a city); point families only
+    oneway_chain: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -103,12 +107,19 @@ class GraphSamplerConfig:
             raise ValueError(f"sampler weight_noise must be in [0, 1), got {self.weight_noise}")
         if not 0 <= self.oneway < 1:
             raise ValueError(f"sampler oneway must be in [0, 1), got {self.oneway}")
+        if isinstance(self.oneway_chain, bool) or not isinstance(self.oneway_chain, int) or self.oneway_chain < 1:
+            raise ValueError(f"sampler oneway_chain must be an integer >= 1, got {self.oneway_chain!r}")
+        if self.oneway_chain > 1 and self.kind not in POINT_KINDS:
+            raise ValueError(
+                f"sampler oneway_chain > 1 needs node positions: kind one of {list(POINT_KINDS)}, got {self.kind!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["p_range"] = list(self.p_range)
-        if d["oneway"] == 0.0:  # the default: manifests written before it existed stay byte-identical
-            del d["oneway"]
+        for key, default in (("oneway", 0.0), ("oneway_chain", 1)):
+            if d[key] == default:  # the default: manifests written before it existed stay byte-identical
+                del d[key]
         return d
 
     @classmethod
@@ -136,8 +147,8 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
     weighted, directed, acyclic = config.resolve(graph)
     B = batch
     # Structure, then weights. Each family returns adj (B, n, n) bool without self-loops and,
-    # for geometric, the base edge lengths.
-    lengths = None
+    # for the point families, the base edge lengths (B, n, n) and the points (B, n, 2).
+    lengths = points = None
     if config.kind == "er":
         p = rng.uniform(config.p_range[0], config.p_range[1], size=(B, 1, 1)).astype(np.float32)
         draw = rng.random((B, n, n), dtype=np.float32) < p
@@ -145,11 +156,11 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
     elif config.kind == "grid":
         adj = _grid(n, B, rng)
     elif config.kind == "tree":
-        adj, lengths = _euclidean_tree(n, B, rng)
+        adj, lengths, points = _euclidean_tree(n, B, rng)
     elif config.kind == "delaunay":
-        adj, lengths = _delaunay(n, B, rng)
+        adj, lengths, points = _delaunay(n, B, rng)
     else:
-        adj, lengths = _geometric(n, B, config, rng)
+        adj, lengths, points = _geometric(n, B, config, rng)
 
     if acyclic:
         # Keep u -> v iff u comes before v in a random order: the result is a DAG.
@@ -169,7 +180,10 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
             w = _mirror_upper(w)
         A = np.where(adj, w, np.float32(0)).astype(np.float64)
 
-    if config.oneway > 0:
+    if config.oneway > 0 and config.oneway_chain > 1:
+        adj = _one_way_chains(adj, points, lengths, config.oneway, config.oneway_chain, rng)
+        A = np.where(adj, A, 0.0)
+    elif config.oneway > 0:
         # each two-way edge {i, j} becomes one-way with probability oneway, keeping a random direction
         pick = np.triu(adj & adj.transpose(0, 2, 1), 1) & (rng.random((B, n, n), dtype=np.float32) < config.oneway)
         keep_forward = rng.random((B, n, n), dtype=np.float32) < 0.5
@@ -283,13 +297,11 @@ def _distances(pts: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("bijk,bijk->bij", diff, diff))
 
 
-def _point_distances(n: int, B: int, rng: np.random.Generator) -> np.ndarray:
-    """(B, n, n) Euclidean distances between n uniform points in the unit square per graph."""
-    return _distances(_points(n, B, rng))
-
-
-def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    dist = _point_distances(n, B, rng)  # (B, n, n)
+def _geometric(
+    n: int, B: int, config: GraphSamplerConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pts = _points(n, B, rng)  # (B, n, 2)
+    dist = _distances(pts)  # (B, n, n)
     off = _off_diagonal(n)
     adj = (dist < geometric_radius(n, config.mean_degree)) & off
     k = min(config.knn, n - 1)
@@ -301,29 +313,80 @@ def _geometric(n: int, B: int, config: GraphSamplerConfig, rng: np.random.Genera
         adj |= knn | knn.transpose(0, 2, 1)
     if config.connect:
         adj |= _minimum_spanning_tree(dist)
-    return adj, dist.astype(np.float32)
+    return adj, dist.astype(np.float32), pts
 
 
-def _euclidean_tree(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n, n) bool symmetric Euclidean minimum spanning trees of uniform points, and their (B, n, n) lengths."""
-    dist = _point_distances(n, B, rng)  # (B, n, n)
-    return _minimum_spanning_tree(dist), dist.astype(np.float32)
+def _euclidean_tree(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B, n, n) bool symmetric Euclidean minimum spanning trees of uniform points, their (B, n, n) lengths
+    and the (B, n, 2) points."""
+    pts = _points(n, B, rng)  # (B, n, 2)
+    dist = _distances(pts)  # (B, n, n)
+    return _minimum_spanning_tree(dist), dist.astype(np.float32), pts
 
 
-def _delaunay(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n, n) bool symmetric Delaunay triangulations of uniform points, and their (B, n, n) lengths.
+def _delaunay(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B, n, n) bool symmetric Delaunay triangulations of uniform points, their (B, n, n) lengths and the
+    (B, n, 2) points.
 
     Fewer than 4 points: the complete graph (every pair is a Delaunay edge of 3 points in general position)."""
     pts = _points(n, B, rng)  # (B, n, 2)
     dist = _distances(pts)  # (B, n, n)
     if n < 4:
-        return np.broadcast_to(_off_diagonal(n), (B, n, n)).copy(), dist.astype(np.float32)
+        return np.broadcast_to(_off_diagonal(n), (B, n, n)).copy(), dist.astype(np.float32), pts
     adj = np.zeros((B, n, n), dtype=bool)
     for b in range(B):
         tri = Delaunay(pts[b]).simplices  # (T, 3) node ids of each triangle
         for u, v in ((0, 1), (1, 2), (0, 2)):
             adj[b, tri[:, u], tri[:, v]] = adj[b, tri[:, v], tri[:, u]] = True
-    return adj, dist.astype(np.float32)
+    return adj, dist.astype(np.float32), pts
+
+
+def _one_way_chains(
+    adj: np.ndarray, pts: np.ndarray, dist: np.ndarray, fraction: float, chain: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(B, n, n) ``adj`` with ``fraction`` of its two-way edges made one-way, laid out in chains.
+
+    A chain starts on a random two-way edge off the Euclidean minimum spanning tree, in a random direction,
+    and goes on from its head along the unused such edge that turns least (under 90 degrees only), up to
+    ``chain`` edges; chains are drawn until the fraction is reached or no edge is left. The spanning tree stays
+    two-way, so every node stays reachable from every other. One-way chains like these (a city's one-way
+    streets) make directed routes far longer than the undirected ones; single random one-way edges do not.
+    """
+    out = adj.copy()
+    tree = _minimum_spanning_tree(dist.astype(np.float64))  # (B, n, n) bool symmetric
+    for b in range(adj.shape[0]):
+        two_way = np.argwhere(np.triu(adj[b] & adj[b].T, 1))  # (E2, 2) pairs i < j
+        target = round(fraction * len(two_way))
+        free = two_way[~tree[b][two_way[:, 0], two_way[:, 1]]]  # candidates: off the spanning tree
+        unused = {(int(i), int(j)) for i, j in free}
+        at_node: dict[int, list[int]] = {}
+        for i, j in unused:
+            at_node.setdefault(i, []).append(j)
+            at_node.setdefault(j, []).append(i)
+        made = 0
+        for k in rng.permutation(len(free)).tolist():
+            tail, head = (int(free[k, 0]), int(free[k, 1]))
+            if made >= target or (tail, head) not in unused:
+                continue
+            if rng.random() < 0.5:
+                tail, head = head, tail
+            for _ in range(chain):
+                unused.discard((min(tail, head), max(tail, head)))
+                out[b, head, tail] = False  # keep tail -> head only
+                made += 1
+                heading = pts[b, head] - pts[b, tail]
+                best, best_cos = None, 0.0
+                for nxt in at_node[head]:
+                    if (min(head, nxt), max(head, nxt)) not in unused:
+                        continue
+                    step = pts[b, nxt] - pts[b, head]
+                    cos = float(heading @ step) / (float(np.linalg.norm(heading) * np.linalg.norm(step)) + 1e-300)
+                    if cos > best_cos:
+                        best, best_cos = nxt, cos
+                if best is None or made >= target:
+                    break
+                tail, head = head, best
+    return out
 
 
 def _minimum_spanning_tree(dist: np.ndarray) -> np.ndarray:
