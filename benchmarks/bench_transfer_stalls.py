@@ -1,6 +1,6 @@
 """Stalled transfer runs: rerun chosen runs of a sweep under other optimiser settings, validation only.
 
-    python benchmarks/bench_transfer_stalls.py --settings base,float32,lr0.005 \\
+    python benchmarks/bench_transfer_stalls.py --settings base,bfloat16,lr0.005 \\
         --runs nar_frozen:200:4 e2e:100:2 ... --out benchmarks/results/transfer_stalls.json
 
 Issue 16: in the committed digit_grid sweep a few runs (5 seeds x 5 sizes x 4 variants) sat on the
@@ -10,7 +10,9 @@ sweep's own subset, initialisation and batch order, :func:`nar.transfer.train.tr
 task's transfer parameters (``params.yaml`` ``transfer``) changed by one setting:
 
 ``base``     unchanged (checks that the rerun reproduces the sweep's run)
-``float32``  ``precision: float32`` (no bfloat16 autocast in the pointer models)
+``float32``  ``precision: float32`` (no bfloat16 autocast in the pointer models; the default since session 20,
+             so a change only for tasks set to bfloat16)
+``bfloat16`` ``precision: bfloat16`` (the sweep's setting when the stalls were found, session 15)
 ``lrX``      ``learning_rate: X`` (e.g. ``lr0.005``)
 ``cosine``   ``lr_schedule: cosine``
 
@@ -38,8 +40,8 @@ def setting_overrides(setting: str) -> dict[str, Any]:
     """The TaskTransferParams fields a setting changes (see the module docstring)."""
     if setting == "base":
         return {}
-    if setting == "float32":
-        return {"precision": "float32"}
+    if setting in ("float32", "bfloat16"):
+        return {"precision": setting}
     if setting == "cosine":
         return {"lr_schedule": "cosine"}
     if setting.startswith("lr"):
@@ -48,7 +50,7 @@ def setting_overrides(setting: str) -> dict[str, Any]:
         except ValueError:
             pass
     raise SystemExit(
-        f"--settings: unknown setting {setting!r}; allowed: base, float32, cosine, lr<float> (e.g. lr0.005)"
+        f"--settings: unknown setting {setting!r}; allowed: base, float32, bfloat16, cosine, lr<float> (e.g. lr0.005)"
     )
 
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="digit_grid")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    ap.add_argument("--settings", default="base,float32,lr0.005", help="comma-separated (module docstring)")
+    ap.add_argument("--settings", default="base,bfloat16,lr0.005", help="comma-separated (module docstring)")
     ap.add_argument("--runs", nargs="+", required=True, help="variant:size:seed, e.g. nar_frozen:200:4")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)

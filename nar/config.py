@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from nar.data.samplers import KINDS as SAMPLER_KINDS
-from nar.data.samplers import GraphSamplerConfig
+from nar.data.samplers import POINT_KINDS, GraphSamplerConfig
 from nar.validation import SHOWN_CHARS, ConfigError, build, join_key, require, shown
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class SamplerParams:
     """``generate.sampler``: every knob of :class:`nar.data.samplers.GraphSamplerConfig` (its docstring says
     what each does), with its defaults."""
 
-    kind: Literal["er", "grid", "geometric", "tree"] = _SAMPLER.kind
+    kind: Literal["er", "grid", "geometric", "tree", "delaunay"] = _SAMPLER.kind
     p_range: tuple[float, float] = _SAMPLER.p_range  # Erdős–Rényi edge probability, drawn per graph
     weighted: bool | None = _SAMPLER.weighted  # None: what the algorithm's spec asks for
     directed: bool | None = _SAMPLER.directed
@@ -101,6 +101,7 @@ class SamplerParams:
     connect: bool = _SAMPLER.connect  # geometric
     weight_noise: float = _SAMPLER.weight_noise  # geometric
     oneway: float = _SAMPLER.oneway
+    oneway_chain: int = _SAMPLER.oneway_chain  # point families (geometric, tree, delaunay)
 
     def check(self, key: str) -> None:
         lo, hi = self.p_range
@@ -109,6 +110,13 @@ class SamplerParams:
         require(self.knn >= 0, f"{key}.knn", self.knn, "an integer >= 0")
         require(0 <= self.weight_noise < 1, f"{key}.weight_noise", self.weight_noise, "a fraction in [0, 1)")
         require(0 <= self.oneway < 1, f"{key}.oneway", self.oneway, "a fraction in [0, 1)")
+        require(self.oneway_chain >= 1, f"{key}.oneway_chain", self.oneway_chain, "an integer >= 1")
+        require(
+            self.oneway_chain == 1 or self.kind in POINT_KINDS,
+            f"{key}.oneway_chain",
+            self.oneway_chain,
+            f"1 for kind {self.kind!r} (chains need node positions: kind one of {', '.join(POINT_KINDS)})",
+        )
 
     def sampler(self) -> GraphSamplerConfig:
         """The sampler these params describe."""

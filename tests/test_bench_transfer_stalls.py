@@ -28,7 +28,7 @@ def test_settings_change_one_field_each(bench: ModuleType) -> None:
     base = TaskTransferParams()
     assert bench.setting_overrides("base") == {}
     for setting, field, value in [
-        ("float32", "precision", "float32"),
+        ("bfloat16", "precision", "bfloat16"),
         ("cosine", "lr_schedule", "cosine"),
         ("lr0.005", "learning_rate", 0.005),
     ]:
@@ -41,7 +41,7 @@ def test_settings_change_one_field_each(bench: ModuleType) -> None:
 
 @pytest.mark.parametrize("setting", ["fp16", "lr", "lrfast", ""])
 def test_unknown_setting_is_one_line(bench: ModuleType, setting: str) -> None:
-    with pytest.raises(SystemExit, match="unknown setting .*allowed: base, float32, cosine, lr<float>"):
+    with pytest.raises(SystemExit, match="unknown setting .*allowed: base, float32, bfloat16, cosine, lr<float>"):
         bench.setting_overrides(setting)
 
 

@@ -115,3 +115,8 @@ def test_every_sampler_knob_is_a_generate_sampler_key():
     assert params.sampler.sampler() == GraphSamplerConfig(**sampler)
     with pytest.raises(ConfigError, match=r"^generate\.sampler\.knn: got -1; allowed: an integer >= 0"):
         parse_params({"generate": {"sampler": {"knn": -1}}}, ("generate",))
+    chains = {"kind": "delaunay", "oneway": 0.3, "oneway_chain": 4}
+    built = parse_params({"generate": {"sampler": chains}}, ("generate",)).generate.sampler
+    assert built.sampler() == GraphSamplerConfig(**chains)
+    with pytest.raises(ConfigError, match=r"^generate\.sampler\.oneway_chain: got 4; allowed: 1 for kind 'grid'"):
+        parse_params({"generate": {"sampler": {"kind": "grid", "oneway": 0.3, "oneway_chain": 4}}}, ("generate",))
