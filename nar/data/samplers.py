@@ -181,7 +181,7 @@ def sample_graphs(graph: GraphKind, config: GraphSamplerConfig, n: int, batch: i
         A = np.where(adj, w, np.float32(0)).astype(np.float64)
 
     if config.oneway > 0 and config.oneway_chain > 1:
-        adj = _one_way_chains(adj, points, lengths, config.oneway, config.oneway_chain, rng)
+        adj = _one_way_chains(adj, points, config.oneway, config.oneway_chain, rng)
         A = np.where(adj, A, 0.0)
     elif config.oneway > 0:
         # each two-way edge {i, j} becomes one-way with probability oneway, keeping a random direction
@@ -342,9 +342,10 @@ def _delaunay(n: int, B: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 
 def _one_way_chains(
-    adj: np.ndarray, pts: np.ndarray, dist: np.ndarray, fraction: float, chain: int, rng: np.random.Generator
+    adj: np.ndarray, pts: np.ndarray, fraction: float, chain: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """(B, n, n) ``adj`` with ``fraction`` of its two-way edges made one-way, laid out in chains.
+    """(B, n, n) ``adj`` with ``fraction`` of its two-way edges made one-way, laid out in chains (``pts``: the
+    (B, n, 2) points the graphs were drawn from).
 
     A chain starts on a random two-way edge off the Euclidean minimum spanning tree, in a random direction,
     and goes on from its head along the unused such edge that turns least (under 90 degrees only), up to
@@ -353,7 +354,7 @@ def _one_way_chains(
     streets) make directed routes far longer than the undirected ones; single random one-way edges do not.
     """
     out = adj.copy()
-    tree = _minimum_spanning_tree(dist.astype(np.float64))  # (B, n, n) bool symmetric
+    tree = _minimum_spanning_tree(_distances(pts))  # (B, n, n) bool symmetric, as the families compute it
     for b in range(adj.shape[0]):
         two_way = np.argwhere(np.triu(adj[b] & adj[b].T, 1))  # (E2, 2) pairs i < j
         target = round(fraction * len(two_way))
@@ -365,8 +366,10 @@ def _one_way_chains(
             at_node.setdefault(j, []).append(i)
         made = 0
         for k in rng.permutation(len(free)).tolist():
+            if made >= target:
+                break
             tail, head = (int(free[k, 0]), int(free[k, 1]))
-            if made >= target or (tail, head) not in unused:
+            if (tail, head) not in unused:
                 continue
             if rng.random() < 0.5:
                 tail, head = head, tail

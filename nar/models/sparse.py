@@ -138,6 +138,8 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch, edge_weight: str
     distances in mean-weight units reach 1.3-2 times the hop eccentricity against 1.0-1.25 on grids
     and radius graphs). Distances divided by c are O(1) at any size.
     """
+    if edge_weight not in ("mean", "rms"):
+        raise ValueError(f"edge_weight {edge_weight!r}; allowed: 'mean', 'rms'")
     pairs = batch.pairs
     G, V = pairs.num_graphs, pairs.num_nodes
     sources = [f.name for f in spec.inputs if f.type == Type.MASK_ONE and f.location == Location.NODE]
@@ -157,10 +159,10 @@ def eccentricity_scale(spec: AlgorithmSpec, batch: SparseBatch, edge_weight: str
     w = batch.inputs[weight].float()  # (P,)
     edge = (w > 0) & (pairs.senders != pairs.receivers)  # (P,)
     if edge_weight == "rms":
-        return ecc.clamp(min=1) * mean_edge_weight(w * w, edge, pairs.graph, pairs.num_graphs).sqrt()
-    if edge_weight != "mean":
-        raise ValueError(f"edge_weight {edge_weight!r}; allowed: 'mean', 'rms'")
-    return ecc.clamp(min=1) * mean_edge_weight(w, edge, pairs.graph, pairs.num_graphs)
+        typical = mean_edge_weight(w * w, edge, pairs.graph, pairs.num_graphs).sqrt()
+    else:
+        typical = mean_edge_weight(w, edge, pairs.graph, pairs.num_graphs)
+    return ecc.clamp(min=1) * typical
 
 
 def mean_edge_weight(w: Tensor, edge: Tensor, graph: Tensor, num_graphs: int) -> Tensor:
