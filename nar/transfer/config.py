@@ -44,6 +44,12 @@ class TaskTransferParams:
         reports/transfer_notes.md §3; the frozen weights stay float32).
     bottleneck_lambda: λ of the blackbox differentiation (in units of the graph's mean predicted cost).
     bottleneck_learning_rate: the bottleneck's learning rate.
+    bottleneck_loss: how the bottleneck's costs learn from the true trees: ``blackbox`` (differentiation
+        of the solver, Vlastelica et al. 2020) or ``tree_hinge`` (the true tree's optimality conditions
+        as a hinge, :func:`~nar.transfer.solver.tree_hinge_loss`; bottleneck_turns stays blackbox).
+    bottleneck_margin: tree_hinge's margin, in units of the graph's mean predicted cost.
+    cost_context: rounds of neighbour pooling in the cost network of bottleneck, bottleneck_turns and
+        nar_costs (:class:`~nar.transfer.models.ContextRound`; 0: each cost from its own segment or cell).
     """
 
     node_net: Literal["cnn", "mlp"] = "mlp"
@@ -64,6 +70,9 @@ class TaskTransferParams:
     precision: Literal["float32", "bfloat16"] = "float32"
     bottleneck_lambda: float = 1.0
     bottleneck_learning_rate: float = 0.01
+    bottleneck_loss: Literal["blackbox", "tree_hinge"] = "blackbox"
+    bottleneck_margin: float = 0.1
+    cost_context: int = 0
 
     def resolved(self, task: str) -> TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""
@@ -76,10 +85,12 @@ class TaskTransferParams:
             require(value is None or value >= 1, f"{key}.{name}", value, "an integer >= 1 (or null: the task's)")
         require(self.steps_per_hop > 0, f"{key}.steps_per_hop", self.steps_per_hop, "a number > 0")
         require(self.extra_steps >= 0, f"{key}.extra_steps", self.extra_steps, "an integer >= 0")
+        require(self.cost_context >= 0, f"{key}.cost_context", self.cost_context, "an integer >= 0 (0: no pooling)")
         require(self.fixed_steps >= 0, f"{key}.fixed_steps", self.fixed_steps, "an integer >= 0 (0: from the graph)")
         for name in ("learning_rate", "bottleneck_learning_rate", "bottleneck_lambda", "grad_clip"):
             value = getattr(self, name)
             require(value > 0, f"{key}.{name}", value, "a number > 0")
+        require(self.bottleneck_margin >= 0, f"{key}.bottleneck_margin", self.bottleneck_margin, "a number >= 0")
         require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
 
 

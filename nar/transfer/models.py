@@ -240,6 +240,41 @@ def predict_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
     return pointer_predictions(logits.detach(), b.pairs)
 
 
+class ContextRound(nn.Module):
+    """One round of neighbour pooling in a cost network: each item (a segment, or a cell) adds what the
+    items around it say. Segments meet at nodes: a node's context is the mean of a message from every
+    segment touching it (in or out), and a segment reads its two end nodes' context. Cells read the mean
+    message of the cells they share an edge with. Why: a per-segment cost sees only its own probes (36 %
+    of Helsinki's segments have none), while the congestion field they measure is smooth in space
+    (reports/transfer_notes.md §10)::
+
+        m_i  = ReLU(W_m x_i)                                    (I, D)   I items: E segments or V cells
+        c_v  = mean of m_i over the items at node v             (V, D)
+        x_i += ReLU(W_u [x_i ‖ c_tail(i) ‖ c_head(i)])          (I, F)   cells: [x_v ‖ c_v]
+    """
+
+    def __init__(self, dim: int, width: int, per: str) -> None:
+        super().__init__()
+        self.per = per
+        self.message = linear(dim, width)
+        self.update = linear(dim + (2 if per == "edge" else 1) * width, dim)
+
+    def forward(self, x: Tensor, b: FlatBatch) -> Tensor:
+        m = self.message(x).relu()  # (I, D)
+        src, dst = b.edge_src, b.edge_dst  # (E,) global node ids of the real edges
+        V = b.total_nodes
+        if self.per == "edge":  # segment -> its two end nodes
+            at = torch.cat([src, dst])  # (2E,)
+            msgs = torch.cat([m, m])  # (2E, D)
+        else:  # cell u -> cell v along each edge
+            at, msgs = dst, m[src]
+        total = m.new_zeros(V, m.shape[1]).index_add(0, at, msgs)
+        count = m.new_zeros(V).index_add(0, at, torch.ones_like(at, dtype=m.dtype)).clamp_min(1)
+        c = total / count[:, None]  # (V, D)
+        ctx = torch.cat([x, c[src], c[dst]], dim=-1) if self.per == "edge" else torch.cat([x, c], dim=-1)
+        return x + self.update(ctx).relu()
+
+
 class CostModel(nn.Module):
     """bottleneck: raw inputs -> one positive cost per edge (digit grids: the cost of entering a cell).
 
@@ -247,28 +282,44 @@ class CostModel(nn.Module):
     scale-invariant, and without this the blackbox gradient drifts every cost towards zero (the
     perturbed trees are the true ones, whose paths are longer in hops, so the summed gradient
     is positive). Normalised, a cost of 1 is the graph's average and λ is in those units.
+    ``context`` rounds of :class:`ContextRound` let each cost read its neighbours' raw inputs
+    (0: each cost from its own segment or cell alone).
     """
 
-    def __init__(self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int, per: str) -> None:
+    def __init__(
+        self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int, per: str, context: int = 0
+    ) -> None:
         super().__init__()
         if per not in ("cell", "edge"):
             raise ValueError(f"cost per {per!r}: 'cell' or 'edge'")
+        if context < 0:
+            raise ValueError(f"cost network context rounds must be >= 0, got {context}")
         self.per = per
         self.node_net = node_net(node_kind, node_in, width)
         self.edge_net = MLP(edge_in, width, width) if edge_in else None
         inp = width if per == "cell" else 2 * width + (width if edge_in else 0)
+        self.context = nn.ModuleList(ContextRound(inp, width, per) for _ in range(context))
         self.out = linear(inp, 1)
 
-    def forward(self, b: FlatBatch) -> Tensor:
-        """(E,) predicted edge costs, mean 1 over each graph's edges."""
+    def item_features(self, b: FlatBatch) -> Tensor:
+        """(V, D) cell or (E, 2D [+ D]) segment features, after the context rounds."""
         z = self.node_net(b.node_x)  # (V, D)
         if self.per == "cell":
-            raw = nn.functional.softplus(self.out(z).squeeze(-1))[b.edge_dst]  # entering v costs cell[v]
+            x = z
         else:
             parts = [z[b.edge_src], z[b.edge_dst]]
             if self.edge_net is not None:
                 parts.append(self.edge_net(b.edge_x))
-            raw = nn.functional.softplus(self.out(torch.cat(parts, dim=-1)).squeeze(-1))
+            x = torch.cat(parts, dim=-1)
+        for round_ in self.context:
+            x = round_(x, b)
+        return x
+
+    def forward(self, b: FlatBatch) -> Tensor:
+        """(E,) predicted edge costs, mean 1 over each graph's edges."""
+        raw = nn.functional.softplus(self.out(self.item_features(b)).squeeze(-1))
+        if self.per == "cell":
+            raw = raw[b.edge_dst]  # entering v costs cell[v]
         raw = raw + 1e-4
         graph = b.pairs.graph[: b.total_edges]
         total = raw.new_zeros(b.num_graphs).index_add(0, graph, raw)
@@ -286,8 +337,10 @@ class TurnCostModel(CostModel):
     exact edge-based solver (:mod:`nar.natural.turns`) runs on the same units.
     """
 
-    def __init__(self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int) -> None:
-        super().__init__(node_kind, node_in, edge_in, width, "edge")
+    def __init__(
+        self, node_kind: Literal["cnn", "mlp"], node_in: int, edge_in: int, width: int, context: int = 0
+    ) -> None:
+        super().__init__(node_kind, node_in, edge_in, width, "edge", context)
         seg = 2 * width + (width if edge_in else 0)
         self.turn_net = MLP(2 * seg, width, width)
         self.turn_out = linear(width, 1)
@@ -296,11 +349,7 @@ class TurnCostModel(CostModel):
         """((E,) segment costs, (T,) turn costs of the pairs ``b.turn_e`` -> ``b.turn_f``)."""
         if b.turn_e is None or b.turn_f is None:
             raise ValueError("bottleneck_turns needs a turn task (turn_next in the inputs)")
-        z = self.node_net(b.node_x)  # (V, D)
-        parts = [z[b.edge_src], z[b.edge_dst]]
-        if self.edge_net is not None:
-            parts.append(self.edge_net(b.edge_x))
-        h = torch.cat(parts, dim=-1)  # (E, 3D)
+        h = self.item_features(b)  # (E, 3D)
         seg = nn.functional.softplus(self.out(h).squeeze(-1)) + 1e-4
         turn = nn.functional.softplus(self.turn_out(self.turn_net(torch.cat([h[b.turn_e], h[b.turn_f]], dim=-1))))
         graph = b.pairs.graph[: b.total_edges]

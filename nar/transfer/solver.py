@@ -41,7 +41,7 @@ import torch
 from scipy.sparse.csgraph import dijkstra
 from torch import Tensor
 
-from nar.transfer.graphs import FlatBatch, subtree_sizes
+from nar.transfer.graphs import FlatBatch, depths, subtree_sizes
 
 
 def solve_pointers(costs: np.ndarray, src: np.ndarray, dst: np.ndarray, sources: np.ndarray, size: int) -> np.ndarray:
@@ -102,6 +102,35 @@ def blackbox_tree(costs: Tensor, b: FlatBatch, lam: float) -> Tensor:
 def usage_loss(y: Tensor, y_true: Tensor, num_nodes: int) -> Tensor:
     """sum_e |y_e - y*_e| / V: the Hamming distance of the paths to every node, per node."""
     return (y - y_true).abs().sum() / num_nodes
+
+
+def tree_hinge_loss(costs: Tensor, b: FlatBatch, margin: float) -> Tensor:
+    """Bellman's optimality conditions of the true tree under the predicted costs, as a hinge per edge.
+
+    The true tree ``b.pi`` is a shortest-path tree of costs c exactly when no edge u -> v offers v a
+    shorter path than its tree path: d*_v <= d*_u + c_uv for every edge, where d* (V,) sums c along the
+    true tree's paths (linear in c). The loss charges each violation, with a margin (in the graph's mean
+    cost, as costs are normalised) on the edges off the tree::
+
+        L = sum over edges u -> v off the true tree, u reached, of ReLU(d*_v - d*_u - c_uv + margin) / V
+
+    Convex in c, zero exactly when the true tree wins every comparison by the margin, and its gradient
+    names the edges that break it (where blackbox differentiation only sees the solver's answer move).
+    A structured hinge of inverse optimisation; the tree edges satisfy it with equality and are left out.
+    """
+    E, V = b.total_edges, b.total_nodes
+    pi = b.pi  # (V,) global true predecessors; the source (and any unreached node) points to itself
+    parent_edge = b.pi_pair  # (V,) the pair pi[v] -> v: an edge index < E, or a self-loop pair >= E
+    on_edge = parent_edge < E
+    c_in = torch.where(on_edge, costs[parent_edge.clamp_max(E - 1)], costs.new_zeros(()))  # (V,)
+    d = costs.new_zeros(V)
+    for _ in range(int(depths(pi.cpu().numpy()).max(initial=0))):  # after k rounds d is exact to depth k
+        d = d[pi] + c_in
+    src, dst = b.edge_src, b.edge_dst
+    reached = on_edge | b.is_source  # (V,)
+    off_tree = (pi[dst] != src) & reached[src]  # (E,)
+    slack = d[dst] - d[src] - costs + margin  # (E,) > 0: the edge beats (or nearly beats) v's tree path
+    return (slack.relu() * off_tree).sum() / V
 
 
 # --------------------------------------------------------------------------- turn costs (bottleneck_turns)

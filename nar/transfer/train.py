@@ -68,6 +68,7 @@ from nar.transfer.solver import (
     blackbox_turn_tree,
     solve_tree,
     solve_turn_tree,
+    tree_hinge_loss,
     true_turn_usage,
     usage_loss,
 )
@@ -248,14 +249,14 @@ def cost_model(
 ) -> CostModel:
     """bottleneck: one positive cost per cell (a task without edge features) or per edge."""
     per = "cell" if data.edge_in == 0 else "edge"
-    return CostModel(params.node_net, data.node_in, data.edge_in, params.width, per)
+    return CostModel(params.node_net, data.node_in, data.edge_in, params.width, per, params.cost_context)
 
 
 def turn_cost_model(
     variant: Variant, params: TaskTransferParams, data: TaskData, pretrained: Processor | None, mode: str
 ) -> TurnCostModel:
     """bottleneck_turns: one positive cost per segment and one per turn."""
-    return TurnCostModel(params.node_net, data.node_in, data.edge_in, params.width)
+    return TurnCostModel(params.node_net, data.node_in, data.edge_in, params.width, params.cost_context)
 
 
 def network_model(
@@ -263,7 +264,7 @@ def network_model(
 ) -> CostsThroughNetwork:
     """nar_costs: the bottleneck's cost network into the whole frozen pretrained network, a new g~."""
     per = "cell" if data.edge_in == 0 else "edge"
-    costs = CostModel(params.node_net, data.node_in, data.edge_in, params.width, per)
+    costs = CostModel(params.node_net, data.node_in, data.edge_in, params.width, per, params.cost_context)
     return CostsThroughNetwork(costs, network, data.algorithm)
 
 
@@ -300,6 +301,8 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
         seg, turn = model(b)
         y = blackbox_turn_tree(seg, turn, b, params.bottleneck_lambda)
         return usage_loss(y, true_turn_usage(b), b.total_nodes)
+    if isinstance(model, CostModel) and params.bottleneck_loss == "tree_hinge":
+        return tree_hinge_loss(model(b), b, params.bottleneck_margin)
     if isinstance(model, CostModel):
         y = blackbox_tree(model(b), b, params.bottleneck_lambda)
         return usage_loss(y, b.tree_usage, b.total_nodes)

@@ -107,6 +107,16 @@ CASES = [
     Case("transfer", "unknown name", {"transfer.variants": ["nar_frozen", "magic"]}, "transfer.variants[1]", "e2e"),
     Case("transfer", "unknown name", {"transfer.tasks.city": {}}, "transfer.tasks", "road"),
     Case("transfer", "empty list", {"transfer.seeds": []}, "transfer.seeds", "non-empty"),
+    Case(
+        "transfer", "out of range", {"transfer.tasks.road.cost_context": -1}, "transfer.tasks.road.cost_context", ">= 0"
+    ),
+    Case(
+        "transfer",
+        "unknown name",
+        {"transfer.tasks.road.bottleneck_loss": "hinge"},
+        "transfer.tasks.road.bottleneck_loss",
+        "tree_hinge",
+    ),
     # evaluate
     Case("evaluate", "wrong type", {"evaluate.low_data": "few"}, "evaluate.low_data", "an integer"),
     Case("evaluate", "unknown key", {"evaluate.colour": 1}, "evaluate.colour", "one of the keys"),

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -50,3 +52,54 @@ def test_pointer_model_and_cost_model_shapes_and_losses(splits):
         assert all((int(u), v) in pairs for v, u in enumerate(pred))
         costs = CostModel(kind, split.node_x.shape[1], edge_in, 8, "cell" if edge_in == 0 else "edge")(b)
         assert costs.shape == (b.total_edges,) and bool((costs > 0).all())
+
+
+@pytest.mark.parametrize("task", ["road", "digit_grid"])
+def test_cost_context_reads_the_neighbours_and_nothing_farther(splits, task):
+    """One context round: an item's cost moves when a neighbour's raw inputs change (a segment sharing a
+    node with it; a cell sharing an edge), and not when an item two hops away changes; without rounds only
+    its own inputs count. Each graph of a batch is costed as it is alone (the pooling stays in the graph)."""
+    torch.manual_seed(3)
+    split = splits[task]
+    edge_in = 0 if split.edge_x is None else split.edge_x.shape[1]
+    per = "cell" if edge_in == 0 else "edge"
+    kind = "cnn" if task == "digit_grid" else "mlp"
+    b = split.batch([0, 1])
+    src, dst = b.edge_src.tolist(), b.edge_dst.tolist()
+    # the probe: edge 0 (a segment) or the cell it enters; its neighbours' ids and a far one's
+    if per == "edge":
+        ends = {src[0], dst[0]}
+        near = next(e for e in range(1, b.total_edges) if {src[e], dst[e]} & ends and {src[e], dst[e]} != ends)
+        touched = ends | {src[near], dst[near]}
+        far = next(e for e in range(b.total_edges) if not {src[e], dst[e]} & touched and e != 0)
+        probe = [0]
+    else:
+        cell = dst[0]
+        nbrs = {src[e] for e in range(b.total_edges) if dst[e] == cell}
+        near = next(iter(nbrs))
+        two = {src[e] for e in range(b.total_edges) if dst[e] in nbrs} | nbrs | {cell}
+        graph_of = b.pairs.node_graph.tolist()
+        far = next(v for v in range(b.total_nodes) if v not in two and graph_of[v] == graph_of[cell])
+        probe = [e for e in range(b.total_edges) if dst[e] == cell]
+
+    def costs(model: CostModel, which: int | None) -> torch.Tensor:
+        x = b.node_x.clone() if per == "cell" else b.edge_x.clone()
+        if which is not None:
+            x[which] = x[which] + 1.0
+        changed = dataclasses.replace(b, node_x=x) if per == "cell" else dataclasses.replace(b, edge_x=x)
+        with torch.no_grad():
+            raw = model.out(model.item_features(changed)).squeeze(-1)  # before the per-graph normalisation
+        return raw[dst[0]] if per == "cell" else raw[probe]
+
+    for rounds, near_moves in ((0, False), (1, True)):
+        model = CostModel(kind, split.node_x.shape[1], edge_in, 8, per, context=rounds)
+        base = costs(model, None)
+        moved = not torch.allclose(costs(model, near), base)
+        assert moved == near_moves, f"{rounds} rounds: a neighbour's inputs {'do not ' if near_moves else ''}move it"
+        torch.testing.assert_close(costs(model, far), base)
+    model = CostModel(kind, split.node_x.shape[1], edge_in, 8, per, context=2)
+    together = model(b)
+    E0 = int(b.num_edges[0])
+    torch.testing.assert_close(together[:E0], model(split.batch([0])), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="context rounds must be >= 0"):
+        CostModel(kind, split.node_x.shape[1], edge_in, 8, per, context=-1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nar.transfer.graphs import FlatSplit, depths, subtree_sizes
-from nar.transfer.solver import blackbox_tree, solve_pointers, solve_tree, usage_loss
+from nar.transfer.solver import blackbox_tree, solve_pointers, solve_tree, tree_hinge_loss, usage_loss
 
 from .helpers import make_example
 
@@ -103,3 +103,47 @@ def test_blackbox_gradient_is_zero_when_the_tree_is_right():
 def test_solver_refuses_non_positive_costs():
     with pytest.raises(ValueError, match="> 0"):
         solve_pointers(np.array([1.0, 0.0]), np.array([0, 1]), np.array([1, 2]), np.array([0]), 3)
+
+
+def test_tree_hinge_is_zero_on_the_true_costs_and_names_the_edge_that_breaks_the_tree():
+    b = diamond_batch()
+    edges = list(zip(b.edge_src.tolist(), b.edge_dst.tolist(), strict=True))
+    on_true, shortcut = edges.index((1, 3)), edges.index((2, 3))
+    # the true costs make the true tree optimal (1 -> 3 costs 2 from the source, 2 -> 3 would cost 6)
+    assert tree_hinge_loss(b.edge_cost, b, margin=0.0).item() == 0.0
+    # within the margin: 6 - 2 = 4 of slack, so a margin of 5 charges 1 on the off-tree edge, per node
+    assert tree_hinge_loss(b.edge_cost, b, margin=5.0).item() == pytest.approx(1 / 4)
+    # predicted costs that route 3 through 2: d*_3 = 1 + 5 = 6 by the true tree, 1 + 1 = 2 through 2
+    w = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    w[on_true] = 5.0
+    w.requires_grad_(True)
+    loss = tree_hinge_loss(w, b, margin=0.0)
+    assert loss.item() == pytest.approx(4 / 4)
+    loss.backward()
+    g = w.grad
+    # descent lowers the true path's costs (0 -> 1 and 1 -> 3) and raises the shortcut's and its feeder's
+    assert g[on_true] > 0 and g[edges.index((0, 1))] > 0
+    assert g[shortcut] < 0 and g[edges.index((0, 2))] < 0
+
+
+def test_tree_hinge_path_sums_match_networkx_on_a_random_tree():
+    """d* (the true tree's path sums of the predicted costs) is what the hinge compares: on a random tree
+    plus extra edges, an off-tree edge u -> v is charged exactly max(0, d*_v - d*_u - c_uv) (margin 0)."""
+    rng = np.random.default_rng(3)
+    n = 12
+    tree = nx.random_labeled_tree(n, seed=4) if hasattr(nx, "random_labeled_tree") else nx.random_tree(n, seed=4)
+    order = list(nx.bfs_tree(tree, 0).edges())  # parent -> child
+    extra = [(int(u), int(v)) for u, v in rng.integers(0, n, size=(6, 2)) if u != v and (u, v) not in order]
+    extra = [e for e in dict.fromkeys(extra) if (e[1], e[0]) not in order and e[1] != 0]
+    edges = order + extra
+    tree_costs = [1.0] * len(order) + [50.0] * len(extra)  # the true tree is the BFS tree of `tree`
+    b = FlatSplit([make_example(n, edges, tree_costs, source=0, target=n - 1)]).batch([0])
+    pred = torch.as_tensor(rng.uniform(0.2, 2.0, len(edges)), dtype=torch.float32)
+    got = tree_hinge_loss(pred, b, margin=0.0).item() * n
+    g = nx.DiGraph()
+    for (u, v), c in zip(zip(b.edge_src.tolist(), b.edge_dst.tolist(), strict=True), pred.tolist(), strict=True):
+        g.add_edge(u, v, w=c)
+    true_tree = nx.DiGraph([(int(b.pi[v]), v) for v in range(n) if v != 0])
+    d = {v: nx.path_weight(g, nx.shortest_path(true_tree, 0, v), "w") for v in range(n)}
+    want = sum(max(0.0, d[v] - d[u] - g[u][v]["w"]) for u, v in g.edges() if not true_tree.has_edge(u, v))
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-5)

@@ -1,9 +1,20 @@
+import dataclasses
+
 import pytest
 import torch
 
 from nar.registry import load_registered, weights_sha256
 from nar.transfer.config import TaskTransferParams
-from nar.transfer.train import FrozenProcessorChanged, RunSpec, TaskData, train_run, training_subset
+from nar.transfer.solver import tree_hinge_loss
+from nar.transfer.train import (
+    FrozenProcessorChanged,
+    RunSpec,
+    TaskData,
+    build_model,
+    loss_of,
+    train_run,
+    training_subset,
+)
 
 FAST = TaskTransferParams(
     width=8, batch_size=4, max_steps=3, eval_every=2, patience=2, val_examples=4, precision="float32"
@@ -121,3 +132,16 @@ def test_nar_costs_trains_around_the_whole_frozen_network(data, processor_dir, t
     assert not any(k.startswith("network.") for k in r.state)
     with pytest.raises(ValueError, match="needs the whole pretrained network"):
         train_run(spec, FAST, data[task], processor_from_record(record), eval_batch_size=4)
+
+
+@pytest.mark.parametrize("task", ["digit_grid", "road"])
+def test_the_bottleneck_trains_on_the_tree_hinge_with_context(data, processor, task):
+    """The bottleneck options of reports/transfer_notes.md §12 reach the cost network and its loss: the model has
+    its context rounds, the training loss is the tree hinge, and a run trains and scores."""
+    params = dataclasses.replace(FAST, cost_context=2, bottleneck_loss="tree_hinge", bottleneck_margin=0.1)
+    model = build_model(RunSpec(task, "bottleneck", 8, 0), params, data[task], processor.processor)
+    assert len(model.context) == 2
+    b = data[task].train.batch(range(4))
+    torch.testing.assert_close(loss_of(model, b, params), tree_hinge_loss(model(b), b, 0.1))
+    r = train_run(RunSpec(task, "bottleneck", 8, 0), params, data[task], processor.processor, eval_batch_size=4)
+    assert all(0.0 <= m["pointer_acc"] <= 1.0 for m in r.metrics.values())
