@@ -242,6 +242,10 @@ class Pairs:
         """(P, H) -> (V, H): max over each node's incoming pairs."""
         return _ScatterMax.apply(msgs, self.receivers, self.num_nodes)
 
+    def max_over_graph(self, x: Tensor) -> Tensor:
+        """(V, H) -> (G, H): max over each graph's nodes."""
+        return _ScatterMax.apply(x, self.node_graph, self.num_graphs)
+
     def softmax_into_receivers(self, logits: Tensor) -> Tensor:
         """(P,) logits -> (P,) probabilities, a softmax over the pairs into each node."""
         return segment_softmax(logits, self.receivers, self.num_nodes)

@@ -147,7 +147,8 @@ class LoadedProcessor:
     model_files: dict[str, bytes] = field(default_factory=dict)
 
 
-_PROCESSOR_FLAGS = ("layer_norm", "full_adjacency")  # true/false fields of ProcessorConfig ("gated": also null)
+# true/false fields of ProcessorConfig ("gated": also null)
+_PROCESSOR_FLAGS = ("layer_norm", "full_adjacency", "global_max")
 
 
 def _parse_meta(data: Any, where: str) -> ProcessorMeta:

@@ -27,11 +27,12 @@ def _random_graphs(gen: torch.Generator, sizes: list[int], p: float) -> tuple[to
 
 @pytest.mark.parametrize("kind", ["mpnn", "gmpnn"])
 @pytest.mark.parametrize("msg_layers", [0, 1, 2])
-def test_sparse_processor_step_equals_dense_on_random_directed_graphs(kind, msg_layers):
+@pytest.mark.parametrize("global_max", [False, True])
+def test_sparse_processor_step_equals_dense_on_random_directed_graphs(kind, msg_layers, global_max):
     gen = torch.Generator().manual_seed(msg_layers)
     torch.manual_seed(0)
     H, sizes = 8, [6, 9, 4]
-    proc = build_processor(ProcessorConfig(kind=kind, hidden=H, msg_mlp_layers=msg_layers))
+    proc = build_processor(ProcessorConfig(kind=kind, hidden=H, msg_mlp_layers=msg_layers, global_max=global_max))
     adj, mask = _random_graphs(gen, sizes, 0.3)
     B, N = mask.shape
     node = torch.randn(B, N, H, generator=gen, requires_grad=True)
@@ -217,3 +218,25 @@ def test_pointers_both_ways_refuse_pairs_without_a_reverse():
         reverse_pairs(pairs)(torch.ones(3))
     both = Pairs(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 0, 1, 1]), torch.zeros(2, dtype=torch.long), 1)
     assert reverse_pairs(both)(torch.tensor([1.0, 2.0, 3.0, 4.0])).tolist() == [1.0, 4.0, 3.0, 2.0]
+
+
+def test_global_max_reaches_every_node_of_the_graph_and_no_other_graph():
+    """With global_max a node's next state moves when a node it has no path from changes (two graphs of
+    disconnected nodes, self-loops only), but never when a node of another graph does; without it, neither."""
+    torch.manual_seed(0)
+    H = 8
+    node_graph = torch.tensor([0, 0, 0, 1, 1])
+    self_loops = torch.arange(5)
+    pairs = Pairs(self_loops, self_loops, node_graph, 2)
+    node, hidden = torch.randn(5, H), torch.randn(5, H)
+    edge, graph = torch.randn(5, H), torch.randn(2, H)
+    for global_max in (False, True):
+        proc = build_processor(ProcessorConfig(kind="mpnn", hidden=H, global_max=global_max))
+        before = proc.forward_sparse(node, edge, graph, pairs, hidden).hidden
+        changed = node.clone()
+        changed[2] += 10.0  # a node of graph 0
+        after = proc.forward_sparse(changed, edge, graph, pairs, hidden).hidden
+        assert torch.allclose(after[3:], before[3:])  # graph 1 never sees it
+        assert torch.allclose(after[:2], before[:2]) != global_max  # its own graph sees it through the max only
+    with pytest.raises(ValueError, match="global_max needs kind mpnn or gmpnn"):
+        ProcessorConfig(kind="triplet_gmpnn", global_max=True)

@@ -45,6 +45,9 @@ class ProcessorConfig:
     triplet_features: width of triplet features (triplet_gmpnn only; 8 in Ibarz et al.).
     full_adjacency: pass messages between all pairs of real nodes, as CLRS's ``mpnn`` does;
         False masks them by the input graph plus self-loops (CLRS's ``pgn``).
+    global_max: every node also reads the max over its graph's nodes of a projection of their states
+        (mpnn and gmpnn): a global choice (the queued node of least key: Dijkstra's, Prim's) in O(N) a
+        step, where all-pairs messages take O(N²); it keeps the sparse step.
     """
 
     kind: str = "triplet_gmpnn"
@@ -54,6 +57,7 @@ class ProcessorConfig:
     msg_mlp_layers: int = 2
     triplet_features: int = 8
     full_adjacency: bool = False
+    global_max: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in GATED_BY_DEFAULT:
@@ -66,6 +70,8 @@ class ProcessorConfig:
             raise ValueError(f"processor msg_mlp_layers must be >= 0, got {self.msg_mlp_layers}")
         if self.triplet_features < 1:
             raise ValueError(f"processor triplet_features must be >= 1, got {self.triplet_features}")
+        if self.global_max and self.kind not in SPARSE_KINDS:
+            raise ValueError(f"processor global_max needs kind mpnn or gmpnn, got {self.kind!r}")
 
     @property
     def sparse_capable(self) -> bool:

@@ -10,8 +10,11 @@ their ``PGN`` processor, max aggregation masked by the adjacency)::
     h_i'  = LN(ReLU(O_1 z_i + O_2 a_i))
 
 x: encoded inputs and hints of the step, h: the previous step's state, e: edge features,
-g: graph features. adj includes self-loops, so every node receives at least its own
-message. The MLP has ``msg_mlp_layers`` linear layers with ReLU between them (CLRS: two).
+g: graph features. With ``global_max`` the update also reads a max over the whole graph,
+q = max_{j in the graph} W_q z_j (B, H), as h_i' = LN(ReLU(O_1 z_i + O_2 a_i + O_3 q)): what
+all-pairs messages give a greedy algorithm (the extreme key of the graph) in O(N) a step.
+adj includes self-loops, so every node receives at least its own message. The MLP has
+``msg_mlp_layers`` linear layers with ReLU between them (CLRS: two).
 
 PyG vocabulary: ``message(x_i, x_j, e_ij, g)``, ``aggregate(msgs, adj)``,
 ``update(aggr, zp, hidden)``; message tensors are (B, senders, receivers, H) as in CLRS.
@@ -44,6 +47,9 @@ class MPNN(Processor):
         super().__init__(config)
         H = config.hidden
         self.z_parts = {"recv": H, "send": H, "self": H, **self.extra_z_parts()}  # W_r, W_s, O_1, ...
+        if config.global_max:
+            self.z_parts["pool"] = H  # W_q
+            self.pool_out = linear(H, H)  # O_3
         self.a_parts = {"aggr": H}  # O_2
         if config.gated:
             self.z_parts["gate"] = self.a_parts["gate"] = H  # G_1, G_2
@@ -88,10 +94,14 @@ class MPNN(Processor):
             aggr = aggr + self.msg_mlp[-1].bias.to(aggr.dtype)
         return aggr
 
-    def update(self, aggr: Tensor, zp: dict[str, Tensor], hidden: Tensor) -> Tensor:
-        """h' = LN(ReLU(O_1 z + O_2 a)), gated. ``zp``: the projections of z by name."""
+    def update(self, aggr: Tensor, zp: dict[str, Tensor], hidden: Tensor, pooled: Tensor | None = None) -> Tensor:
+        """h' = LN(ReLU(O_1 z + O_2 a [+ O_3 q])), gated. ``zp``: the projections of z by name; ``pooled``:
+        the graph max q of each node's graph, (B, 1, H) dense or (V, H) sparse (``global_max``)."""
         ap = self._split(self.a_proj(aggr), self.a_parts)
-        out = (zp["self"] + ap["aggr"]).relu()  # (B, N, H)
+        pre = zp["self"] + ap["aggr"]
+        if pooled is not None:
+            pre = pre + self.pool_out(pooled)
+        out = pre.relu()  # (B, N, H)
         if self.norm is not None:
             out = self.norm(out)
         if self.gate is not None:
@@ -106,9 +116,16 @@ class MPNN(Processor):
         return (node_mask.unsqueeze(2) & node_mask.unsqueeze(1)) | adj
 
     def step(
-        self, node_fts: Tensor, edge_fts: EdgeFeatures | Tensor, graph_fts: Tensor, adj: Tensor, hidden: Tensor
+        self,
+        node_fts: Tensor,
+        edge_fts: EdgeFeatures | Tensor,
+        graph_fts: Tensor,
+        adj: Tensor,
+        hidden: Tensor,
+        node_mask: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """One message-passing step: (new hidden (B, N, H), projections of z by name)."""
+        """One message-passing step: (new hidden (B, N, H), projections of z by name). ``node_mask`` (B, N):
+        the real nodes, which ``global_max`` pools over (None: every node)."""
         z = _cat(node_fts, hidden)  # (B, N, 2H)
         zp = self._split(self.z_proj(z), self.z_parts)
         x_i = zp["recv"].unsqueeze(1)  # (B, 1, N, H)
@@ -116,7 +133,14 @@ class MPNN(Processor):
         e_ij = apply_edge(self.m_edge, edge_fts)  # (B, N, N, H)
         g = self.m_graph(graph_fts)[:, None, None, :]  # (B, 1, 1, H)
         aggr = self.aggregate(self.message(x_i, x_j, e_ij, g), adj)
-        return self.update(aggr, zp, hidden), zp
+        pooled = None
+        if self.config.global_max:
+            q = zp["pool"]  # (B, N, H); padded nodes take no part in the max
+            neg = torch.zeros(q.shape[:2], dtype=q.dtype, device=q.device)
+            if node_mask is not None:
+                neg = neg.masked_fill(~node_mask, float("-inf"))
+            pooled = masked_max(q.unsqueeze(2), neg[:, :, None, None])  # (B, 1, H): senders = all nodes
+        return self.update(aggr, zp, hidden, pooled), zp
 
     def forward(
         self,
@@ -127,7 +151,7 @@ class MPNN(Processor):
         hidden: Tensor,
         node_mask: Tensor,
     ) -> ProcessorOutput:
-        out, _ = self.step(node_fts, edge_fts, graph_fts, self.message_adjacency(adj, node_mask), hidden)
+        out, _ = self.step(node_fts, edge_fts, graph_fts, self.message_adjacency(adj, node_mask), hidden, node_mask)
         return ProcessorOutput(out, None)
 
     def forward_sparse(
@@ -155,7 +179,10 @@ class MPNN(Processor):
         aggr = pairs.max_into_receivers(msgs)  # (V, H)
         if len(self.msg_mlp):
             aggr = aggr + self.msg_mlp[-1].bias.to(aggr.dtype)
-        return ProcessorOutput(self.update(aggr, zp, hidden), None)
+        pooled = None
+        if self.config.global_max:  # (G, H) max over each graph's nodes, read by each node of it
+            pooled = pairs.max_over_graph(zp["pool"])[pairs.node_graph]  # (V, H)
+        return ProcessorOutput(self.update(aggr, zp, hidden, pooled), None)
 
 
 def _cat(node_fts: Tensor, hidden: Tensor) -> Tensor:
