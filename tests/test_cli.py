@@ -88,9 +88,7 @@ def test_bad_arguments_are_one_line_errors(workspace, capsys, args, message):
 )
 def test_bad_params_stop_before_work(workspace):
     (workspace / "params.yaml").write_text(yaml.safe_dump({"generate": {"algorithms": ["bellman_ford"], "seed": -5}}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "nar.cli", "generate"], cwd=workspace, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "nar.cli", "generate"], cwd=workspace, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "generate.seed: got -5" in proc.stderr
     assert "Traceback" not in proc.stderr
