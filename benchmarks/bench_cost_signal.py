@@ -38,7 +38,7 @@ from bench_hint_loop import build_val_ood, one  # noqa: E402
 from nar.natural import load_natural  # noqa: E402
 from nar.natural.road import EDGE_FEATURES  # noqa: E402
 from nar.transfer.graphs import FlatBatch, FlatSplit  # noqa: E402
-from nar.transfer.models import CostModel  # noqa: E402
+from nar.transfer.models import CostModel, graph_edge_mean  # noqa: E402
 from nar.transfer.solver import solve_tree  # noqa: E402
 from nar.transfer.train import EdgeNorm  # noqa: E402
 
@@ -78,17 +78,14 @@ def ceiling(train: FlatSplit, splits: dict[str, FlatSplit], context: int, seed: 
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     for _ in range(steps):
         b = train.batch(rng.choice(len(train), 16, replace=False))
-        graph = b.pairs.graph[: b.total_edges]
-        count = torch.as_tensor(b.num_edges, dtype=torch.float32)
-        true = b.edge_cost / (torch.zeros(b.num_graphs).index_add(0, graph, b.edge_cost) / count)[graph]
+        true = b.edge_cost / graph_edge_mean(b.edge_cost, b)
         loss = ((model(b).log() - true.log()) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+    batches = {name: s.batch(range(len(s))) for name, s in splits.items()}
     with torch.no_grad():
-        return {
-            name: tree_accuracy(model(s.batch(range(len(s)))), s.batch(range(len(s)))) for name, s in splits.items()
-        }
+        return {name: tree_accuracy(model(b), b) for name, b in batches.items()}
 
 
 def main() -> None:

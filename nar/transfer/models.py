@@ -40,7 +40,7 @@ from nar.models.layers import linear, segment_log_softmax
 from nar.models.model import EncodeProcessDecode
 from nar.models.processors import Processor
 from nar.models.runner import ProcessorRunner
-from nar.models.sparse import SparseBatch, pointer_predictions
+from nar.models.sparse import SparseBatch, mean_edge_weight, pointer_predictions
 from nar.transfer.graphs import FlatBatch
 
 PIXEL_SIDE = 8
@@ -240,6 +240,13 @@ def predict_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
     return pointer_predictions(logits.detach(), b.pairs)
 
 
+def graph_edge_mean(values: Tensor, b: FlatBatch) -> Tensor:
+    """(E,) for each edge, the mean of ``values`` (E,) over its graph's edges: the cost models' unit (a cost
+    of 1 is the graph's average)."""
+    graph = b.pairs.graph[: b.total_edges]  # (E,)
+    return mean_edge_weight(values, torch.ones_like(graph, dtype=torch.bool), graph, b.num_graphs)[graph]
+
+
 class ContextRound(nn.Module):
     """One round of neighbour pooling in a cost network: each item (a segment, or a cell) adds what the
     items around it say. Segments meet at nodes: a node's context is the mean of a message from every
@@ -321,10 +328,7 @@ class CostModel(nn.Module):
         if self.per == "cell":
             raw = raw[b.edge_dst]  # entering v costs cell[v]
         raw = raw + 1e-4
-        graph = b.pairs.graph[: b.total_edges]
-        total = raw.new_zeros(b.num_graphs).index_add(0, graph, raw)
-        count = torch.as_tensor(b.num_edges, dtype=raw.dtype, device=raw.device).clamp_min(1)
-        return raw / (total / count)[graph]
+        return raw / graph_edge_mean(raw, b)
 
 
 class TurnCostModel(CostModel):
@@ -352,8 +356,5 @@ class TurnCostModel(CostModel):
         h = self.item_features(b)  # (E, 3D)
         seg = nn.functional.softplus(self.out(h).squeeze(-1)) + 1e-4
         turn = nn.functional.softplus(self.turn_out(self.turn_net(torch.cat([h[b.turn_e], h[b.turn_f]], dim=-1))))
-        graph = b.pairs.graph[: b.total_edges]
-        total = seg.new_zeros(b.num_graphs).index_add(0, graph, seg)
-        count = torch.as_tensor(b.num_edges, dtype=seg.dtype, device=seg.device).clamp_min(1)
-        scale = (total / count)[graph]  # (E,) the graph's mean raw segment cost
+        scale = graph_edge_mean(seg, b)  # (E,) the graph's mean raw segment cost
         return seg / scale, turn.squeeze(-1) / scale[b.turn_e]

@@ -263,9 +263,7 @@ def network_model(
     variant: Variant, params: TaskTransferParams, data: TaskData, network: EncodeProcessDecode, mode: str
 ) -> CostsThroughNetwork:
     """nar_costs: the bottleneck's cost network into the whole frozen pretrained network, a new g~."""
-    per = "cell" if data.edge_in == 0 else "edge"
-    costs = CostModel(params.node_net, data.node_in, data.edge_in, params.width, per, params.cost_context)
-    return CostsThroughNetwork(costs, network, data.algorithm)
+    return CostsThroughNetwork(cost_model(variant, params, data, None, mode), network, data.algorithm)
 
 
 def _attach_edge_norm(model: nn.Module, data: TaskData, subset: np.ndarray) -> None:
