@@ -210,12 +210,12 @@ class FlatSplit:
         return len(self.examples)
 
     def edge_stats(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Mean and std (floored) of the edge features of ``indices``; None without edge features."""
+        """Mean and std of the edge features of ``indices``; None without edge features."""
         if self.edge_x is None:
             return None
         rows = np.concatenate([np.arange(self.edge_start[i], self.edge_start[i + 1]) for i in indices])
         x = self.edge_x[rows].astype(np.float64)
-        return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
+        return x.mean(axis=0).astype(np.float32), x.std(axis=0).astype(np.float32)
 
     def batch(self, indices: Sequence[int] | np.ndarray, device: torch.device | str = "cpu") -> FlatBatch:
         idx = np.asarray(indices, dtype=np.int64)

@@ -145,3 +145,19 @@ def test_the_bottleneck_trains_on_the_tree_hinge_with_context(data, processor, t
     torch.testing.assert_close(loss_of(model, b, params), tree_hinge_loss(model(b), b, 0.1))
     r = train_run(RunSpec(task, "bottleneck", 8, 0), params, data[task], processor.processor, eval_batch_size=4)
     assert all(0.0 <= m["pointer_acc"] <= 1.0 for m in r.metrics.values())
+
+
+def test_edge_norm_zeroes_features_constant_in_training_and_clips_the_rest():
+    """A feature that never varies on the training subset (a tag absent from the training band) must not turn
+    into a huge input where it does vary; the others are standardised and clipped."""
+    import numpy as np
+
+    from nar.transfer.train import EdgeNorm
+
+    train = np.array([[0.0, 1.0], [0.0, 3.0], [0.0, 1.0], [0.0, 3.0]], dtype=np.float32)  # column 0 constant
+    norm = EdgeNorm(train.mean(axis=0), train.std(axis=0))
+    x = torch.tensor([[1.0, 3.0], [0.0, 100.0], [0.0, -100.0]])
+    z = norm(x)
+    assert z[:, 0].abs().max() == 0  # 1.0 was never seen in training: ignored, not 1 / 0.001
+    assert z[0, 1] == pytest.approx(1.0)  # (3 - 2) / 1
+    assert z[1, 1] == EdgeNorm.CLIP and z[2, 1] == -EdgeNorm.CLIP
