@@ -46,7 +46,8 @@ class TaskTransferParams:
     bottleneck_learning_rate: the bottleneck's learning rate.
     bottleneck_loss: how the bottleneck's costs learn from the true trees: ``blackbox`` (differentiation
         of the solver, Vlastelica et al. 2020) or ``tree_hinge`` (the true tree's optimality conditions
-        as a hinge, :func:`~nar.transfer.solver.tree_hinge_loss`; bottleneck_turns stays blackbox).
+        as a hinge, :func:`~nar.transfer.solver.tree_hinge_loss`; bottleneck_turns:
+        :func:`~nar.transfer.solver.turn_tree_hinge_loss`).
     bottleneck_margin: tree_hinge's margin, in units of the graph's mean predicted cost.
     cost_context: rounds of neighbour pooling in the cost network of bottleneck, bottleneck_turns and
         nar_costs (:class:`~nar.transfer.models.ContextRound`; 0: each cost from its own segment or cell).

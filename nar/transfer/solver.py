@@ -242,3 +242,50 @@ class BlackboxTurnTree(torch.autograd.Function):
 def blackbox_turn_tree(seg: Tensor, turn: Tensor, b: FlatBatch, lam: float) -> Tensor:
     """The usage (E + T,) of the edge-based trees under (seg, turn), differentiable by blackbox interpolation."""
     return BlackboxTurnTree.apply(seg, turn, lam, float(b.total_nodes), b)
+
+
+def turn_tree_hinge_loss(seg: Tensor, turn: Tensor, b: FlatBatch, margin: float) -> Tensor:
+    """:func:`tree_hinge_loss` for the edge-based solver: the true pointer chains under (seg, turn) costs.
+
+    D (V,) is the time of v's true pointer chain: its segments and the turns between consecutive ones
+    (none after the source). Every route that follows w's chain and then takes a segment g = w -> v off the
+    tree (turning from w's tree segment into g) reaches v too, so the true chain must be no slower::
+
+        L = sum over used turn slots e -> g, e = w's tree segment, g = w -> v off the tree
+                 (and over segments g leaving a source off the tree) of ReLU(D_v - D_w - turn_eg - c_g + margin) / V
+
+    A necessary condition of the fastest routes (it compares each chain with its one-segment detours
+    only), zero when every true chain wins them by the margin. Nodes whose chain takes a turn with no slot
+    (a forbidden turn: a target route that passes a node twice) are left out.
+    """
+    E, V = b.total_edges, b.total_nodes
+    pi, f = b.pi, b.pi_pair  # (V,) true predecessor; its segment pi[v] -> v (< E) or a self-loop pair (>= E)
+    on_edge = f < E
+    f_in = f.clamp_max(E - 1)
+    key = b.turn_e * E + b.turn_f  # (T,) slot keys, to find the slot of each chain's turn
+    order = torch.argsort(key)
+    u = pi  # the turn into v's segment comes from u's segment, u = pi[v], unless u is the source
+    chain_turn = on_edge & on_edge[u]  # (V,) v's chain has a turn at u
+    want = f_in[u] * E + f_in  # (V,) key of that turn
+    pos = torch.searchsorted(key[order], want).clamp_max(max(len(key) - 1, 0))
+    slot = order[pos] if len(key) else pos
+    found = chain_turn & (key[slot] == want) if len(key) else torch.zeros_like(chain_turn)
+    ok = ~chain_turn | found  # (V,) the chain's turns all have slots (checked per link, then along the chain)
+    turn_in = torch.where(found, turn[slot], turn.new_zeros(())) if len(key) else seg.new_zeros(V)
+    step = torch.where(on_edge, seg[f_in] + turn_in, seg.new_zeros(()))  # (V,)
+    d = seg.new_zeros(V)
+    good = ok.clone()
+    for _ in range(int(depths(pi.cpu().numpy()).max(initial=0))):  # after k rounds d is exact to depth k
+        d = d[pi] + step
+        good = good & good[pi]
+    reached = on_edge | b.is_source
+    # detours through a turn slot e -> g: e is w's tree segment, g = w -> v is off the tree
+    w, v = b.edge_src[b.turn_f], b.edge_dst[b.turn_f]  # (T,)
+    detour = (f[w] == b.turn_e) & on_edge[w] & (pi[v] != w) & good[w] & good[v] & reached[v]
+    slack = d[v] - d[w] - turn - seg[b.turn_f] + margin
+    loss = (slack.relu() * detour).sum()
+    # detours straight from a source: g = s -> v off the tree, no turn before it
+    src, dst = b.edge_src, b.edge_dst
+    first = b.is_source[src] & (pi[dst] != src) & good[dst] & reached[dst]
+    loss = loss + ((d[dst] - seg + margin).relu() * first).sum()
+    return loss / V

@@ -70,6 +70,7 @@ from nar.transfer.solver import (
     solve_turn_tree,
     tree_hinge_loss,
     true_turn_usage,
+    turn_tree_hinge_loss,
     usage_loss,
 )
 from nar.transfer.variants import TRANSFER_VARIANTS, Variant
@@ -311,6 +312,8 @@ def _autocast(model: nn.Module, b: FlatBatch, precision: str) -> contextlib.Abst
 def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch.Tensor:
     if isinstance(model, TurnCostModel):
         seg, turn = model(b)
+        if params.bottleneck_loss == "tree_hinge":
+            return turn_tree_hinge_loss(seg, turn, b, params.bottleneck_margin)
         y = blackbox_turn_tree(seg, turn, b, params.bottleneck_lambda)
         return usage_loss(y, true_turn_usage(b), b.total_nodes)
     if isinstance(model, CostModel) and params.bottleneck_loss == "tree_hinge":

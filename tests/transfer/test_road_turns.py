@@ -250,3 +250,50 @@ def test_the_figures_know_a_turn_task_by_its_registry_entry(turns_root, natural_
     assert [t for t in TASKS if is_turn_task(t)] == ["road_turns"]
     assert "turn_next" in load_natural(turns_root / "road_turns" / "test")[0].inputs
     assert "turn_next" not in load_natural(natural_root / "road" / "test")[0].inputs
+
+
+def test_turn_tree_hinge_is_zero_on_the_true_costs_and_charges_costs_that_reroute(turns_root):
+    """The edge-based hinge (bottleneck_turns' tree_hinge): the true segment and turn times satisfy every
+    chain-versus-detour condition; costs under which the solver picks other pointers break some, and the
+    gradient step that lowers the loss moves the solved tree towards the true one."""
+    import torch
+
+    from nar.transfer.config import TaskTransferParams
+    from nar.transfer.solver import solve_turn_tree, turn_tree_hinge_loss
+    from nar.transfer.train import TaskData
+
+    data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
+    split = data.splits["test"]
+    b = split.batch(range(len(split)))
+    turn = torch.from_numpy(
+        np.concatenate(
+            [
+                split.turn_cost[i][
+                    split.turn_e[split.turn_start[i] : split.turn_start[i + 1]], np.nonzero(split.turn_next[i] >= 0)[1]
+                ]
+                for i in range(len(split))
+            ]
+        )
+    )
+    seg = b.edge_cost.double()
+    assert turn_tree_hinge_loss(seg, turn, b, margin=0.0).item() == pytest.approx(0.0, abs=1e-9)
+    # a margin of a mean segment's time puts some detours inside it (these costs are seconds, not normalised)
+    assert turn_tree_hinge_loss(seg, turn, b, margin=float(seg.mean())).item() > 0
+
+    rng = np.random.default_rng(0)
+    wrong_seg = torch.from_numpy(rng.uniform(0.1, 1.0, len(seg))).requires_grad_(True)
+    wrong_turn = torch.from_numpy(rng.uniform(0.0, 0.5, len(turn))).requires_grad_(True)
+    keep = ~b.is_source
+    before = (solve_turn_tree(wrong_seg, wrong_turn, b)[0] == b.pi)[keep].float().mean().item()
+    assert before < 1.0
+    opt = torch.optim.SGD([wrong_seg, wrong_turn], lr=0.05)
+    for _ in range(200):
+        loss = turn_tree_hinge_loss(wrong_seg, wrong_turn, b, margin=0.01)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            wrong_seg.clamp_(min=1e-3)
+            wrong_turn.clamp_(min=0.0)
+    after = (solve_turn_tree(wrong_seg.detach(), wrong_turn.detach(), b)[0] == b.pi)[keep].float().mean().item()
+    assert after > before

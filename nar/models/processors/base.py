@@ -78,8 +78,16 @@ class ProcessorConfig:
         """Whether the processor has a step on edge lists: all-pairs messages are O(N²) by definition."""
         return self.kind in SPARSE_KINDS and not self.full_adjacency
 
+    #: fields added after processor.json's first registered versions: written only when they differ from their
+    #: default, so a config written before them reads, hashes (``config_sha256``) and loads as it was
+    LATER_FIELDS = ("global_max",)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for name in self.LATER_FIELDS:
+            if d[name] == type(self).__dataclass_fields__[name].default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcessorConfig:
