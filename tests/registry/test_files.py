@@ -191,3 +191,23 @@ def test_frozen_processor_survives_a_training_step(tmp_path, kind):
     assert model.encoder.weight.grad is not None and not torch.equal(model.encoder.weight, before)
     assert registry.weights_sha256(p) == sha
     registry.check_fits(p, model.encoder.out_features)
+
+
+def test_a_processor_json_written_before_global_max_keeps_its_config_hash(tmp_path):
+    """A config field added later (global_max) must not change the hash of files written before it: the
+    registered champion's config tag would no longer match and it would refuse to load."""
+    import hashlib
+
+    p = make("mpnn")
+    registry.save_processor(p, tmp_path / "p", name="x", algorithms=["bfs"], spec_versions={"bfs": 1})
+    data = json.loads((tmp_path / "p" / "processor.json").read_text())
+    assert "global_max" not in data["processor"]  # written only when set
+    content = {k: v for k, v in data.items() if k not in ("weights_sha256", "config_sha256")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert data["config_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert registry.load_registered(str(tmp_path / "p")).processor.config.global_max is False
+
+    q = build_processor(ProcessorConfig(kind="mpnn", hidden=8, global_max=True))
+    registry.save_processor(q, tmp_path / "q", name="y", algorithms=["bfs"], spec_versions={"bfs": 1})
+    assert json.loads((tmp_path / "q" / "processor.json").read_text())["processor"]["global_max"] is True
+    assert registry.load_registered(str(tmp_path / "q")).processor.config.global_max is True
