@@ -43,12 +43,14 @@ from nar.transfer.solver import solve_tree  # noqa: E402
 from nar.transfer.train import EdgeNorm  # noqa: E402
 
 TASK = "road"
-SIGNALS = {  # name -> the task's transfer params changed for the bottleneck
-    "blackbox": {},
-    "blackbox_context1": {"cost_context": 1},
-    "blackbox_context2": {"cost_context": 2},
-    "tree_hinge": {"bottleneck_loss": "tree_hinge"},
-    "tree_hinge_context2": {"bottleneck_loss": "tree_hinge", "cost_context": 2},
+BLACKBOX = {"bottleneck_loss": "blackbox"}
+HINGE = {"bottleneck_loss": "tree_hinge"}
+SIGNALS = {  # name -> the task's transfer params changed for the bottleneck (every one set: params.yaml may differ)
+    "blackbox": {**BLACKBOX, "cost_context": 0},
+    "blackbox_context1": {**BLACKBOX, "cost_context": 1},
+    "blackbox_context2": {**BLACKBOX, "cost_context": 2},
+    "tree_hinge": {**HINGE, "cost_context": 0},
+    "tree_hinge_context2": {**HINGE, "cost_context": 2},
 }
 
 
