@@ -7,7 +7,7 @@ training-set size x seed:
                   frozen (its sha256 checked before and after every run);
 ``nar_finetune``  the same with P trained too;
 ``e2e``           the same architecture with P randomly initialised;
-``bottleneck``    a cost per cell/segment, the exact solver, blackbox differentiation;
+``bottleneck``    a cost per cell/segment, the exact solver, blackbox differentiation or the tree hinge;
 ``bottleneck_turns`` (road_turns) a cost per segment and per turn, the exact edge-based solver;
 ``heuristic``     the exact algorithm on the most obvious visible proxy (segment length on
                   roads, a uniform cost per digit-grid cell): no learning, the floor to beat;

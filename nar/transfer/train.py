@@ -7,7 +7,8 @@ Variants (DESIGN.md, "Baselines"):
 ``nar_finetune``  the same, with the pretrained processor trained too (``processor_lr_scale``).
 ``e2e``           the same architecture with a randomly initialised processor, trained.
 ``bottleneck``    a cost network and the exact solver, trained from the targets alone by
-                  blackbox differentiation of the L1 loss on edge usages (``nar.transfer.solver``).
+                  blackbox differentiation of the L1 loss on edge usages or by the true tree's
+                  optimality conditions as a hinge (``bottleneck_loss``; ``nar.transfer.solver``).
 ``bottleneck_turns`` (turn tasks only) a cost per segment and per turn, the exact edge-based
                   solver, trained as bottleneck: the engineered reference of a user who already
                   knows the right abstract inputs.

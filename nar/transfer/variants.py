@@ -112,7 +112,7 @@ TRANSFER_VARIANTS: Mapping[str, Variant] = types.MappingProxyType(
             processor="fresh",
         ),
         "bottleneck": Variant(
-            "a cost per cell/segment and the exact solver, blackbox differentiation",
+            "a cost per cell/segment and the exact solver, trained by blackbox differentiation or the tree hinge",
             "tab:green",
             build="nar.transfer.train:cost_model",
         ),
