@@ -1,5 +1,5 @@
 """How much of the road tree can a learned cost find from the raw inputs? Validation only
-(results: ``benchmarks/results/cost_signal.json``; reports/transfer_notes.md §12).
+(results: ``benchmarks/results/cost_signal.json``; reports/transfer_notes.md §12-13).
 
 Every learned road variant scores below the segment-length heuristic (§10-11), while the frozen processor fed
 the hidden costs scores 99.9 %. This benchmark separates the training signal from the information in the inputs:
