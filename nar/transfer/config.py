@@ -51,6 +51,9 @@ class TaskTransferParams:
     bottleneck_margin: tree_hinge's margin, in units of the graph's mean predicted cost.
     cost_context: rounds of neighbour pooling in the cost network of bottleneck, bottleneck_turns and
         nar_costs (:class:`~nar.transfer.models.ContextRound`; 0: each cost from its own segment or cell).
+    cost_hinge_weight: nar_costs only: the tree hinge on its cost network's costs (the bottleneck's
+        :func:`~nar.transfer.solver.tree_hinge_loss`, ``bottleneck_margin``), times this weight, added to the
+        pointer loss (0: off; reports/transfer_notes.md §13).
     """
 
     node_net: Literal["cnn", "mlp"] = "mlp"
@@ -74,6 +77,7 @@ class TaskTransferParams:
     bottleneck_loss: Literal["blackbox", "tree_hinge"] = "blackbox"
     bottleneck_margin: float = 0.1
     cost_context: int = 0
+    cost_hinge_weight: float = 0.0
 
     def resolved(self, task: str) -> TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""
@@ -92,6 +96,7 @@ class TaskTransferParams:
             value = getattr(self, name)
             require(value > 0, f"{key}.{name}", value, "a number > 0")
         require(self.bottleneck_margin >= 0, f"{key}.bottleneck_margin", self.bottleneck_margin, "a number >= 0")
+        require(self.cost_hinge_weight >= 0, f"{key}.cost_hinge_weight", self.cost_hinge_weight, "a number >= 0")
         require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
 
 

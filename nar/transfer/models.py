@@ -221,9 +221,10 @@ class CostsThroughNetwork(nn.Module):
         steps = torch.as_tensor(b.steps, device=dev)
         return SparseBatch(self.algorithm, inputs, hints, {}, b.pairs, steps + 1, n)
 
-    def forward(self, b: FlatBatch) -> Tensor:
-        """Pointer logits (P,), one per pair u -> v."""
-        run = self.network.forward_sparse(self.network_batch(b, self.encoder(b)), keep_hints=False)
+    def forward(self, b: FlatBatch, costs: Tensor | None = None) -> Tensor:
+        """Pointer logits (P,), one per pair u -> v; ``costs`` (E,): f~'s, when the caller already has them."""
+        costs = self.encoder(b) if costs is None else costs
+        run = self.network.forward_sparse(self.network_batch(b, costs), keep_hints=False)
         assert run.encoded is not None and run.last_hidden is not None
         node, pairs = run.encoded
         return self.decoder(node, run.last_hidden, pairs, b)

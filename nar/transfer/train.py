@@ -322,6 +322,12 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
     if isinstance(model, CostModel):
         y = blackbox_tree(model(b), b, params.bottleneck_lambda)
         return usage_loss(y, b.tree_usage, b.total_nodes)
+    if isinstance(model, CostsThroughNetwork) and params.cost_hinge_weight > 0:
+        costs = model.encoder(b)  # (E,) f~'s costs: through the network, and the hinge on them
+        with _autocast(model, b, params.precision):
+            logits = model(b, costs)
+        hinge = tree_hinge_loss(costs.float(), b, params.bottleneck_margin)
+        return pointer_loss(logits, b) + params.cost_hinge_weight * hinge
     with _autocast(model, b, params.precision):
         logits = model(b)
     return pointer_loss(logits, b)

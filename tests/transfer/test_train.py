@@ -134,6 +134,25 @@ def test_nar_costs_trains_around_the_whole_frozen_network(data, processor_dir, t
         train_run(spec, FAST, data[task], processor_from_record(record), eval_batch_size=4)
 
 
+def test_nar_costs_adds_the_tree_hinge_on_its_costs_when_weighted(data, processor_dir):
+    """cost_hinge_weight: nar_costs' loss is the pointer loss plus the weighted tree hinge on f~'s costs."""
+    from nar.transfer.models import pointer_loss
+    from nar.transfer.record import load_processor_record, network_from_record, processor_from_record
+
+    record = load_processor_record(str(processor_dir))
+    network = network_from_record(record)
+    params = dataclasses.replace(FAST, cost_hinge_weight=3.0, bottleneck_margin=0.1)
+    spec = RunSpec("road", "nar_costs", 8, 0)
+    model = build_model(spec, params, data["road"], processor_from_record(record), network=network)
+    b = data["road"].train.batch(range(4))
+    want = pointer_loss(model(b), b) + 3.0 * tree_hinge_loss(model.encoder(b), b, 0.1)
+    torch.testing.assert_close(loss_of(model, b, params), want)
+    unweighted = loss_of(model, b, dataclasses.replace(params, cost_hinge_weight=0.0))
+    torch.testing.assert_close(unweighted, pointer_loss(model(b), b))
+    r = train_run(spec, params, data["road"], processor_from_record(record), eval_batch_size=4, network=network)
+    assert r.steps == 3 and all(0.0 <= m["pointer_acc"] <= 1.0 for m in r.metrics.values())
+
+
 @pytest.mark.parametrize("task", ["digit_grid", "road"])
 def test_the_bottleneck_trains_on_the_tree_hinge_with_context(data, processor, task):
     """The bottleneck options of reports/transfer_notes.md §12 reach the cost network and its loss: the model has
