@@ -104,6 +104,15 @@ def usage_loss(y: Tensor, y_true: Tensor, num_nodes: int) -> Tensor:
     return (y - y_true).abs().sum() / num_nodes
 
 
+def along_true_tree(pi: Tensor, step: Tensor) -> Tensor:
+    """(V, ...) the sum of ``step`` (V, ...) over each node's pointer chain ``pi`` (V,), its own step included
+    and the root's (pi[r] = r) left out, so ``step`` of a root must be 0. Linear in ``step`` (differentiable)."""
+    total = torch.zeros_like(step)
+    for _ in range(int(depths(pi.cpu().numpy()).max(initial=0))):  # after k rounds exact to depth k
+        total = total[pi] + step
+    return total
+
+
 def tree_hinge_loss(costs: Tensor, b: FlatBatch, margin: float) -> Tensor:
     """Bellman's optimality conditions of the true tree under the predicted costs, as a hinge per edge.
 
@@ -123,9 +132,7 @@ def tree_hinge_loss(costs: Tensor, b: FlatBatch, margin: float) -> Tensor:
     parent_edge = b.pi_pair  # (V,) the pair pi[v] -> v: an edge index < E, or a self-loop pair >= E
     on_edge = parent_edge < E
     c_in = torch.where(on_edge, costs[parent_edge.clamp_max(E - 1)], costs.new_zeros(()))  # (V,)
-    d = costs.new_zeros(V)
-    for _ in range(int(depths(pi.cpu().numpy()).max(initial=0))):  # after k rounds d is exact to depth k
-        d = d[pi] + c_in
+    d = along_true_tree(pi, c_in)
     src, dst = b.edge_src, b.edge_dst
     reached = on_edge | b.is_source  # (V,)
     off_tree = (pi[dst] != src) & reached[src]  # (E,)
@@ -262,22 +269,19 @@ def turn_tree_hinge_loss(seg: Tensor, turn: Tensor, b: FlatBatch, margin: float)
     pi, f = b.pi, b.pi_pair  # (V,) true predecessor; its segment pi[v] -> v (< E) or a self-loop pair (>= E)
     on_edge = f < E
     f_in = f.clamp_max(E - 1)
-    key = b.turn_e * E + b.turn_f  # (T,) slot keys, to find the slot of each chain's turn
-    order = torch.argsort(key)
-    u = pi  # the turn into v's segment comes from u's segment, u = pi[v], unless u is the source
-    chain_turn = on_edge & on_edge[u]  # (V,) v's chain has a turn at u
-    want = f_in[u] * E + f_in  # (V,) key of that turn
-    pos = torch.searchsorted(key[order], want).clamp_max(max(len(key) - 1, 0))
-    slot = order[pos] if len(key) else pos
-    found = chain_turn & (key[slot] == want) if len(key) else torch.zeros_like(chain_turn)
-    ok = ~chain_turn | found  # (V,) the chain's turns all have slots (checked per link, then along the chain)
-    turn_in = torch.where(found, turn[slot], turn.new_zeros(())) if len(key) else seg.new_zeros(V)
+    chain_turn = on_edge & on_edge[pi]  # (V,) v's chain turns at pi[v] (no turn after the source)
+    found = torch.zeros_like(chain_turn)  # (V,) that turn has a slot
+    turn_in = seg.new_zeros(V)  # (V,) its cost
+    if len(b.turn_e):
+        key, order = (b.turn_e * E + b.turn_f).sort()  # (T,) slot keys e -> f, sorted
+        want = f_in[pi] * E + f_in  # (V,) key of v's turn
+        pos = torch.searchsorted(key, want).clamp_max(len(key) - 1)
+        found = chain_turn & (key[pos] == want)
+        turn_in = torch.where(found, turn[order[pos]], turn_in)
     step = torch.where(on_edge, seg[f_in] + turn_in, seg.new_zeros(()))  # (V,)
-    d = seg.new_zeros(V)
-    good = ok.clone()
-    for _ in range(int(depths(pi.cpu().numpy()).max(initial=0))):  # after k rounds d is exact to depth k
-        d = d[pi] + step
-        good = good & good[pi]
+    # (V, 2): the chain's time, and how many of its turns have no slot (a chain with one is left out)
+    sums = along_true_tree(pi, torch.stack([step, (chain_turn & ~found).to(step.dtype)], dim=1))
+    d, good = sums[:, 0], sums[:, 1] == 0
     reached = on_edge | b.is_source
     # detours through a turn slot e -> g: e is w's tree segment, g = w -> v is off the tree
     w, v = b.edge_src[b.turn_f], b.edge_dst[b.turn_f]  # (T,)

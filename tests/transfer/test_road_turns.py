@@ -14,6 +14,22 @@ from nar.transfer.train import heuristic_predictions
 from .test_stage import FAST_TASK, evaluate_swept
 
 
+def true_slot_costs(split):
+    """(T,) the hidden delay of every used turn slot of ``split``, in the batch's slot order."""
+    import torch
+
+    return torch.from_numpy(
+        np.concatenate(
+            [
+                split.turn_cost[i][
+                    split.turn_e[split.turn_start[i] : split.turn_start[i + 1]], np.nonzero(split.turn_next[i] >= 0)[1]
+                ]
+                for i in range(len(split))
+            ]
+        )
+    )
+
+
 @pytest.fixture(scope="module")
 def swept(turns_root, processor_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("turns_stage")
@@ -126,13 +142,7 @@ def test_turn_solver_matches_the_edge_based_solver(turns_root):
     data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
     split = data.splits["test"]
     b = split.batch(range(len(split)))
-    costs = [
-        split.turn_cost[i][
-            split.turn_e[split.turn_start[i] : split.turn_start[i + 1]], np.nonzero(split.turn_next[i] >= 0)[1]
-        ]
-        for i in range(len(split))
-    ]
-    turn = torch.from_numpy(np.concatenate(costs))
+    turn = true_slot_costs(split)
     pi, y = solve_turn_tree(b.edge_cost.double(), turn, b)
     for i, ex in enumerate(split.examples):
         o = int(b.node_offset[i])
@@ -265,16 +275,7 @@ def test_turn_tree_hinge_is_zero_on_the_true_costs_and_charges_costs_that_rerout
     data = TaskData.load(str(turns_root), "road_turns", TaskTransferParams(width=8))
     split = data.splits["test"]
     b = split.batch(range(len(split)))
-    turn = torch.from_numpy(
-        np.concatenate(
-            [
-                split.turn_cost[i][
-                    split.turn_e[split.turn_start[i] : split.turn_start[i + 1]], np.nonzero(split.turn_next[i] >= 0)[1]
-                ]
-                for i in range(len(split))
-            ]
-        )
-    )
+    turn = true_slot_costs(split)
     seg = b.edge_cost.double()
     assert turn_tree_hinge_loss(seg, turn, b, margin=0.0).item() == pytest.approx(0.0, abs=1e-9)
     # a margin of a mean segment's time puts some detours inside it (these costs are seconds, not normalised)
