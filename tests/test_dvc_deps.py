@@ -242,6 +242,32 @@ def test_deps_cover_the_imports(missing: dict[str, list[str]]) -> None:
     assert not problems, "dvc.yaml deps miss files the stage imports:\n  " + "\n  ".join(problems)
 
 
+def test_each_transfer_stage_depends_on_every_shared_setting_and_its_own_task_entry_only() -> None:
+    """transfer@<task> lists the transfer section field by field (every TransferParams field but ``tasks``) and
+    ``transfer.tasks.<task>``: a change to road's settings must not rerun the digit_grid sweep, and a shared field
+    missing here would let ``dvc repro`` keep a sweep that the change affects. params.yaml writes each one out
+    (DVC stops on a listed parameter the file lacks)."""
+    import dataclasses
+
+    import yaml
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    from nar.transfer.config import TransferParams
+
+    shared = {f"transfer.{f.name}" for f in dataclasses.fields(TransferParams) if f.name != "tasks"}
+    written = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert {f"transfer.{k}" for k in written["transfer"] if k != "tasks"} == shared
+    with Repo(str(ROOT)) as repo:
+        stages = {s.addressing: s for s in repo.index.stages if s.addressing.startswith("transfer@")}
+    assert set(stages) == {f"transfer@{task}" for task in written["evaluate"]["tasks"]}
+    for address, stage in stages.items():
+        listed = {key for d in stage.deps if isinstance(d, ParamsDependency) for key in d.params}
+        task = address.split("@")[1]
+        assert listed == shared | {f"transfer.tasks.{task}"}, address
+        assert task in written["transfer"]["tasks"], f"params.yaml transfer.tasks has no entry for {task}"
+
+
 def test_imports_inside_functions_and_lazy_maps_count(tmp_path: Path) -> None:
     (tmp_path / "nar" / "sub").mkdir(parents=True)
     files = {
