@@ -51,9 +51,11 @@ class TaskTransferParams:
     bottleneck_margin: tree_hinge's margin, in units of the graph's mean predicted cost.
     cost_context: rounds of neighbour pooling in the cost network of bottleneck, bottleneck_turns and
         nar_costs (:class:`~nar.transfer.models.ContextRound`; 0: each cost from its own segment or cell).
-    cost_hinge_weight: nar_costs only: the tree hinge on its cost network's costs (the bottleneck's
-        :func:`~nar.transfer.solver.tree_hinge_loss`, ``bottleneck_margin``), times this weight, added to the
-        pointer loss (0: off; reports/transfer_notes.md §13).
+    cost_hinge_weight, cost_hinge_variants: the tree hinge (the bottleneck's
+        :func:`~nar.transfer.solver.tree_hinge_loss`, ``bottleneck_margin``) on f~'s per-edge costs, times this
+        weight, added to the pointer loss of the variants named (0: off; reports/transfer_notes.md §13-14). The
+        costs are nar_costs' cost network's, and under ``interface: scalar`` the scalars softplus(s_uv) that
+        nar_frozen, nar_finetune and e2e feed their processor.
     """
 
     node_net: Literal["cnn", "mlp"] = "mlp"
@@ -78,6 +80,7 @@ class TaskTransferParams:
     bottleneck_margin: float = 0.1
     cost_context: int = 0
     cost_hinge_weight: float = 0.0
+    cost_hinge_variants: tuple[str, ...] = ("nar_costs",)
 
     def resolved(self, task: str) -> TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""
@@ -97,7 +100,24 @@ class TaskTransferParams:
             require(value > 0, f"{key}.{name}", value, "a number > 0")
         require(self.bottleneck_margin >= 0, f"{key}.bottleneck_margin", self.bottleneck_margin, "a number >= 0")
         require(self.cost_hinge_weight >= 0, f"{key}.cost_hinge_weight", self.cost_hinge_weight, "a number >= 0")
+        for i, name in enumerate(self.cost_hinge_variants):
+            require(name in HINGED_VARIANTS, f"{key}.cost_hinge_variants[{i}]", name, f"one of {list(HINGED_VARIANTS)}")
         require(self.processor_lr_scale >= 0, f"{key}.processor_lr_scale", self.processor_lr_scale, "a number >= 0")
+
+    def check_resolved(self, key: str) -> None:
+        """Checks that need the task's defaults filled in (:meth:`resolved`)."""
+        scalar_hinged = [v for v in self.cost_hinge_variants if v != "nar_costs"]
+        require(
+            not (self.cost_hinge_weight > 0 and scalar_hinged and self.interface == "latent"),
+            f"{key}.cost_hinge_variants",
+            scalar_hinged,
+            "only nar_costs under interface 'latent' (no per-edge scalars to put the hinge on)",
+        )
+
+
+# the variants with per-edge costs to put cost_hinge_weight's tree hinge on (nar_frozen, nar_finetune and e2e
+# under the scalar interface only)
+HINGED_VARIANTS = ("nar_costs", "nar_frozen", "nar_finetune", "e2e")
 
 
 def _default_tasks() -> Mapping[str, TaskTransferParams]:
@@ -163,6 +183,7 @@ class TransferParams:
         )
         for name in self.tasks:
             require(name in TASKS, f"{key}.tasks", name, f"task names from {list(TASKS)}")
+            self.task(name).check_resolved(f"{key}.tasks.{name}")
 
     def task(self, name: str) -> TaskTransferParams:
         if name not in TASKS:

@@ -124,6 +124,12 @@ class Encoder(nn.Module):
             self.weight_in = linear(1, hidden)  # a (weight) and c (bias)
 
     def forward(self, b: FlatBatch) -> tuple[Tensor, Tensor, Tensor]:
+        node, pairs, graph, _ = self.encode(b)
+        return node, pairs, graph
+
+    def encode(self, b: FlatBatch) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Node (V, H), pair (P, H) and graph (G, H) features, and under the scalar interface the per-edge
+        scalars softplus(s_uv) (E,) they were made from (None under the latent interface)."""
         z = self.node_net(b.node_x)  # (V, D)
         src, dst = b.edge_src, b.edge_dst
         parts = [z[src], z[dst]]
@@ -131,15 +137,18 @@ class Encoder(nn.Module):
             parts.append(self.edge_net(b.edge_x))
         pair_x = torch.cat(parts, dim=-1)  # (E, 2D [+ D])
         flag = b.is_source.unsqueeze(-1) * self.source  # (V, H)
+        costs = None
         if self.interface == "latent":
             node = self.node_out(z) + flag  # (V, H)
             edges = self.pair_out(pair_x)  # (E, H)
         else:
             node = flag + self.node_bias
-            edges = self.weight_in(nn.functional.softplus(self.weight(pair_x)))  # (E, H)
+            costs = nn.functional.softplus(self.weight(pair_x))  # (E, 1)
+            edges = self.weight_in(costs)  # (E, H)
+            costs = costs.squeeze(-1)  # (E,)
         pairs = torch.cat([edges, self.self_loop.expand(b.total_nodes, -1).to(edges.dtype)], dim=0)  # (P, H)
         graph = node.new_zeros(b.num_graphs, self.hidden)
-        return node, pairs, graph
+        return node, pairs, graph, costs
 
 
 class PointerDecoder(nn.Module):
@@ -173,9 +182,13 @@ class TransferModel(nn.Module):
 
     def forward(self, b: FlatBatch) -> Tensor:
         """Pointer logits (P,), one per pair u -> v."""
-        node, pairs, graph = self.encoder(b)
+        return self.logits_and_costs(b)[0]
+
+    def logits_and_costs(self, b: FlatBatch) -> tuple[Tensor, Tensor | None]:
+        """Pointer logits (P,) and f~'s per-edge scalars (E,) under the scalar interface (else None)."""
+        node, pairs, graph, costs = self.encoder.encode(b)
         h = self.runner(node, pairs, graph, b.pairs, b.steps)
-        return self.decoder(node, h, pairs, b)
+        return self.decoder(node, h, pairs, b), costs
 
 
 class CostsThroughNetwork(nn.Module):

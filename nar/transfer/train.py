@@ -37,7 +37,7 @@ import functools
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -328,6 +328,13 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
             logits = model(b, costs)
         hinge = tree_hinge_loss(costs.float(), b, params.bottleneck_margin)
         return pointer_loss(logits, b) + params.cost_hinge_weight * hinge
+    if isinstance(model, TransferModel) and params.cost_hinge_weight > 0:
+        with _autocast(model, b, params.precision):
+            logits, scalars = model.logits_and_costs(b)  # scalars: (E,) f~'s one scalar per edge
+        if scalars is None:
+            raise ValueError("cost_hinge_weight needs per-edge scalars: interface 'scalar', not 'latent'")
+        hinge = tree_hinge_loss(scalars.float(), b, params.bottleneck_margin)
+        return pointer_loss(logits, b) + params.cost_hinge_weight * hinge
     with _autocast(model, b, params.precision):
         logits = model(b)
     return pointer_loss(logits, b)
@@ -527,6 +534,9 @@ def train_run(
         idx, order = order[: params.batch_size], order[params.batch_size :]
         return data.train.batch(idx, device)
 
+    # the tree hinge on f~'s costs for the variants cost_hinge_variants names only
+    hinged = spec.variant in params.cost_hinge_variants
+    loss_params = params if hinged else replace(params, cost_hinge_weight=0.0)
     best = BestWeights(ties="earlier", patience=params.patience)
     curve: list[dict[str, float]] = []
     losses: list[float] = []
@@ -547,7 +557,7 @@ def train_run(
         model,
         opt,
         batches,
-        lambda m, b: (loss_of(m, b, params), {}),
+        lambda m, b: (loss_of(m, b, loss_params), {}),
         steps=params.max_steps,
         grad_clip=params.grad_clip,
         validate_every=params.eval_every,

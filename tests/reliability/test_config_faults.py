@@ -117,6 +117,20 @@ CASES = [
         "transfer.tasks.road.bottleneck_loss",
         "tree_hinge",
     ),
+    Case(
+        "transfer",
+        "unknown name",
+        {"transfer.tasks.road.cost_hinge_variants": ["bottleneck"]},
+        "transfer.tasks.road.cost_hinge_variants[0]",
+        "nar_frozen",
+    ),
+    Case(  # digit_grid's interface is latent: no per-edge scalar for the hinge
+        "transfer",
+        "out of range",
+        {"transfer.tasks.digit_grid.cost_hinge_variants": ["e2e"], "transfer.tasks.digit_grid.cost_hinge_weight": 1},
+        "transfer.tasks.digit_grid.cost_hinge_variants",
+        "only nar_costs under interface 'latent'",
+    ),
     # evaluate
     Case("evaluate", "wrong type", {"evaluate.low_data": "few"}, "evaluate.low_data", "an integer"),
     Case("evaluate", "unknown key", {"evaluate.colour": 1}, "evaluate.colour", "one of the keys"),

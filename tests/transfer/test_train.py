@@ -153,6 +153,46 @@ def test_nar_costs_adds_the_tree_hinge_on_its_costs_when_weighted(data, processo
     assert r.steps == 3 and all(0.0 <= m["pointer_acc"] <= 1.0 for m in r.metrics.values())
 
 
+def test_scalar_interface_variants_add_the_tree_hinge_on_their_edge_scalars_only_when_named(
+    data, processor, monkeypatch
+):
+    """cost_hinge_variants: nar_frozen (scalar interface) adds the weighted hinge on softplus(s_uv), the scalars it
+    feeds the processor; a variant not named trains on the pointer loss alone."""
+    import nar.transfer.train as train_mod
+    from nar.transfer.models import pointer_loss
+
+    params = dataclasses.replace(
+        FAST, interface="scalar", cost_hinge_weight=2.0, cost_hinge_variants=("nar_frozen",), bottleneck_margin=0.1
+    )
+    model = build_model(RunSpec("road", "nar_frozen", 8, 0), params, data["road"], processor.processor)
+    b = data["road"].train.batch(range(4))
+    logits, scalars = model.logits_and_costs(b)
+    assert scalars is not None and scalars.shape == (b.edge_src.shape[0],) and bool((scalars > 0).all())
+    torch.testing.assert_close(logits, model(b))
+    want = pointer_loss(logits, b) + 2.0 * tree_hinge_loss(scalars, b, 0.1)
+    torch.testing.assert_close(loss_of(model, b, params), want)
+
+    seen: dict[str, set[float]] = {}
+    real = train_mod.loss_of
+
+    def recording(m, batch, p):
+        seen.setdefault(variant, set()).add(p.cost_hinge_weight)
+        return real(m, batch, p)
+
+    monkeypatch.setattr(train_mod, "loss_of", recording)
+    for variant in ("nar_frozen", "e2e"):
+        r = train_run(RunSpec("road", variant, 8, 0), params, data["road"], processor.processor, eval_batch_size=4)
+        assert r.steps == 3
+    assert seen == {"nar_frozen": {2.0}, "e2e": {0.0}}
+    latent = build_model(
+        RunSpec("road", "nar_frozen", 8, 0), dataclasses.replace(params, interface="latent"), data["road"],
+        processor.processor,
+    )  # fmt: skip
+    assert latent.logits_and_costs(b)[1] is None
+    with pytest.raises(ValueError, match="interface 'scalar'"):
+        loss_of(latent, b, params)
+
+
 @pytest.mark.parametrize("task", ["digit_grid", "road"])
 def test_the_bottleneck_trains_on_the_tree_hinge_with_context(data, processor, task):
     """The bottleneck options of reports/transfer_notes.md §12 reach the cost network and its loss: the model has
