@@ -56,6 +56,9 @@ class TaskTransferParams:
         weight, added to the pointer loss of the variants named (0: off; reports/transfer_notes.md §13-14). The
         costs are nar_costs' cost network's, and under ``interface: scalar`` the scalars softplus(s_uv) that
         nar_frozen, nar_finetune and e2e feed their processor.
+    pointer_decoding: how the pointer variants' logits become predecessors (their scores, early stopping
+        included): ``argmax`` per node (CLRS), or ``tree``: grown from the source, the most probable pointer
+        from a reached node first (:func:`~nar.transfer.models.tree_pointers`), so no path is invalid.
     """
 
     node_net: Literal["cnn", "mlp"] = "mlp"
@@ -81,6 +84,7 @@ class TaskTransferParams:
     cost_context: int = 0
     cost_hinge_weight: float = 0.0
     cost_hinge_variants: tuple[str, ...] = ("nar_costs",)
+    pointer_decoding: Literal["argmax", "tree"] = "argmax"
 
     def resolved(self, task: str) -> TaskTransferParams:
         """A copy with every null field set to ``task``'s default."""

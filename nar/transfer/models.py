@@ -31,8 +31,10 @@ its own step count): a transfer model is the core processor between new encoders
 
 from __future__ import annotations
 
+import heapq
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -252,6 +254,35 @@ def pointer_loss(logits: Tensor, b: FlatBatch) -> Tensor:
 def predict_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
     """(V,) global predicted predecessor of each node (the argmax pair's sender)."""
     return pointer_predictions(logits.detach(), b.pairs)
+
+
+def tree_pointers(logits: Tensor, b: FlatBatch) -> Tensor:
+    """(V,) global predecessors that form a tree from each graph's source: grown from the sources, each step
+    gives the unreached node with the most probable pointer from a reached node that pointer (Prim on the
+    pointer log-probabilities; lowest pair index on ties). Every reached node's chain ends at its source, so
+    no predicted path is invalid; a node no source reaches keeps its argmax pointer. Reads the logits only."""
+    pairs = b.pairs
+    logp = segment_log_softmax(logits.detach().float(), pairs.receivers, pairs.num_nodes).cpu().numpy()  # (P,)
+    senders, receivers = pairs.senders.cpu().numpy(), pairs.receivers.cpu().numpy()
+    pi = predict_pointers(logits, b).cpu().numpy().copy()  # (V,)
+    order = np.argsort(senders, kind="stable")  # pairs grouped by sender
+    starts = np.searchsorted(senders[order], np.arange(pairs.num_nodes + 1))  # (V + 1,)
+    reached = np.zeros(pairs.num_nodes, dtype=bool)
+    heap: list[tuple[float, int]] = []
+
+    def reach(v: int, parent: int) -> None:
+        reached[v], pi[v] = True, parent
+        for k in order[starts[v] : starts[v + 1]]:
+            if not reached[receivers[k]]:
+                heapq.heappush(heap, (-float(logp[k]), int(k)))
+
+    for s in torch.nonzero(b.is_source > 0).flatten().tolist():
+        reach(s, s)  # the source points to itself
+    while heap:
+        _, k = heapq.heappop(heap)
+        if not reached[receivers[k]]:
+            reach(int(receivers[k]), int(senders[k]))
+    return torch.as_tensor(pi, device=logits.device)
 
 
 def graph_edge_mean(values: Tensor, b: FlatBatch) -> Tensor:

@@ -62,6 +62,7 @@ from nar.transfer.models import (
     TurnCostModel,
     pointer_loss,
     predict_pointers,
+    tree_pointers,
 )
 from nar.transfer.record import ProcessorRecord, ceiling_unavailable
 from nar.transfer.solver import (
@@ -341,8 +342,8 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
 
 
 @torch.no_grad()
-def predict(model: nn.Module, b: FlatBatch, precision: str = "float32") -> torch.Tensor:
-    """(V,) predicted global predecessors of batch ``b``."""
+def predict(model: nn.Module, b: FlatBatch, precision: str = "float32", decoding: str = "argmax") -> torch.Tensor:
+    """(V,) predicted global predecessors of batch ``b`` (pointer models: ``decoding``, TaskTransferParams)."""
     if isinstance(model, TurnCostModel):
         pi, _ = solve_turn_tree(*model(b), b)
         return pi
@@ -351,7 +352,7 @@ def predict(model: nn.Module, b: FlatBatch, precision: str = "float32") -> torch
         return pi
     with _autocast(model, b, precision):
         logits = model(b)
-    return predict_pointers(logits, b)
+    return tree_pointers(logits, b) if decoding == "tree" else predict_pointers(logits, b)
 
 
 def _local(pred: torch.Tensor, b: FlatBatch) -> list[np.ndarray]:
@@ -362,23 +363,27 @@ def _local(pred: torch.Tensor, b: FlatBatch) -> list[np.ndarray]:
     return out
 
 
-def predict_split(model: nn.Module, batches: list[FlatBatch], precision: str = "float32") -> list[np.ndarray]:
+def predict_split(
+    model: nn.Module, batches: list[FlatBatch], precision: str = "float32", decoding: str = "argmax"
+) -> list[np.ndarray]:
     was = model.training
     model.eval()
     preds: list[np.ndarray] = []
     for b in batches:
-        preds.extend(_local(predict(model, b, precision), b))
+        preds.extend(_local(predict(model, b, precision, decoding), b))
     model.train(was)
     return preds
 
 
-def quick_accuracy(model: nn.Module, batches: list[FlatBatch], precision: str = "float32") -> float:
+def quick_accuracy(
+    model: nn.Module, batches: list[FlatBatch], precision: str = "float32", decoding: str = "argmax"
+) -> float:
     """Pointer accuracy over ``batches`` (targets only): the early-stopping criterion."""
     was = model.training
     model.eval()
     right = total = 0
     for b in batches:
-        pred = predict(model, b, precision)
+        pred = predict(model, b, precision, decoding)
         right += int((pred == b.pi).sum())
         total += b.total_nodes
     model.train(was)
@@ -545,7 +550,7 @@ def train_run(
         losses.append(value)
         if not validating:
             return False
-        acc = quick_accuracy(model, val_quick, params.precision)
+        acc = quick_accuracy(model, val_quick, params.precision, params.pointer_decoding)
         curve.append({"step": step, "train_loss": float(np.mean(losses)), "val_pointer_acc": acc})
         losses.clear()
         best.offer(acc, step, model)
@@ -572,7 +577,7 @@ def train_run(
     metrics: dict[str, dict[str, Any]] = {}
     predictions: dict[str, list[list[int]]] = {}
     for name, batches in eval_batches.items():
-        preds = predict_split(model, batches, params.precision)
+        preds = predict_split(model, batches, params.precision, params.pointer_decoding)
         metrics[name] = score_split(preds, data.splits[name])
         if picture_examples and name in ("test", "ood"):
             predictions[name] = [p.tolist() for p in preds[:picture_examples]]

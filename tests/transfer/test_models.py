@@ -6,7 +6,7 @@ import torch
 from nar.models.processors import ProcessorConfig, build_processor
 from nar.natural import load_natural
 from nar.transfer.graphs import FlatSplit
-from nar.transfer.models import CostModel, Encoder, TransferModel, pointer_loss, predict_pointers
+from nar.transfer.models import CostModel, Encoder, TransferModel, pointer_loss, predict_pointers, tree_pointers
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,37 @@ def test_pointer_model_and_cost_model_shapes_and_losses(splits):
         assert all((int(u), v) in pairs for v, u in enumerate(pred))
         costs = CostModel(kind, split.node_x.shape[1], edge_in, 8, "cell" if edge_in == 0 else "edge")(b)
         assert costs.shape == (b.total_edges,) and bool((costs > 0).all())
+
+
+def _reaches_its_source(pi: list[int], v: int, source: int) -> bool:
+    for _ in range(len(pi) + 1):
+        if v == source:
+            return True
+        if pi[v] == v:
+            return False
+        v = pi[v]
+    return False
+
+
+@pytest.mark.parametrize("task", ["road", "digit_grid"])
+def test_tree_decoding_gives_every_node_a_chain_to_its_source_and_keeps_a_confident_tree(splits, task):
+    """pointer_decoding: tree. Random logits: argmax pointers have cycles, the tree's chains all end at the source,
+    through pairs of the graph. Logits confident in the true tree (+10 on its pairs): the tree is the true one."""
+    split = splits[task]
+    b = split.batch(list(range(6)))
+    senders, receivers = b.pairs.senders.tolist(), b.pairs.receivers.tolist()
+    pairs = set(zip(senders, receivers, strict=True))
+    sources = torch.nonzero(b.is_source > 0).flatten().tolist()
+    graph = b.pairs.node_graph.tolist()
+    torch.manual_seed(0)
+    logits = torch.randn(len(senders)) * 3
+    argmax, tree = predict_pointers(logits, b).tolist(), tree_pointers(logits, b).tolist()
+    assert not all(_reaches_its_source(argmax, v, sources[graph[v]]) for v in range(b.total_nodes))
+    assert all(_reaches_its_source(tree, v, sources[graph[v]]) for v in range(b.total_nodes))
+    assert all((u, v) in pairs for v, u in enumerate(tree))
+    true_pair = torch.tensor([b.pi[r] == s for s, r in zip(senders, receivers, strict=True)])
+    confident = torch.randn(len(senders)) + 10 * true_pair.float()
+    assert tree_pointers(confident, b).tolist() == b.pi.tolist() == predict_pointers(confident, b).tolist()
 
 
 @pytest.mark.parametrize("task", ["road", "digit_grid"])

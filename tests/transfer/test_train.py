@@ -193,6 +193,17 @@ def test_scalar_interface_variants_add_the_tree_hinge_on_their_edge_scalars_only
         loss_of(latent, b, params)
 
 
+def test_tree_decoding_scores_no_invalid_path(data, processor):
+    """pointer_decoding: tree reaches the scores (and early stopping): after 3 steps argmax pointers still leave
+    invalid paths, the tree decoding of the same weights none."""
+    spec = RunSpec("road", "nar_frozen", 8, 0)
+    argmax = train_run(spec, FAST, data["road"], processor.processor, eval_batch_size=4)
+    tree = dataclasses.replace(FAST, pointer_decoding="tree")
+    r = train_run(spec, tree, data["road"], processor.processor, eval_batch_size=4)
+    assert sum(m["invalid"] for m in argmax.metrics.values()) > 0
+    assert all(m["invalid"] == 0 for m in r.metrics.values())
+
+
 @pytest.mark.parametrize("task", ["digit_grid", "road"])
 def test_the_bottleneck_trains_on_the_tree_hinge_with_context(data, processor, task):
     """The bottleneck options of reports/transfer_notes.md §12 reach the cost network and its loss: the model has
