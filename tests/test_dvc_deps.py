@@ -256,8 +256,11 @@ def test_each_transfer_stage_depends_on_every_shared_setting_and_its_own_task_en
     from nar.transfer.config import TransferParams
 
     shared = {f"transfer.{f.name}" for f in dataclasses.fields(TransferParams) if f.name != "tasks"}
+    for name in ("params.yaml", "tests/tiny_params.yaml"):  # the tests' workspaces run dvc.yaml on the tiny one
+        in_file = yaml.safe_load((ROOT / name).read_text())
+        assert {f"transfer.{k}" for k in in_file["transfer"] if k != "tasks"} == shared, name
+        assert set(in_file["evaluate"]["tasks"]) <= set(in_file["transfer"]["tasks"]), name
     written = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert {f"transfer.{k}" for k in written["transfer"] if k != "tasks"} == shared
     with Repo(str(ROOT)) as repo:
         stages = {s.addressing: s for s in repo.index.stages if s.addressing.startswith("transfer@")}
     assert set(stages) == {f"transfer@{task}" for task in written["evaluate"]["tasks"]}
