@@ -236,13 +236,17 @@ class CostsThroughNetwork(nn.Module):
         steps = torch.as_tensor(b.steps, device=dev)
         return SparseBatch(self.algorithm, inputs, hints, {}, b.pairs, steps + 1, n)
 
-    def forward(self, b: FlatBatch, costs: Tensor | None = None) -> Tensor:
-        """Pointer logits (P,), one per pair u -> v; ``costs`` (E,): f~'s, when the caller already has them."""
-        costs = self.encoder(b) if costs is None else costs
+    def forward(self, b: FlatBatch) -> Tensor:
+        """Pointer logits (P,), one per pair u -> v."""
+        return self.logits_and_costs(b)[0]
+
+    def logits_and_costs(self, b: FlatBatch) -> tuple[Tensor, Tensor]:
+        """Pointer logits (P,) and f~'s costs (E,) the network ran on."""
+        costs = self.encoder(b)
         run = self.network.forward_sparse(self.network_batch(b, costs), keep_hints=False)
         assert run.encoded is not None and run.last_hidden is not None
         node, pairs = run.encoded
-        return self.decoder(node, run.last_hidden, pairs, b)
+        return self.decoder(node, run.last_hidden, pairs, b), costs
 
 
 def pointer_loss(logits: Tensor, b: FlatBatch) -> Tensor:

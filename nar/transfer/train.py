@@ -323,18 +323,12 @@ def loss_of(model: nn.Module, b: FlatBatch, params: TaskTransferParams) -> torch
     if isinstance(model, CostModel):
         y = blackbox_tree(model(b), b, params.bottleneck_lambda)
         return usage_loss(y, b.tree_usage, b.total_nodes)
-    if isinstance(model, CostsThroughNetwork) and params.cost_hinge_weight > 0:
-        costs = model.encoder(b)  # (E,) f~'s costs: through the network, and the hinge on them
+    if isinstance(model, (CostsThroughNetwork, TransferModel)) and params.cost_hinge_weight > 0:
         with _autocast(model, b, params.precision):
-            logits = model(b, costs)
-        hinge = tree_hinge_loss(costs.float(), b, params.bottleneck_margin)
-        return pointer_loss(logits, b) + params.cost_hinge_weight * hinge
-    if isinstance(model, TransferModel) and params.cost_hinge_weight > 0:
-        with _autocast(model, b, params.precision):
-            logits, scalars = model.logits_and_costs(b)  # scalars: (E,) f~'s one scalar per edge
-        if scalars is None:
+            logits, costs = model.logits_and_costs(b)  # costs: (E,) what f~ fed the processor, one per edge
+        if costs is None:
             raise ValueError("cost_hinge_weight needs per-edge scalars: interface 'scalar', not 'latent'")
-        hinge = tree_hinge_loss(scalars.float(), b, params.bottleneck_margin)
+        hinge = tree_hinge_loss(costs.float(), b, params.bottleneck_margin)
         return pointer_loss(logits, b) + params.cost_hinge_weight * hinge
     with _autocast(model, b, params.precision):
         logits = model(b)
